@@ -1,0 +1,192 @@
+"""The model catalog: ids, aliases, tokenizer family, framing, cache minimums and prices, as data.
+
+The figures live in `data/models.json`, each with its source; this module only reads them. Unknown
+values stay explicit (`None`), and whoever needs one must say what it assumed instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from importlib.resources import files
+from typing import Any, Literal
+
+from .errors import UnknownModel
+
+__all__ = ["Catalog", "Framing", "Model", "Prices", "catalog", "get_model"]
+
+PRICE_KINDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Absolute USD rates per million tokens (newer models do not read at 0.1x input)."""
+
+    input: Decimal
+    output: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    cache_read: Decimal
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Prices:
+        return cls(**{kind: Decimal(data[kind]) for kind in PRICE_KINDS})
+
+    def to_json(self) -> dict[str, float]:
+        return {kind: float(getattr(self, kind)) for kind in PRICE_KINDS}
+
+
+@dataclass(frozen=True)
+class PriceBand:
+    """Prices that apply when the prompt (input + cache read + cache write) is at most a size."""
+
+    max_prompt_tokens: int | None
+    prices: Prices
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Tokens the API adds around the content, fitted to recorded calls (see docs/fidelity.md).
+
+    `start` precedes everything; `system_extra` follows a system prompt; `messages_start` opens the
+    first message and `message_separator` each later one; `tail` follows the last block and is
+    therefore never cached; `forced_tool_choice_tail` is added to the tail when tool_choice forces
+    a tool.
+    """
+
+    name: str
+    ctok_version: str
+    start: int
+    system_extra: int
+    messages_start: int
+    message_separator: int
+    tail: int
+    forced_tool_choice_tail: int
+    calibrated: bool
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model as the cache and the bill see it."""
+
+    id: str
+    name: str
+    aliases: tuple[str, ...]
+    status: Literal["active", "deprecated", "retired"]
+    retired_on: str | None
+    tokenizer: str
+    framing: Framing
+    min_cacheable_tokens: int | None
+    legacy_min_cacheable_tokens: int | None
+    prices: Prices | None
+    price_bands: tuple[PriceBand, ...]
+    batch_factor: Decimal
+    inference_geo_us_multiplier: Decimal | None
+    tool_system_prompt_tokens: dict[str, int] | None
+    keeps_thinking: str | None
+    itpm_counts_cache_reads: bool
+    sources: dict[str, str]
+    notes: tuple[str, ...]
+    raw: dict[str, Any]
+
+    @property
+    def retired(self) -> bool:
+        return self.status == "retired"
+
+    def prices_for(self, prompt_tokens: int) -> Prices | None:
+        """The prices that apply to a request whose prompt has `prompt_tokens` tokens."""
+        for band in self.price_bands:
+            if band.max_prompt_tokens is None or prompt_tokens <= band.max_prompt_tokens:
+                return band.prices
+        return self.prices
+
+
+class Catalog:
+    """All models, looked up by id or alias."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.as_of: str = data["as_of"]
+        self.default_min_cacheable_tokens: int = data["default_min_cacheable_tokens"]
+        self.ttl_seconds: dict[str, int] = dict(data["ttl_seconds"])
+        framings = {
+            name: Framing(
+                name=name,
+                ctok_version=f["ctok_version"],
+                start=f["start"],
+                system_extra=f["system_extra"],
+                messages_start=f["messages_start"],
+                message_separator=f["message_separator"],
+                tail=f["tail"],
+                forced_tool_choice_tail=f["forced_tool_choice_tail"],
+                calibrated=f["calibrated"],
+            )
+            for name, f in data["framing"].items()
+        }
+        self.models: tuple[Model, ...] = tuple(_model(m, framings) for m in data["models"])
+        self._by_name: dict[str, Model] = {}
+        for model in self.models:
+            for name in (model.id, *model.aliases):
+                self._by_name[name] = model
+
+    def get(self, name: str) -> Model:
+        """The model with this id or alias.
+
+        Raises:
+            UnknownModel: no model has that id or alias.
+        """
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownModel(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def to_json(self) -> dict[str, Any]:
+        """The catalog in the shape `cachewise models --format json` prints."""
+        return {"as_of": self.as_of, "models": [m.raw for m in self.models]}
+
+
+def _model(m: dict[str, Any], framings: dict[str, Framing]) -> Model:
+    prices = Prices.from_json(m["prices"]) if m["prices"] else None
+    bands = tuple(
+        PriceBand(b["max_prompt_tokens"], Prices.from_json(b["prices"]) if b["prices"] else prices)  # type: ignore[arg-type]
+        for b in m.get("price_bands") or ()
+    )
+    geo = m.get("inference_geo_us_multiplier")
+    return Model(
+        id=m["id"],
+        name=m["name"],
+        aliases=tuple(m["aliases"]),
+        status=m["status"],
+        retired_on=m.get("retired_on"),
+        tokenizer=m["tokenizer"],
+        framing=framings[m["framing"]],
+        min_cacheable_tokens=m["min_cacheable_tokens"],
+        legacy_min_cacheable_tokens=m.get("legacy_min_cacheable_tokens"),
+        prices=prices,
+        price_bands=bands,
+        batch_factor=Decimal(m["batch_factor"]),
+        inference_geo_us_multiplier=Decimal(geo) if geo else None,
+        tool_system_prompt_tokens=m.get("tool_system_prompt_tokens"),
+        keeps_thinking=m.get("keeps_thinking"),
+        itpm_counts_cache_reads=bool(m.get("itpm_counts_cache_reads")),
+        sources=dict(m.get("sources") or {}),
+        notes=tuple(m.get("notes") or ()),
+        raw=m,
+    )
+
+
+@cache
+def catalog() -> Catalog:
+    """The catalog shipped with cachewise."""
+    text = files("cachewise").joinpath("data/models.json").read_text(encoding="utf-8")
+    return Catalog(json.loads(text))
+
+
+def get_model(name: str) -> Model:
+    """The shipped catalog's model with this id or alias."""
+    return catalog().get(name)

@@ -1,0 +1,156 @@
+"""`cachewise cost`: what N calls over one shared context cost, with and without caching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from ..catalog import get_model
+from ..scenario import Scenario, ScenarioResult, break_even_reads, run_scenarios
+from .main import console, format_option, main, print_json, usd
+
+
+@main.command()
+@click.option("--model", required=True, help="Model id or alias, e.g. claude-sonnet-4-6.")
+@click.option("--calls", type=click.IntRange(min=1), required=True, help="Number of calls.")
+@click.option(
+    "--static-tokens",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Tokens shared by every call, behind one breakpoint.",
+)
+@click.option(
+    "--dynamic-tokens",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Tokens unique to each call, after the breakpoint.",
+)
+@click.option("--output-tokens", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Calls in flight at once.",
+)
+@click.option(
+    "--gap-seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds between call starts (0: each worker starts when its last call ends).",
+)
+@click.option(
+    "--scout/--no-scout",
+    default=False,
+    show_default=True,
+    help="Let one call warm the cache before the other workers start.",
+)
+@click.option("--batch", is_flag=True, help="Price as Message Batches (50% of everything).")
+@format_option("text", "json")
+def cost(
+    model: str,
+    calls: int,
+    static_tokens: int,
+    dynamic_tokens: int,
+    output_tokens: int,
+    workers: int,
+    gap_seconds: float,
+    scout: bool,
+    batch: bool,
+    fmt: str,
+) -> None:
+    """Price N calls over the same context: caching off, 5m and 1h, run through the engine."""
+    m = get_model(model)
+    scenario = Scenario(
+        m.id,
+        calls,
+        static_tokens,
+        dynamic_tokens,
+        output_tokens,
+        workers,
+        gap_seconds,
+        scout,
+        batch,
+    )
+    results = run_scenarios(scenario)
+    notes = _notes(scenario, results)
+    if fmt == "json":
+        print_json(
+            {
+                "model": m.id,
+                "calls": calls,
+                "static_tokens": static_tokens,
+                "dynamic_tokens": dynamic_tokens,
+                "output_tokens": output_tokens,
+                "workers": workers,
+                "gap_seconds": gap_seconds,
+                "scout": scout,
+                "batch": batch,
+                "scenarios": [r.to_json() for r in results],
+                "break_even_reads": {ttl: break_even_reads(m, ttl) for ttl in ("5m", "1h")},
+                "notes": notes,
+            }
+        )
+        return
+    off = results[0].cost_usd
+    table = Table(
+        title=f"{calls} calls to {m.id}: {static_tokens:,} shared + {dynamic_tokens:,} "
+        f"unique tokens each"
+    )
+    for name in ("caching", "input", "cache write", "cache read", "output", "cost", "vs off"):
+        table.add_column(name, justify="left" if name == "caching" else "right")
+    for r in results:
+        u = r.usage
+        saving = (
+            "—" if r.name == "off" or not off else f"{float((off - r.cost_usd) / off):.0%} less"
+        )
+        table.add_row(
+            r.name,
+            f"{u.input_tokens:,}",
+            f"{u.cache_creation_input_tokens:,}",
+            f"{u.cache_read:,}",
+            f"{u.output_tokens:,}",
+            usd(r.cost_usd),
+            saving,
+        )
+    out = console()
+    out.print(table)
+    for note in notes:
+        out.print(f"• {note}")
+
+
+def _notes(s: Scenario, results: list[ScenarioResult]) -> list[str]:
+    m = get_model(s.model)
+    notes: list[str] = []
+    five, hour = break_even_reads(m, "5m"), break_even_reads(m, "1h")
+    if five and hour:
+        notes.append(
+            f"Break-even: a 5m write pays for itself after {five} read(s), a 1h write "
+            f"after {hour}; an entry lives 5 minutes (or 1 hour) from its last use."
+        )
+    minimum = m.min_cacheable_tokens
+    if minimum and s.static_tokens < minimum:
+        notes.append(
+            f"{s.static_tokens:,} static tokens are below {m.id}'s minimum of "
+            f"{minimum:,}: nothing is cached, silently, as on the API."
+        )
+    if s.workers > 1:
+        if s.scout:
+            notes.append("A scout call went first; the other workers started at its first byte.")
+        else:
+            writes = {r.name: r.writes for r in results if r.name != "off"}
+            notes.append(
+                f"The first {s.workers} calls started together, before any response "
+                f"began, so each paid the write ({writes['5m']} writes at 5m); "
+                "--scout lets one call warm the cache first."
+            )
+    by_name: dict[str, Any] = {r.name: r for r in results}
+    if by_name["5m"].writes > 1 and s.gap_seconds > 300:
+        notes.append(
+            f"With {s.gap_seconds:g}s between calls every 5m entry expires before its "
+            "next read; the 1h TTL keeps it."
+        )
+    return notes

@@ -1,0 +1,58 @@
+"""The command group and what every command shares: output format, errors, JSON printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from ..__about__ import __version__
+from ..errors import CachewiseError, InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CachewiseGroup(click.Group):
+    """Turns every cachewise error into a one-line message: no traceback for things users did."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            raise click.UsageError(str(exc)) from None
+        except CachewiseError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=CachewiseGroup)
+@click.version_option(__version__, prog_name="cachewise")
+def main() -> None:
+    """Make Claude API calls prompt-cache-optimal, and prove it."""
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    """`--format`, text by default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices) or ["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def console() -> Console:
+    return Console(soft_wrap=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def usd(value: float | Any) -> str:
+    return f"${float(value):,.4f}" if float(value) < 100 else f"${float(value):,.2f}"

@@ -1,0 +1,467 @@
+"""The cache engine: the documented caching rules, pure and clock-injected.
+
+This is the one place the rules live (anthropic-caching.md sections 1-7). The emulator is this
+engine behind HTTP, the simulator is this engine over a trace, and the linter and explainer ask it
+what would happen. It does no I/O and reads no clock: every call says what time it is.
+
+The rules, as implemented:
+- Breakpoints are the explicit markers plus the automatic one; at most 4; a 1h breakpoint may not
+  follow a 5m one in tools -> system -> messages order (a bare marker is 5m).
+- A read walks back from each breakpoint, last breakpoint first, at most `lookback` positions
+  (the breakpoint itself is the first), looking for entries that earlier requests wrote. The first
+  entry found is the read (A tokens).
+- Each breakpoint whose cumulative prefix reaches the model's minimum writes (or refreshes) exactly
+  one entry, at that breakpoint. Billing follows the A/B/C rule: read A, 1h write B-A, 5m write C-B.
+- An entry lives `ttl` from the start of the request that wrote or last read it, and becomes
+  readable only when the writing response begins (`ready_at`): concurrent cold requests each pay.
+- Entries are isolated per workspace; the model is folded into every prefix hash.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .catalog import catalog
+from .errors import InvalidRequest
+from .request import TTL, Position, Prompt
+
+__all__ = [
+    "Account",
+    "Breakpoint",
+    "BreakpointAccount",
+    "Engine",
+    "Entry",
+    "breakpoints",
+    "validate",
+]
+
+LOOKBACK = 20
+MAX_BREAKPOINTS = 4
+
+TTL_ORDER_TEXT = (
+    "{path}.cache_control.ttl: a ttl='1h' cache_control block must not come after a ttl='5m' "
+    "cache_control block. Note that blocks are processed in the following order: "
+    "`tools`, `system`, `messages`."
+)
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """A position where the request asks for a cache entry."""
+
+    position: int
+    ttl: TTL
+    tokens: int
+    path: str
+    automatic: bool = False
+
+
+@dataclass
+class Entry:
+    """One cache entry: the prefix up to a breakpoint, in one workspace."""
+
+    workspace: str
+    model: str
+    prefix_hash: str
+    position: int
+    tokens: int
+    ttl: TTL
+    written_at: float
+    readable_at: float
+    expires_at: float
+    reads: int = 0
+    writes: int = 1
+
+    def readable(self, now: float) -> bool:
+        return self.readable_at <= now < self.expires_at
+
+
+Outcome = Literal["hit", "wrote", "refreshed", "below_minimum"]
+
+
+@dataclass(frozen=True)
+class BreakpointAccount:
+    """What one breakpoint did: where its lookback found an entry, what it wrote, and why."""
+
+    breakpoint: Breakpoint
+    outcome: Outcome
+    found_at: int | None = None
+    pending_at: int | None = None
+    expired_at: int | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Account:
+    """What one request cost the cache, in the API's own usage shape plus the reasons."""
+
+    input_tokens: int
+    cache_read_input_tokens: int
+    cache_write_5m: int
+    cache_write_1h: int
+    output_tokens: int
+    total_prompt_tokens: int
+    read_position: int | None
+    breakpoints: tuple[BreakpointAccount, ...]
+    minimum: int
+    minimum_assumed: bool = False
+    evicted: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def cache_creation_input_tokens(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+    def usage(self) -> dict[str, object]:
+        """The `usage` object exactly as the Messages API returns it."""
+        return {
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write_5m,
+                "ephemeral_1h_input_tokens": self.cache_write_1h,
+            },
+            "output_tokens": self.output_tokens,
+        }
+
+
+def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> list[InvalidRequest]:
+    """Every reason the API would reject this request's cache markers, in the API's words."""
+    found: list[InvalidRequest] = []
+    for p in prompt.problems:
+        if p.kind == "thinking":
+            text = f"{p.api_path}.cache_control: Extra inputs are not permitted"
+        elif p.kind == "empty_text":
+            text = "cache_control cannot be set for empty text blocks"
+        elif p.kind == "inner_content":
+            text = (
+                f"{p.api_path}: cache_control may only be set on the last block of this content; "
+                "set it on the parent block instead"
+            )
+        elif p.kind == "bad_type":
+            text = f"{p.api_path}: Input should be 'ephemeral'"
+        else:
+            text = f"{p.api_path}: Input should be '5m' or '1h'"
+        found.append(InvalidRequest(text, path=p.path))
+    found.extend(
+        InvalidRequest("text content blocks must contain non-whitespace text", path=path)
+        for path in prompt.whitespace_text
+    )
+    explicit = prompt.markers
+    if len(explicit) > max_breakpoints:
+        found.append(
+            InvalidRequest(
+                f"A maximum of {max_breakpoints} blocks with cache_control may be provided. "
+                f"Found {len(explicit)}."
+            )
+        )
+    auto = prompt.automatic
+    if auto is not None:
+        target = _automatic_target(prompt)
+        if target is not None and target.marker is not None and target.marker.ttl != auto.ttl:
+            found.append(
+                InvalidRequest(
+                    f"cache_control: automatic caching with ttl='{auto.ttl}' conflicts with the "
+                    f"explicit ttl='{target.marker.ttl}' cache_control on the last block "
+                    f"({target.marker.api_path})",
+                    path="/cache_control",
+                )
+            )
+        elif (target is None or target.marker is None) and len(explicit) >= max_breakpoints:
+            found.append(
+                InvalidRequest(
+                    f"cache_control: automatic caching needs a free breakpoint slot, but "
+                    f"{len(explicit)} blocks already have cache_control "
+                    f"(at most {max_breakpoints})",
+                    path="/cache_control",
+                )
+            )
+    seen_5m = False
+    for bp in breakpoints(prompt):
+        if bp.ttl == "5m":
+            seen_5m = True
+        elif seen_5m:
+            where = "cache_control" if bp.automatic else _api_path(prompt, bp)
+            text = TTL_ORDER_TEXT.format(path=where).replace(
+                "cache_control.cache_control", "cache_control"
+            )
+            found.append(InvalidRequest(text, path=bp.path + "/cache_control/ttl"))
+            break
+    for conflict in prompt.prewarm_conflicts:
+        found.append(
+            InvalidRequest(
+                f"max_tokens: 0 (cache pre-warming) cannot be used with {conflict}",
+                path="/max_tokens",
+            )
+        )
+    return found
+
+
+def validate(prompt: Prompt) -> None:
+    """Raise the API's 400 for the first problem `violations` finds."""
+    problems = violations(prompt)
+    if problems:
+        raise problems[0]
+
+
+def breakpoints(prompt: Prompt) -> list[Breakpoint]:
+    """The request's breakpoints in cache order: explicit markers, then the automatic one."""
+    found = [
+        Breakpoint(p.index, p.marker.ttl, p.cumulative, p.path)
+        for p in prompt.positions
+        if p.marker is not None
+    ]
+    if prompt.automatic is not None:
+        target = _automatic_target(prompt)
+        if target is not None and target.marker is None:
+            found.append(
+                Breakpoint(
+                    target.index,
+                    prompt.automatic.ttl,
+                    target.cumulative,
+                    target.path,
+                    automatic=True,
+                )
+            )
+    return found
+
+
+def _automatic_target(prompt: Prompt) -> Position | None:
+    # "the system silently walks backwards to find the nearest eligible block"
+    for p in reversed(prompt.positions):
+        if p.eligible:
+            return p
+    return None
+
+
+def _api_path(prompt: Prompt, bp: Breakpoint) -> str:
+    marker = prompt.positions[bp.position].marker
+    return marker.api_path if marker else "cache_control"
+
+
+@dataclass
+class Engine:
+    """The cache of one emulated API, across workspaces and models.
+
+    Args:
+        lookback: positions each breakpoint checks, itself included (documented: 20).
+        legacy_lookback: the pre-2026-03 reading, in which a write leaves an entry at every
+            position of the prefix, so reads hit unmarked earlier blocks. Off by default.
+        ttl_in_key: treat 5m and 1h entries of one prefix as different entries (observed once,
+            not documented). Off by default.
+        eviction_rate: probability that a readable entry is missing anyway, for what-if studies of
+            server-side misses. Deterministic given `seed`.
+        expiry_grace: seconds an entry outlives its TTL ("promptly, though not immediately").
+    """
+
+    lookback: int = LOOKBACK
+    legacy_lookback: bool = False
+    ttl_in_key: bool = False
+    eviction_rate: float = 0.0
+    expiry_grace: float = 0.0
+    seed: int | None = None
+    entries: dict[tuple[str, str, str], Entry] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._ttl_seconds = catalog().ttl_seconds
+
+    def reset(self) -> None:
+        """Empty the cache."""
+        self.entries.clear()
+        self._rng = random.Random(self.seed)
+
+    def snapshot(self, now: float) -> list[Entry]:
+        """The entries alive at `now` (readable or still pending), oldest first."""
+        return [e for e in self.entries.values() if now < e.expires_at + self.expiry_grace]
+
+    def account(
+        self,
+        prompt: Prompt,
+        *,
+        now: float,
+        workspace: str = "default",
+        ready_at: float | None = None,
+        output_tokens: int = 0,
+        commit: bool = True,
+    ) -> Account:
+        """Account one request that starts at `now`, and update the cache unless `commit` is False.
+
+        Args:
+            prompt: the parsed request.
+            now: when the request starts, in seconds on the caller's clock.
+            workspace: the cache's isolation unit.
+            ready_at: when the response begins (its entries become readable); default `now`.
+            output_tokens: copied into the usage.
+            commit: False asks what would happen without changing anything (no eviction draws).
+
+        Raises:
+            InvalidRequest: the API would reject the request.
+        """
+        validate(prompt)
+        model = prompt.model
+        minimum = model.min_cacheable_tokens
+        assumed = minimum is None
+        if minimum is None:
+            minimum = catalog().default_min_cacheable_tokens
+        bps = breakpoints(prompt)
+        ready = now if ready_at is None else max(now, ready_at)
+
+        looks = [self._look(prompt, workspace, bp, now, commit) for bp in bps]
+        read_at: int | None = None
+        read_key: tuple[str, str, str] | None = None
+        evicted = False
+        for look in reversed(looks):
+            evicted = evicted or look.evicted
+            if look.found is not None:
+                read_at, read_key = look.found, look.key
+                break
+        a = prompt.positions[read_at].cumulative if read_at is not None else 0
+        cacheable = [bp for bp in bps if bp.tokens >= minimum]
+        after = [bp for bp in cacheable if read_at is None or bp.position > read_at]
+        b = max((bp.tokens for bp in after if bp.ttl == "1h"), default=a)
+        c = max([a, *(bp.tokens for bp in cacheable)])
+
+        accounts = []
+        for bp, look in zip(bps, looks, strict=True):
+            if bp.tokens < minimum:
+                outcome: Outcome = "below_minimum"
+                why = f"prefix of {bp.tokens} tokens is below the minimum of {minimum}"
+            elif read_at is not None and bp.position <= read_at:
+                outcome = "hit" if bp.position == read_at else "refreshed"
+                why = "read from cache" if outcome == "hit" else "covered by a later read"
+            else:
+                outcome = "wrote"
+                why = look.why or "no entry in the lookback window"
+            accounts.append(
+                BreakpointAccount(bp, outcome, look.found, look.pending, look.expired, why)
+            )
+
+        if commit:
+            self._apply(prompt, workspace, cacheable, read_at, read_key, now, ready, minimum)
+        notes = []
+        if assumed:
+            notes.append(f"{model.id}: minimum cacheable tokens unknown; assumed {minimum}")
+        return Account(
+            input_tokens=prompt.total_tokens - c,
+            cache_read_input_tokens=a,
+            cache_write_5m=c - b,
+            cache_write_1h=b - a,
+            output_tokens=0 if prompt.prewarm else output_tokens,
+            total_prompt_tokens=prompt.total_tokens,
+            read_position=read_at,
+            breakpoints=tuple(accounts),
+            minimum=minimum,
+            minimum_assumed=assumed,
+            evicted=evicted,
+            notes=tuple(notes),
+        )
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _key(self, workspace: str, prefix_hash: str, ttl: TTL) -> tuple[str, str, str]:
+        return (workspace, prefix_hash, ttl if self.ttl_in_key else "*")
+
+    def _look(
+        self, prompt: Prompt, workspace: str, bp: Breakpoint, now: float, commit: bool
+    ) -> _Look:
+        look = _Look()
+        lowest = max(0, bp.position - self.lookback + 1)
+        for index in range(bp.position, lowest - 1, -1):
+            key = self._key(workspace, prompt.positions[index].prefix_hash, bp.ttl)
+            entry = self.entries.get(key)
+            if entry is None:
+                continue
+            if now >= entry.expires_at + self.expiry_grace:
+                if look.expired is None:
+                    look.expired = index
+                    look.why = f"the entry at position {index} had expired"
+                continue
+            if now < entry.readable_at:
+                if look.pending is None:
+                    look.pending = index
+                    look.why = (
+                        f"the entry at position {index} was still being written by a "
+                        "request whose response had not begun"
+                    )
+                continue
+            if commit and self.eviction_rate and self._rng.random() < self.eviction_rate:
+                del self.entries[key]
+                look.evicted = True
+                look.why = f"the entry at position {index} was evicted (eviction knob)"
+                continue
+            look.found, look.key = index, key
+            return look
+        return look
+
+    def _apply(
+        self,
+        prompt: Prompt,
+        workspace: str,
+        cacheable: list[Breakpoint],
+        read_at: int | None,
+        read_key: tuple[str, str, str] | None,
+        now: float,
+        ready: float,
+        minimum: int,
+    ) -> None:
+        hit = self.entries.get(read_key) if read_key else None
+        if hit is not None:
+            hit.reads += 1
+            hit.expires_at = max(hit.expires_at, now + self._ttl_seconds[hit.ttl])
+        written: Iterable[tuple[Position, TTL]] = (
+            (prompt.positions[bp.position], bp.ttl) for bp in cacheable
+        )
+        if self.legacy_lookback and cacheable:
+            last = cacheable[-1].position
+            written = [
+                (p, _ttl_at_or_after(cacheable, p.index))
+                for p in prompt.positions[: last + 1]
+                if p.cumulative >= minimum
+            ]
+        for position, ttl in written:
+            self._write(prompt, workspace, position, ttl, now, ready)
+
+    def _write(
+        self, prompt: Prompt, workspace: str, position: Position, ttl: TTL, now: float, ready: float
+    ) -> None:
+        key = self._key(workspace, position.prefix_hash, ttl)
+        expires = now + self._ttl_seconds[ttl]
+        entry = self.entries.get(key)
+        if entry is not None and now < entry.expires_at + self.expiry_grace:
+            if entry.readable(now):
+                entry.expires_at = max(entry.expires_at, expires)  # a refresh, not a write
+                return
+            entry.writes += 1  # a concurrent write of a pending entry: both requests paid
+            entry.readable_at = min(entry.readable_at, ready)
+            entry.expires_at = max(entry.expires_at, expires)
+            return
+        self.entries[key] = Entry(
+            workspace=workspace,
+            model=prompt.model.id,
+            prefix_hash=position.prefix_hash,
+            position=position.index,
+            tokens=position.cumulative,
+            ttl=ttl,
+            written_at=now,
+            readable_at=ready,
+            expires_at=expires,
+        )
+
+
+@dataclass
+class _Look:
+    found: int | None = None
+    pending: int | None = None
+    expired: int | None = None
+    evicted: bool = False
+    why: str = ""
+    key: tuple[str, str, str] | None = None
+
+
+def _ttl_at_or_after(bps: list[Breakpoint], position: int) -> TTL:
+    return next((bp.ttl for bp in bps if bp.position >= position), bps[-1].ttl)

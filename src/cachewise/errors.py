@@ -1,0 +1,80 @@
+"""Every error cachewise raises on purpose.
+
+    CachewiseError
+    ├── InvalidRequest     the Messages API would reject this request (400); carries its exact text
+    ├── UnknownModel       a model id or alias that is not in the catalog (404 on the API)
+    ├── PricingError       a cost cannot be computed honestly (a price the catalog does not know)
+    └── InputError         a file, line or field a user gave us is malformed
+
+Errors from the `anthropic` SDK pass through unwrapped. The CLI catches `CachewiseError` in one
+place and prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CachewiseError", "InputError", "InvalidRequest", "PricingError", "UnknownModel"]
+
+
+class CachewiseError(Exception):
+    """The root of every error cachewise raises on purpose."""
+
+
+class InvalidRequest(CachewiseError):
+    """A request the Messages API rejects with 400 `invalid_request_error`.
+
+    Attributes:
+        message: the API's own error text where it is known, verbatim.
+        path: the JSON pointer of the offending field, when there is one.
+        error_type: the API's `error.type`.
+        status: the HTTP status the API answers with.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        error_type: str = "invalid_request_error",
+        status: int = 400,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.error_type = error_type
+        self.status = status
+
+    def to_api(self) -> dict[str, object]:
+        """The error body the Messages API returns for this error."""
+        return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+
+
+class UnknownModel(CachewiseError):
+    """A model that is not in the catalog."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"model: {model}")
+        self.model = model
+
+
+class PricingError(CachewiseError):
+    """A cost that the catalog cannot price without guessing."""
+
+
+class InputError(CachewiseError):
+    """Malformed user input, located as precisely as we can: file, line and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = ":".join(str(part) for part in (file, line) if part is not None)
+        prefix = f"{where}: " if where else ""
+        suffix = f" (field {field})" if field else ""
+        super().__init__(f"{prefix}{message}{suffix}")
+        self.file = file
+        self.line = line
+        self.field = field

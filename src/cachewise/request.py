@@ -1,0 +1,558 @@
+"""The cache's view of a Messages API request: ordered positions with hashes, tokens and markers.
+
+A request renders as tools -> system -> messages. Each tool definition, each system block and each
+content block of each message is one *position* (a string `system` or `content` is one text
+position). Each position gets canonical bytes (the block without its `cache_control`, with nested
+object key order kept, because the rendered prompt keeps it), a token count, and the prefix hash
+of everything up to and including it. The parameters that invalidate a level are folded into the
+hash where that level begins, so that changing `tool_choice` keeps the system prefix and loses the
+messages prefix, as the documented invalidation table says.
+
+Nothing here decides what the cache does: that is the engine's job. This module only describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .catalog import Catalog, Model, catalog
+from .errors import InvalidRequest
+from .tokens import (
+    PDF_PAGE_TOKENS,
+    UNKNOWN_IMAGE_TOKENS,
+    Tokenizer,
+    base64_image_tokens,
+    base64_pdf_tokens,
+    default_tokenizer,
+)
+
+__all__ = ["Level", "Marker", "MarkerProblem", "Position", "Prompt", "parse_request"]
+
+Level = Literal["tools", "system", "messages"]
+TTL = Literal["5m", "1h"]
+Segment = tuple[str, int, TTL | None]
+
+# Blocks that cannot carry cache_control themselves (cached only along with the turn around them).
+UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A `cache_control` marker: its TTL and where it sits (JSON pointer, and the API's path)."""
+
+    ttl: TTL
+    path: str
+    api_path: str
+
+
+@dataclass(frozen=True)
+class MarkerProblem:
+    """A marker the API rejects, found while parsing; the engine turns it into the API's 400."""
+
+    kind: Literal["thinking", "empty_text", "inner_content", "bad_type", "bad_ttl"]
+    path: str
+    api_path: str
+    block_type: str = ""
+
+
+@dataclass(frozen=True)
+class Position:
+    """One block in cache order."""
+
+    index: int
+    level: Level
+    path: str
+    kind: str
+    tokens: int
+    cumulative: int
+    digest: str
+    prefix_hash: str
+    marker: Marker | None
+    eligible: bool
+    message: int | None = None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A parsed request: positions, totals, markers, and what the rules need to know about it."""
+
+    model: Model
+    positions: tuple[Position, ...]
+    total_tokens: int
+    automatic: Marker | None = None
+    problems: tuple[MarkerProblem, ...] = ()
+    whitespace_text: tuple[str, ...] = ()
+    prewarm: bool = False
+    prewarm_conflicts: tuple[str, ...] = ()
+    level_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def markers(self) -> list[Marker]:
+        return [p.marker for p in self.positions if p.marker is not None]
+
+    @classmethod
+    def from_segments(cls, model: Model, segments: Iterable[Segment]) -> Prompt:
+        """A prompt made of opaque segments: (identity, tokens, ttl or None) each, in order.
+
+        For scenarios and simulations that know token counts but have no text: segments with
+        the same identity at the same place share a prefix, exactly like identical blocks.
+        """
+        builder = _Builder(model)
+        for n, (identity, tokens, ttl) in enumerate(segments):
+            path = f"/segments/{n}"
+            marker = Marker(ttl, path, f"segments.{n}") if ttl else None
+            builder.add("messages", path, "segment", identity, tokens, marker, eligible=True)
+        return cls(model=model, positions=tuple(builder.positions), total_tokens=builder.cumulative)
+
+
+def parse_request(
+    body: Mapping[str, Any],
+    *,
+    betas: Iterable[str] = (),
+    tokenizer: Tokenizer | None = None,
+    models: Catalog | None = None,
+) -> Prompt:
+    """Parse a Messages API request body into the cache's view of it.
+
+    Args:
+        body: the request JSON, as sent to `POST /v1/messages`.
+        betas: the `anthropic-beta` header values (their set invalidates the messages level).
+        tokenizer: counts content tokens; defaults to the memoized offline ctok tokenizer.
+        models: the catalog to resolve `model` in; defaults to the shipped one.
+
+    Raises:
+        InvalidRequest: the body is not a request the API would accept structurally.
+        UnknownModel: the model is not in the catalog.
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("request body must be a JSON object")
+    model_name = body.get("model")
+    if not isinstance(model_name, str):
+        raise InvalidRequest("model: Field required", path="/model")
+    model = (models or catalog()).get(model_name)
+    return _Parser(body, model, tokenizer or default_tokenizer(), frozenset(betas)).run()
+
+
+class _Builder:
+    """Appends positions, chaining the prefix hash and attributing frame tokens."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.positions: list[Position] = []
+        self.cumulative = 0
+        self.pending_frame = 0
+        self.hash = hashlib.sha256(f"model\x00{model.id}".encode()).hexdigest()
+
+    def add(
+        self,
+        level: Level,
+        path: str,
+        kind: str,
+        canon: str,
+        tokens: int,
+        marker: Marker | None,
+        eligible: bool,
+        message: int | None = None,
+    ) -> None:
+        digest = hashlib.sha256(f"{level}\x00{canon}".encode("utf-8", "surrogatepass")).hexdigest()
+        self.hash = hashlib.sha256(f"{self.hash}{digest}".encode()).hexdigest()
+        tokens += self.pending_frame  # frame tokens belong to the block they precede
+        self.pending_frame = 0
+        self.cumulative += tokens
+        self.positions.append(
+            Position(
+                index=len(self.positions),
+                level=level,
+                path=path,
+                kind=kind,
+                tokens=tokens,
+                cumulative=self.cumulative,
+                digest=digest,
+                prefix_hash=self.hash,
+                marker=marker,
+                eligible=eligible,
+                message=message,
+            )
+        )
+
+    def fold(self, level: str, params: Any) -> None:
+        self.hash = hashlib.sha256(
+            f"{self.hash}\x00{level}\x00{_canon(params)}".encode()
+        ).hexdigest()
+
+
+class _Parser(_Builder):
+    def __init__(
+        self, body: Mapping[str, Any], model: Model, tokenizer: Tokenizer, betas: frozenset[str]
+    ) -> None:
+        super().__init__(model)
+        self.body = body
+        self.tok = tokenizer
+        self.version = model.framing.ctok_version
+        self.betas = betas
+        self.problems: list[MarkerProblem] = []
+        self.whitespace: list[str] = []
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def run(self) -> Prompt:
+        body, f = self.body, self.model.framing
+        tools = _list(body.get("tools"), "tools")
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise InvalidRequest("messages: Field required", path="/messages")
+        params = self._level_params(tools, messages)
+
+        self.pending_frame = f.start
+        live_tools = [(i, t) for i, t in enumerate(tools) if not _deferred(t)]
+        if live_tools and self.model.tool_system_prompt_tokens:
+            self.pending_frame += self.model.tool_system_prompt_tokens.get("auto", 0)
+        for i, tool in live_tools:
+            if not isinstance(tool, dict):
+                raise InvalidRequest(f"tools.{i}: Input should be an object", path=f"/tools/{i}")
+            self.add(
+                "tools",
+                f"/tools/{i}",
+                "tool",
+                _canon(_envelope(tool)),
+                self._tool_tokens(tool),
+                self._marker(tool, f"/tools/{i}", f"tools.{i}"),
+                eligible=True,
+            )
+
+        self.fold("system", params["system"])
+        system = body.get("system")
+        if system is not None:
+            blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+            for j, block in enumerate(_list(blocks, "system")):
+                self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
+            if blocks:
+                self.pending_frame += f.system_extra
+
+        self.fold("messages", params["messages"])
+        self.pending_frame += f.messages_start
+        stripped = self._stripped_thinking(messages)
+        for m, message in enumerate(messages):
+            if not isinstance(message, dict):
+                raise InvalidRequest(
+                    f"messages.{m}: Input should be an object", path=f"/messages/{m}"
+                )
+            role = message.get("role")
+            if role not in ("user", "assistant", "system"):
+                raise InvalidRequest(
+                    f"messages.{m}.role: Input should be 'user' or 'assistant'",
+                    path=f"/messages/{m}/role",
+                )
+            if m:
+                self.pending_frame += f.message_separator
+            content = message.get("content")
+            if isinstance(content, str):
+                content = [{"type": "text", "text": content}]
+            for b, block in enumerate(_list(content, f"messages.{m}.content")):
+                if (m, b) in stripped:
+                    continue
+                self._block(
+                    "messages",
+                    f"/messages/{m}/content/{b}",
+                    f"messages.{m}.content.{b}",
+                    block,
+                    role=role if b == 0 else None,
+                    message=m,
+                )
+
+        tail = f.tail
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+            tail += f.forced_tool_choice_tail
+        total = self.cumulative + self.pending_frame + tail
+        return Prompt(
+            model=self.model,
+            positions=tuple(self.positions),
+            total_tokens=total,
+            automatic=self._marker(body, "", "cache_control", top=True),
+            problems=tuple(self.problems),
+            whitespace_text=tuple(self.whitespace),
+            prewarm=body.get("max_tokens") == 0,
+            prewarm_conflicts=_prewarm_conflicts(body),
+            level_params=params,
+        )
+
+    def _block(
+        self,
+        level: Level,
+        path: str,
+        api_path: str,
+        block: Any,
+        *,
+        role: str | None,
+        message: int | None,
+    ) -> None:
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise InvalidRequest(f"{api_path}: Input should be a content block object", path=path)
+        kind = block["type"]
+        marker = self._marker(block, path, api_path)
+        if kind == "text":
+            text = block.get("text")
+            if not isinstance(text, str):
+                raise InvalidRequest(f"{api_path}.text: Field required", path=f"{path}/text")
+            if marker and not text:
+                self.problems.append(MarkerProblem("empty_text", path, api_path, kind))
+                marker = None
+            elif text and not text.strip():
+                self.whitespace.append(api_path)
+        if kind in UNMARKABLE and "cache_control" in block:
+            self.problems.append(MarkerProblem("thinking", path, f"{api_path}.{kind}", kind))
+            marker = None
+        marker = self._inner_markers(block, path, api_path) or marker
+        eligible = kind not in UNMARKABLE and not (kind == "text" and not block.get("text"))
+        canon = _canon([role, _envelope(block)] if role else _envelope(block))
+        self.add(level, path, kind, canon, self._block_tokens(block), marker, eligible, message)
+
+    # -- markers ---------------------------------------------------------------------------------
+
+    def _marker(
+        self, holder: Mapping[str, Any], path: str, api_path: str, *, top: bool = False
+    ) -> Marker | None:
+        cc = holder.get("cache_control")
+        if cc is None:
+            return None
+        where = path + "/cache_control" if not top else "/cache_control"
+        if not isinstance(cc, dict) or cc.get("type") != "ephemeral":
+            self.problems.append(
+                MarkerProblem(
+                    "bad_type", where, f"{api_path}.type" if not top else "cache_control.type"
+                )
+            )
+            return None
+        ttl = cc.get("ttl", "5m")
+        if ttl not in ("5m", "1h"):
+            self.problems.append(MarkerProblem("bad_ttl", where, f"{api_path}.cache_control.ttl"))
+            return None
+        return Marker(ttl=ttl, path=path or "/", api_path=api_path)
+
+    def _inner_markers(self, block: dict[str, Any], path: str, api_path: str) -> Marker | None:
+        """A marker on the last inner block of tool_result/document content moves to the parent;
+        one on any other inner block is rejected (release notes, 2025-05-01)."""
+        kind = block["type"]
+        if kind == "tool_result":
+            inner, ipath, iapi = block.get("content"), f"{path}/content", f"{api_path}.content"
+        elif kind == "document" and isinstance(block.get("source"), dict):
+            inner = block["source"].get("content")
+            ipath, iapi = f"{path}/source/content", f"{api_path}.source.content"
+        else:
+            return None
+        if not isinstance(inner, list):
+            return None
+        moved = None
+        for k, sub in enumerate(inner):
+            if isinstance(sub, dict) and sub.get("cache_control") is not None:
+                if k == len(inner) - 1:
+                    moved = self._marker(sub, f"{ipath}/{k}", f"{iapi}.{k}")
+                    if moved:
+                        moved = Marker(moved.ttl, path, api_path)
+                else:
+                    self.problems.append(
+                        MarkerProblem(
+                            "inner_content",
+                            f"{ipath}/{k}/cache_control",
+                            f"{iapi}.{k}.cache_control",
+                            str(sub.get("type", "")),
+                        )
+                    )
+        return moved
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def _text(self, text: str) -> int:
+        return self.tok.count(text, self.version)
+
+    def _tool_tokens(self, tool: dict[str, Any]) -> int:
+        return self._text(_canon(_strip(tool)))
+
+    def _block_tokens(self, block: dict[str, Any]) -> int:
+        kind = block["type"]
+        if kind == "text":
+            return self._text(block.get("text", ""))
+        if kind == "thinking":
+            return self._text(str(block.get("thinking", "")))
+        if kind == "redacted_thinking":
+            return len(str(block.get("data", ""))) // 4
+        if kind == "image":
+            return _image_tokens(block.get("source"))
+        if kind == "document":
+            return self._document_tokens(block)
+        if kind == "tool_use":
+            return self._text(str(block.get("name", ""))) + self._text(
+                _canon(block.get("input", {}))
+            )
+        if kind == "tool_result":
+            return self._content_tokens(block.get("content"))
+        if kind == "search_result":
+            return self._text(
+                f"{block.get('title', '')}\n{block.get('source', '')}"
+            ) + self._content_tokens(block.get("content"))
+        return self._text(_canon(_strip(block)))
+
+    def _content_tokens(self, content: Any) -> int:
+        if content is None:
+            return 0
+        if isinstance(content, str):
+            return self._text(content)
+        total = 0
+        for sub in content if isinstance(content, list) else []:
+            if isinstance(sub, dict) and isinstance(sub.get("type"), str):
+                total += self._block_tokens(sub)
+        return total
+
+    def _document_tokens(self, block: dict[str, Any]) -> int:
+        source = block.get("source") or {}
+        kind = source.get("type") if isinstance(source, dict) else None
+        extra = self._text(str(block.get("title") or "")) + self._text(
+            str(block.get("context") or "")
+        )
+        if kind == "text":
+            return extra + self._text(str(source.get("data", "")))
+        if kind == "content":
+            return extra + self._content_tokens(source.get("content"))
+        if kind == "base64":
+            return extra + base64_pdf_tokens(str(source.get("data", "")))
+        return extra + PDF_PAGE_TOKENS
+
+    # -- levels and thinking ---------------------------------------------------------------------
+
+    def _level_params(self, tools: list[Any], messages: list[Any]) -> dict[str, Any]:
+        body = self.body
+        types = {str(t.get("type", "custom")) for t in tools if isinstance(t, dict)}
+        citations = any(
+            isinstance(b, dict)
+            and b.get("type") == "document"
+            and isinstance(b.get("citations"), dict)
+            and b["citations"].get("enabled")
+            for m in messages
+            if isinstance(m, dict) and isinstance(m.get("content"), list)
+            for b in m["content"]
+        )
+        images = any(
+            isinstance(b, dict) and b.get("type") == "image"
+            for m in messages
+            if isinstance(m, dict) and isinstance(m.get("content"), list)
+            for b in m["content"]
+        )
+        output_config = dict(body.get("output_config") or {})
+        output_config.setdefault("effort", "high")  # the documented default: omitting = default
+        thinking = body.get("thinking") or {"type": "disabled"}
+        choice = body.get("tool_choice") or {"type": "auto"}
+        return {
+            "system": {
+                "web_search": any(t.startswith("web_search") for t in types),
+                "web_fetch": any(t.startswith("web_fetch") for t in types),
+                "citations": citations,
+                "speed": body.get("speed") or "standard",
+            },
+            "messages": {
+                "tool_choice": choice,
+                "images": images,
+                "thinking": thinking,
+                "output_config": output_config,
+                "output_format": body.get("output_format"),
+                "context_management": body.get("context_management"),
+                "betas": sorted(self.betas),
+            },
+        }
+
+    def _stripped_thinking(self, messages: list[Any]) -> set[tuple[int, int]]:
+        """Models that keep only the last turn's thinking drop earlier thinking blocks once a user
+        message that is not a tool result arrives; those blocks are not part of the prompt."""
+        if self.model.keeps_thinking != "last_turn":
+            return set()
+        last_plain_user = -1
+        for m, msg in enumerate(messages):
+            if isinstance(msg, dict) and msg.get("role") == "user" and not _all_tool_results(msg):
+                last_plain_user = m
+        return {
+            (m, b)
+            for m, msg in enumerate(messages[:last_plain_user])
+            if isinstance(msg, dict)
+            and msg.get("role") == "assistant"
+            and isinstance(msg.get("content"), list)
+            for b, block in enumerate(msg["content"])
+            if isinstance(block, dict) and block.get("type") in UNMARKABLE
+        }
+
+
+def _prewarm_conflicts(body: Mapping[str, Any]) -> tuple[str, ...]:
+    if body.get("max_tokens") != 0:
+        return ()
+    found = []
+    if body.get("stream"):
+        found.append("stream")
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        found.append("thinking")
+    output_config = body.get("output_config")
+    if isinstance(output_config, dict) and output_config.get("format") is not None:
+        found.append("output_config.format")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        found.append("tool_choice")
+    return tuple(found)
+
+
+def _image_tokens(source: Any) -> int:
+    if isinstance(source, dict) and source.get("type") == "base64":
+        return base64_image_tokens(str(source.get("data", "")))
+    return UNKNOWN_IMAGE_TOKENS
+
+
+def _all_tool_results(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and all(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+    )
+
+
+def _deferred(tool: Any) -> bool:
+    # Deferred tools are appended later as tool_reference blocks, leaving the prefix intact.
+    return isinstance(tool, dict) and tool.get("defer_loading") is True
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest(
+            f"{where}: Input should be a valid list", path="/" + where.replace(".", "/")
+        )
+    return value
+
+
+def _strip(value: Any) -> Any:
+    """The value without cache_control anywhere, keeping key order; string tool_result content
+    becomes one text block, because the rendered prompt does not tell them apart."""
+    if isinstance(value, dict):
+        out = {k: _strip(v) for k, v in value.items() if k != "cache_control"}
+        if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
+            out["content"] = [{"type": "text", "text": out["content"]}]
+        if out.get("type") == "text":
+            out = {k: out[k] for k in ("type", "text", "citations") if k in out}
+        return out
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _envelope(block: dict[str, Any]) -> dict[str, Any]:
+    """A block or tool as rendered: its own keys in a fixed order (JSON field order at the top of a
+    block is not rendered), nested values in the order given (inside a schema or input it is)."""
+    stripped = _strip(block)
+    return {k: stripped[k] for k in sorted(stripped)}
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,130 @@
+"""The scenario calculator behind `cachewise cost`: N calls over one shared context, run through
+the engine on a virtual clock, with caching off, on with 5m, and on with 1h.
+
+Nothing here is a closed formula. Each call is a prompt of two segments (the static context behind
+one breakpoint, then text unique to the call), started on a schedule of workers and gaps, and
+accounted by the engine, so expiry, concurrent cold writes and minimums apply exactly as they do
+to real traffic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .catalog import Model, get_model
+from .cost import Usage, cost, normalize_usage
+from .engine import Engine
+from .request import TTL, Prompt
+
+__all__ = ["Latency", "Scenario", "ScenarioResult", "run_scenarios"]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How long a call takes: first byte after `ttft_s` plus prefill of the uncached tokens;
+    then output at `output_tokens_per_s`. Defaults are plausible, not measured."""
+
+    ttft_s: float = 0.5
+    prefill_s_per_1k: float = 0.02
+    output_tokens_per_s: float = 60.0
+
+    def first_byte(self, uncached_tokens: int) -> float:
+        return self.ttft_s + self.prefill_s_per_1k * uncached_tokens / 1000
+
+    def duration(self, uncached_tokens: int, output_tokens: int) -> float:
+        return self.first_byte(uncached_tokens) + output_tokens / self.output_tokens_per_s
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The workload: `calls` calls, each `static_tokens` shared then `dynamic_tokens` unique."""
+
+    model: str
+    calls: int
+    static_tokens: int
+    dynamic_tokens: int
+    output_tokens: int = 0
+    workers: int = 1
+    gap_seconds: float = 0.0
+    scout: bool = False
+    batch: bool = False
+    latency: Latency = field(default_factory=Latency)
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    name: str
+    usage: Usage
+    cost_usd: Decimal
+    writes: int
+    reads: int
+    wall_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "usage": self.usage.to_api(),
+            "cost_usd": float(round(self.cost_usd, 6)),
+            "writes": self.writes,
+            "reads": self.reads,
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+
+
+def run_scenarios(scenario: Scenario) -> list[ScenarioResult]:
+    """The scenario with caching off, with a 5m breakpoint, and with a 1h breakpoint."""
+    model = get_model(scenario.model)
+    return [
+        _run(scenario, model, name, ttl)
+        for name, ttl in (("off", None), ("5m", "5m"), ("1h", "1h"))
+    ]
+
+
+def break_even_reads(model: Model, ttl: TTL) -> int | None:
+    """Reads after which one write at this TTL has paid for itself, from the model's rates."""
+    if model.prices is None:
+        return None
+    p = model.prices
+    premium = (p.cache_write_5m if ttl == "5m" else p.cache_write_1h) - p.input
+    saving = p.input - p.cache_read
+    return max(1, math.ceil(premium / saving)) if saving > 0 else None
+
+
+def _run(s: Scenario, model: Model, name: str, ttl: TTL | None) -> ScenarioResult:
+    engine = Engine()
+    total = Usage()
+    writes = reads = 0
+    free_at = [0.0] * max(1, s.workers)
+    heapq.heapify(free_at)
+    released_at = 0.0
+    end = 0.0
+    for i in range(s.calls):
+        worker_free = heapq.heappop(free_at)
+        start = max(worker_free, i * s.gap_seconds, released_at if i else 0.0)
+        prompt = Prompt.from_segments(
+            model,
+            [
+                ("static", s.static_tokens, ttl),
+                (f"dynamic-{i}", s.dynamic_tokens, None),
+            ],
+        )
+        probe = engine.account(prompt, now=start, commit=False)
+        ready = start + s.latency.first_byte(probe.input_tokens + probe.cache_creation_input_tokens)
+        acct = engine.account(prompt, now=start, ready_at=ready, output_tokens=s.output_tokens)
+        usage = normalize_usage(acct.usage())
+        total = total + usage
+        writes += usage.cache_creation_input_tokens > 0
+        reads += usage.cache_read > 0
+        finish = start + s.latency.duration(
+            usage.input_tokens + usage.cache_creation_input_tokens, s.output_tokens
+        )
+        end = max(end, finish)
+        heapq.heappush(free_at, finish)
+        if i == 0 and s.scout and ttl is not None:
+            released_at = ready  # the rest wait for the scout's first byte
+    price = cost(total, model=model, batch=s.batch).total_usd
+    return ScenarioResult(name, total, price, writes, reads, end)

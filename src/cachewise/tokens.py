@@ -1,0 +1,212 @@
+"""Token counts: offline with ctok, or through the count_tokens API, memoized by content hash.
+
+A `Tokenizer` answers one question: how many tokens does this text cost as content, in one
+tokenizer family, without the message frame? The frame is catalog data (`Framing`), added by the
+request model, so offline and API counts compose the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import re
+import struct
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .catalog import Model
+
+__all__ = [
+    "ApiTokenizer",
+    "CountMemo",
+    "CtokTokenizer",
+    "Tokenizer",
+    "default_tokenizer",
+    "image_tokens",
+]
+
+
+class Tokenizer(Protocol):
+    """Counts the content tokens of a text in a tokenizer family ("3.0", "4.7", "4.8")."""
+
+    def count(self, text: str, version: str) -> int: ...
+
+
+class CtokTokenizer:
+    """Offline counts from ctok's reconstruction of Claude's tokenizers."""
+
+    def __init__(self) -> None:
+        self._frames: dict[str, int] = {}
+
+    def count(self, text: str, version: str) -> int:
+        if not text:
+            return 0
+        import ctok  # deferred: loading the vocabularies costs a few hundred ms
+
+        return int(ctok.token_count(text, version)) - self._frame(version)
+
+    def _frame(self, version: str) -> int:
+        # ctok counts a whole one-message request; its frame is the run of leading pad tokens.
+        if version not in self._frames:
+            import ctok
+
+            pieces = ctok.tokenize("a", version)
+            self._frames[version] = sum(1 for p in pieces if p == "⟨pad⟩")
+        return self._frames[version]
+
+
+class ApiTokenizer:
+    """Counts through `client.messages.count_tokens`, for callers who hold a real client.
+
+    Each text is sent as a one-message request to `model`, and the model family's frame is
+    subtracted. The text leaves the machine: use it only where that is intended.
+    """
+
+    def __init__(self, client: Any, model: Model) -> None:
+        self.client = client
+        self.model = model
+
+    def count(self, text: str, version: str) -> int:
+        if not text:
+            return 0
+        f = self.model.framing
+        frame = f.start + f.messages_start + f.tail
+        result = self.client.messages.count_tokens(
+            model=self.model.id, messages=[{"role": "user", "content": text}]
+        )
+        return int(result.input_tokens) - frame
+
+
+class CountMemo:
+    """A thread-safe memo of counts keyed by (family, sha256 of the text); share one freely."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, bytes], int] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, version: str, text: str, compute: Tokenizer) -> int:
+        key = (version, hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+        with self._lock:
+            found = self._counts.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+            self.misses += 1
+        # Counted outside the lock: two threads may count the same text once each, harmlessly.
+        value = compute.count(text, version)
+        with self._lock:
+            self._counts[key] = value
+        return value
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
+class MemoTokenizer:
+    """A tokenizer whose counts are memoized in a `CountMemo`."""
+
+    def __init__(self, inner: Tokenizer, memo: CountMemo | None = None) -> None:
+        self.inner = inner
+        self.memo = memo if memo is not None else CountMemo()
+
+    def count(self, text: str, version: str) -> int:
+        if not text:
+            return 0
+        return self.memo.get(version, text, self.inner)
+
+
+_DEFAULT = MemoTokenizer(CtokTokenizer())
+
+
+def default_tokenizer() -> MemoTokenizer:
+    """The process-wide offline tokenizer, with its shared memo."""
+    return _DEFAULT
+
+
+# Images: tokens = width * height / 750 after the API's downscaling (long edge at most 1568 px
+# and about 1.15 megapixels). Dimensions come from the base64 header; a URL or file reference
+# has none, and is assumed to be a full-size image.
+MAX_EDGE = 1568
+MAX_PIXELS = 1_150_000
+UNKNOWN_IMAGE_TOKENS = 1600
+
+
+def image_tokens(width: int, height: int) -> int:
+    """Tokens of an image of this size, as the documented formula gives them."""
+    if width <= 0 or height <= 0:
+        return 0
+    scale = min(1.0, MAX_EDGE / max(width, height), math.sqrt(MAX_PIXELS / (width * height)))
+    w, h = max(1, int(width * scale)), max(1, int(height * scale))
+    return math.ceil(w * h / 750)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a PNG, GIF, JPEG or WebP header, or None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return int(w), int(h)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        w, h = struct.unpack("<HH", data[6:10])
+        return int(w), int(h)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_size(data)
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30:
+        w, h = struct.unpack("<HH", data[26:30])
+        return int(w) & 0x3FFF, int(h) & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return int(w), int(h)
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        i += 2 + int(length)
+    return None
+
+
+def base64_image_tokens(data: str) -> int:
+    """Tokens of a base64 image; a header we cannot read counts as a full-size image."""
+    try:
+        head = base64.b64decode(data[:65536] + "=" * (-len(data[:65536]) % 4), validate=False)
+    except ValueError:
+        return UNKNOWN_IMAGE_TOKENS
+    size = image_size(head)
+    return image_tokens(*size) if size else UNKNOWN_IMAGE_TOKENS
+
+
+# PDFs: each page is sent as text plus an image of the page. Without a PDF parser we count pages
+# and charge each a documented flat estimate; docs/tokens.md says so.
+PDF_PAGE_TOKENS = 2000
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?!s)")
+
+
+def base64_pdf_tokens(data: str) -> int:
+    """An estimate for a base64 PDF: PDF_PAGE_TOKENS per page found."""
+    try:
+        raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=False)
+    except ValueError:
+        return PDF_PAGE_TOKENS
+    return max(1, len(_PDF_PAGE.findall(raw))) * PDF_PAGE_TOKENS

@@ -1,0 +1,91 @@
+"""Shared helpers: request bodies built from our own texts, and a clean environment per test."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+CC: dict[str, Any] = {"type": "ephemeral"}
+CC_1H: dict[str, Any] = {"type": "ephemeral", "ttl": "1h"}
+
+_WORDS = [
+    "cache",
+    "prefix",
+    "token",
+    "window",
+    "breakpoint",
+    "system",
+    "tool",
+    "message",
+    "engine",
+    "ledger",
+    "worker",
+    "scout",
+    "batch",
+    "lookback",
+    "entry",
+    "expiry",
+    "refresh",
+    "budget",
+    "invoice",
+    "harbor",
+    "lantern",
+    "meadow",
+    "orchard",
+]
+
+
+def text(n: int, salt: str = "") -> str:
+    """About `n` words of deterministic prose; `salt` makes a different text of the same size."""
+    words = [_WORDS[(i * 7 + len(salt) * 3 + sum(map(ord, salt))) % len(_WORDS)] for i in range(n)]
+    return f"{salt} " + " ".join(words) + "."
+
+
+def block(body: str, cc: dict[str, Any] | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "text", "text": body}
+    if cc is not None:
+        b["cache_control"] = cc
+    return b
+
+
+def request(
+    *,
+    model: str = "claude-sonnet-4-6",
+    system: Any = None,
+    messages: list[dict[str, Any]] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "max_tokens": 64}
+    if tools is not None:
+        body["tools"] = tools
+    if system is not None:
+        body["system"] = system
+    body["messages"] = messages if messages is not None else [{"role": "user", "content": "Hi"}]
+    body.update(extra)
+    return body
+
+
+def tool(name: str, cc: dict[str, Any] | None = None) -> dict[str, Any]:
+    t: dict[str, Any] = {
+        "name": name,
+        "description": f"Look up {name} records. " + text(40, name),
+        "input_schema": {
+            "type": "object",
+            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
+        },
+    }
+    if cc is not None:
+        t["cache_control"] = cc
+    return t
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """No test sees a real key or writes outside its own directory."""
+    for name in list(os.environ):
+        if name.startswith("ANTHROPIC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CACHEWISE_HOME", str(tmp_path / "cachewise-home"))
