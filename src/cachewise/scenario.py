@@ -78,10 +78,8 @@ class ScenarioResult:
 def run_scenarios(scenario: Scenario) -> list[ScenarioResult]:
     """The scenario with caching off, with a 5m breakpoint, and with a 1h breakpoint."""
     model = get_model(scenario.model)
-    return [
-        _run(scenario, model, name, ttl)
-        for name, ttl in (("off", None), ("5m", "5m"), ("1h", "1h"))
-    ]
+    plans: list[tuple[str, TTL | None]] = [("off", None), ("5m", "5m"), ("1h", "1h")]
+    return [_run(scenario, model, name, ttl) for name, ttl in plans]
 
 
 def break_even_reads(model: Model, ttl: TTL) -> int | None:

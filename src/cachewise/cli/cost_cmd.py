@@ -119,7 +119,7 @@ def cost(
     out = console()
     out.print(table)
     for note in notes:
-        out.print(f"• {note}")
+        out.print(f"• {note}", soft_wrap=True)
 
 
 def _notes(s: Scenario, results: list[ScenarioResult]) -> list[str]:

@@ -47,7 +47,9 @@ def format_option(*choices: str) -> Callable[[F], F]:
 
 
 def console() -> Console:
-    return Console(soft_wrap=False)
+    """A console for tables; piped output gets a wide page instead of rich's 80 columns."""
+    out = Console()
+    return out if out.is_terminal else Console(width=160)
 
 
 def print_json(data: Any) -> None:

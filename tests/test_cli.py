@@ -1,0 +1,120 @@
+"""The CLI is a thin shell: each command's JSON matches the library, and errors are one line."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cachewise import __version__
+from cachewise.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_version() -> None:
+    code, out = run("--version")
+    assert code == 0 and __version__ in out
+
+
+def test_models_json_shape() -> None:
+    code, out = run("models", "--format", "json")
+    data = json.loads(out)
+    assert code == 0
+    ids = {m["id"] for m in data["models"]}
+    assert {"claude-opus-5", "claude-3-5-sonnet-20240620"} <= ids
+    m = next(m for m in data["models"] if m["id"] == "claude-opus-4-5-20251101")
+    assert m["aliases"] == ["claude-opus-4-5"] and m["min_cacheable_tokens"] == 4096
+    assert m["prices"]["cache_write_1h"] == "10"
+
+
+def test_models_text_lists_every_model() -> None:
+    code, out = run("models")
+    assert code == 0 and "claude-haiku-5-5" in out and "unknown" in out
+
+
+def test_cost_json_seed_example() -> None:
+    code, out = run(
+        "cost",
+        "--model",
+        "claude-opus-4-1",
+        "--calls",
+        "50",
+        "--static-tokens",
+        "8000",
+        "--dynamic-tokens",
+        "420",
+        "--output-tokens",
+        "0",
+        "--format",
+        "json",
+    )
+    assert code == 0
+    data = json.loads(out)
+    s = {x["name"]: x for x in data["scenarios"]}
+    assert s["off"]["usage"]["input_tokens"] == 421_000 and s["off"]["cost_usd"] == 6.315
+    assert s["5m"]["usage"]["cache_creation_input_tokens"] == 8000
+    assert s["5m"]["usage"]["cache_read_input_tokens"] == 392_000
+    assert s["5m"]["cost_usd"] == 1.053 and s["1h"]["cost_usd"] == 1.143
+
+
+def test_cost_gap_example_and_note() -> None:
+    code, out = run(
+        "cost",
+        "--model",
+        "claude-opus-4-1",
+        "--calls",
+        "50",
+        "--static-tokens",
+        "8000",
+        "--dynamic-tokens",
+        "420",
+        "--gap-seconds",
+        "400",
+    )
+    assert code == 0 and "$7.8150" in out and "$1.1430" in out and "1h TTL keeps it" in out
+
+
+def test_cost_says_when_workers_race() -> None:
+    code, out = run(
+        "cost",
+        "--model",
+        "claude-sonnet-4-6",
+        "--calls",
+        "10",
+        "--static-tokens",
+        "8000",
+        "--dynamic-tokens",
+        "10",
+        "--workers",
+        "3",
+        "--format",
+        "json",
+    )
+    assert code == 0
+    assert any("started together" in n for n in json.loads(out)["notes"])
+
+
+def test_unknown_model_is_one_line_without_a_traceback() -> None:
+    code, out = run(
+        "cost", "--model", "nope", "--calls", "1", "--static-tokens", "1", "--dynamic-tokens", "1"
+    )
+    assert code == 1 and "Traceback" not in out and "nope" in out
+
+
+def test_bad_numbers_are_usage_errors() -> None:
+    code, _out = run(
+        "cost",
+        "--model",
+        "claude-opus-4-1",
+        "--calls",
+        "0",
+        "--static-tokens",
+        "1",
+        "--dynamic-tokens",
+        "1",
+    )
+    assert code == 2

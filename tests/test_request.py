@@ -1,0 +1,250 @@
+"""The request model: positions in cache order, canonical identity, frames, and level folding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cachewise import InvalidRequest, UnknownModel, parse_request
+from cachewise.tokens import default_tokenizer
+from conftest import CC, block, request, text, tool
+
+
+def hashes(body: dict[str, Any], **kw: Any) -> list[str]:
+    return [p.prefix_hash for p in parse_request(body, **kw).positions]
+
+
+def test_positions_run_tools_then_system_then_messages() -> None:
+    body = request(
+        tools=[tool("a"), tool("b")],
+        system=[block("s1"), block("s2")],
+        messages=[
+            {"role": "user", "content": [block("u1"), block("u2")]},
+            {"role": "assistant", "content": "a1"},
+        ],
+    )
+    p = parse_request(body)
+    assert [x.level for x in p.positions] == ["tools"] * 2 + ["system"] * 2 + ["messages"] * 3
+    assert [x.path for x in p.positions][-3:] == [
+        "/messages/0/content/0",
+        "/messages/0/content/1",
+        "/messages/1/content/0",
+    ]
+    cumulative = [x.cumulative for x in p.positions]
+    assert cumulative == sorted(cumulative) and cumulative[-1] < p.total_tokens
+
+
+def test_a_string_and_a_one_block_list_are_the_same_position() -> None:
+    as_string = request(system="You are terse.", messages=[{"role": "user", "content": "Hi"}])
+    as_blocks = request(
+        system=[block("You are terse.", CC)],
+        messages=[{"role": "user", "content": [block("Hi", CC)]}],
+    )
+    assert hashes(as_string) == hashes(as_blocks)
+
+
+def test_markers_are_not_part_of_the_hash() -> None:
+    plain = request(system=[block("x")])
+    marked = request(system=[block("x", {"type": "ephemeral", "ttl": "1h"})])
+    assert hashes(plain) == hashes(marked)
+
+
+def test_key_order_inside_a_tool_schema_changes_the_prefix() -> None:
+    t1 = tool("a")
+    t2 = {
+        **t1,
+        "input_schema": {
+            "type": "object",
+            "properties": {"limit": {"type": "integer"}, "query": {"type": "string"}},
+        },
+    }
+    assert hashes(request(tools=[t1]))[0] != hashes(request(tools=[t2]))[0]
+
+
+def test_key_order_inside_tool_use_input_changes_the_prefix() -> None:
+    def body(inp: dict[str, Any]) -> dict[str, Any]:
+        return request(
+            messages=[
+                {"role": "user", "content": "q"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "f", "input": inp}],
+                },
+            ]
+        )
+
+    assert hashes(body({"a": 1, "b": 2}))[-1] != hashes(body({"b": 2, "a": 1}))[-1]
+
+
+def test_top_level_block_key_order_does_not_change_the_prefix() -> None:
+    a = request(messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}])
+    b = request(messages=[{"role": "user", "content": [{"text": "hi", "type": "text"}]}])
+    assert hashes(a) == hashes(b)
+
+
+def test_message_boundaries_are_part_of_the_prefix() -> None:
+    one = request(messages=[{"role": "user", "content": [block("a"), block("b")]}])
+    two = request(
+        messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    )
+    assert hashes(one)[-1] != hashes(two)[-1]
+
+
+@pytest.mark.parametrize(
+    ("change", "first_changed_level"),
+    [
+        ({"model": "claude-sonnet-4-5"}, "tools"),
+        ({"speed": "fast"}, "system"),
+        ({"tool_choice": {"type": "any"}}, "messages"),
+        ({"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}}, "messages"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "messages"),
+        ({"output_config": {"effort": "low"}}, "messages"),
+    ],
+)
+def test_parameters_invalidate_from_their_level(
+    change: dict[str, Any], first_changed_level: str
+) -> None:
+    base = request(
+        tools=[tool("a")], system=[block("sys")], messages=[{"role": "user", "content": "q"}]
+    )
+    before, after = parse_request(base), parse_request({**base, **change})
+    levels = [p.level for p in before.positions]
+    first = next(
+        i
+        for i, (x, y) in enumerate(zip(before.positions, after.positions, strict=False))
+        if x.prefix_hash != y.prefix_hash
+    )
+    assert levels[first] == first_changed_level
+
+
+def test_images_and_beta_headers_invalidate_the_messages_level_only() -> None:
+    base = request(system=[block("sys")], messages=[{"role": "user", "content": "q"}])
+    with_betas = parse_request(base, betas=["some-beta-2026-01-01"])
+    plain = parse_request(base)
+    assert plain.positions[0].prefix_hash == with_betas.positions[0].prefix_hash
+    assert plain.positions[1].prefix_hash != with_betas.positions[1].prefix_hash
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.invalid/x.png"}}
+    imaged = request(
+        system=[block("sys")],
+        messages=[
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a"},
+            {"role": "user", "content": [image]},
+        ],
+    )
+    assert parse_request(imaged).positions[1].prefix_hash != plain.positions[1].prefix_hash
+
+
+def test_claude_4_frame_two_before_the_system_prompt_five_after() -> None:
+    """Recorded calls (Claude 4.x): written = C(system) + 2, input = C(user) + 5."""
+    tok = default_tokenizer()
+    sys_text, user_text = text(300, "s"), "What is the capital of France?"
+    p = parse_request(
+        request(
+            model="claude-haiku-4-5",
+            system=[block(sys_text, CC)],
+            messages=[{"role": "user", "content": user_text}],
+        )
+    )
+    assert p.positions[0].cumulative == tok.count(sys_text, "3.0") + 2
+    assert p.total_tokens - p.positions[0].cumulative == tok.count(user_text, "3.0") + 5
+
+
+def test_claude_3_frame_all_after_the_system_prompt() -> None:
+    tok = default_tokenizer()
+    sys_text = text(300, "s")
+    p = parse_request(
+        request(
+            model="claude-3-5-sonnet-20241022",
+            system=[block(sys_text, CC)],
+            messages=[{"role": "user", "content": "Hi"}],
+        )
+    )
+    assert p.positions[0].cumulative == tok.count(sys_text, "3.0")
+    assert p.total_tokens - p.positions[-1].cumulative == 4
+
+
+def test_total_for_a_request_without_tools_follows_the_recorded_formula() -> None:
+    """total = 7 + sum of content + 3 per extra message (v3 family)."""
+    tok = default_tokenizer()
+    msgs = ["Hello there, I need help.", "Of course. What with?", "Caching."]
+    body = request(
+        model="claude-sonnet-4-5",
+        messages=[
+            {"role": r, "content": t}
+            for r, t in zip(["user", "assistant", "user"], msgs, strict=True)
+        ],
+    )
+    expected = 7 + sum(tok.count(t, "3.0") for t in msgs) + 3 * 2
+    assert parse_request(body).total_tokens == expected
+
+
+def test_deferred_tools_are_not_in_the_prefix() -> None:
+    deferred = {**tool("late"), "defer_loading": True}
+    assert hashes(request(tools=[tool("a"), deferred])) == hashes(request(tools=[tool("a")]))
+
+
+def test_older_models_drop_earlier_turns_thinking() -> None:
+    """Haiku 4.5 keeps only the last turn's thinking: after a plain user message it is gone."""
+    msgs = [
+        {"role": "user", "content": "q1"},
+        {
+            "role": "assistant",
+            "content": [{"type": "thinking", "thinking": "deep", "signature": "s"}, block("a1")],
+        },
+        {"role": "user", "content": "q2"},
+    ]
+    kinds_old = [
+        p.kind for p in parse_request(request(model="claude-haiku-4-5", messages=msgs)).positions
+    ]
+    kinds_new = [
+        p.kind for p in parse_request(request(model="claude-opus-4-6", messages=msgs)).positions
+    ]
+    assert "thinking" not in kinds_old and "thinking" in kinds_new
+
+
+def test_forced_tool_choice_adds_uncached_tail_tokens() -> None:
+    base = request(tools=[tool("a")], messages=[{"role": "user", "content": "q"}])
+    auto, forced = (
+        parse_request(base),
+        parse_request({**base, "tool_choice": {"type": "tool", "name": "a"}}),
+    )
+    assert (
+        forced.total_tokens - forced.positions[-1].cumulative
+        == auto.total_tokens - auto.positions[-1].cumulative + 21
+    )
+
+
+def test_tool_system_prompt_tokens_come_with_the_first_tool() -> None:
+    p = parse_request(request(model="claude-sonnet-4-0", tools=[tool("a")]))
+    assert p.positions[0].tokens > 313
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"messages": []}, "/model"),
+        ({"model": "claude-sonnet-4-6"}, "/messages"),
+        (
+            {"model": "claude-sonnet-4-6", "messages": [{"role": "robot", "content": "x"}]},
+            "/messages/0/role",
+        ),
+        (
+            {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": [42]}]},
+            "/messages/0/content/0",
+        ),
+        ({"model": "claude-sonnet-4-6", "messages": "hi"}, "/messages"),
+    ],
+)
+def test_malformed_requests_raise_invalid_request_with_a_path(
+    body: dict[str, Any], path: str
+) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        parse_request(body)
+    assert err.value.path == path
+
+
+def test_unknown_model() -> None:
+    with pytest.raises(UnknownModel):
+        parse_request({"model": "gpt-4", "messages": []})

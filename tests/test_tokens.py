@@ -1,0 +1,104 @@
+"""Token counts: ctok offline, memoized once per text; image sizes; the count_tokens seam."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+
+import anthropic
+import httpx2
+
+from cachewise import get_model
+from cachewise.tokens import (
+    ApiTokenizer,
+    CountMemo,
+    CtokTokenizer,
+    MemoTokenizer,
+    base64_image_tokens,
+    image_size,
+    image_tokens,
+)
+
+
+def test_ctok_content_count_excludes_the_message_frame() -> None:
+    import ctok
+
+    t = CtokTokenizer()
+    assert t.count("Hello there", "3.0") == ctok.token_count("Hello there", "3.0") - 7
+    assert t.count("Hello there", "4.8") == ctok.token_count("Hello there", "4.8") - 6
+    assert t.count("", "3.0") == 0
+
+
+def test_families_count_differently() -> None:
+    """The 4.7+ tokenizer produces more tokens for the same text."""
+    t = CtokTokenizer()
+    sample = "Prompt caching references the entire prompt up to the breakpoint. " * 20
+    assert t.count(sample, "4.7") > t.count(sample, "3.0")
+
+
+def test_memo_counts_each_distinct_text_once() -> None:
+    calls: list[str] = []
+
+    class Counting:
+        def count(self, text: str, version: str) -> int:
+            calls.append(text)
+            return len(text)
+
+    memo = CountMemo()
+    tok = MemoTokenizer(Counting(), memo)
+    for _ in range(3):
+        assert tok.count("abc", "3.0") == 3
+    assert tok.count("abc", "4.8") == 3
+    assert calls == ["abc", "abc"] and memo.hits == 2 and len(memo) == 2
+
+
+def _png(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+def test_image_sizes_from_headers() -> None:
+    assert image_size(_png(640, 480)) == (640, 480)
+    assert image_size(b"GIF89a" + struct.pack("<HH", 20, 10)) == (20, 10)
+    jpeg = (
+        b"\xff\xd8"
+        + b"\xff\xe0\x00\x04\x00\x00"
+        + b"\xff\xc0\x00\x11\x08"
+        + struct.pack(">HH", 300, 400)
+    )
+    assert image_size(jpeg + b"\x00" * 16) == (400, 300)
+
+
+def test_image_tokens_follow_the_documented_formula() -> None:
+    assert image_tokens(1000, 1000) == 1334  # ceil(1e6 / 750)
+    assert image_tokens(200, 200) == 54
+    assert image_tokens(4000, 4000) <= 1534  # downscaled to about 1.15 megapixels
+    data = base64.b64encode(_png(750, 100)).decode()
+    assert base64_image_tokens(data) == 100
+
+
+def test_api_tokenizer_subtracts_the_model_frame() -> None:
+    """Through the real SDK, against a stand-in for the count_tokens endpoint."""
+    seen: list[dict[str, object]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        return httpx2.Response(200, json={"input_tokens": 7 + len(body["messages"][0]["content"])})
+
+    client = anthropic.Anthropic(
+        api_key="test",
+        base_url="http://127.0.0.1:9",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+    )
+    tok = ApiTokenizer(client, get_model("claude-sonnet-4-6"))
+    assert tok.count("abcd", "3.0") == 4
+    assert seen[0]["model"] == "claude-sonnet-4-6"
