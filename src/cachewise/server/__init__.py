@@ -1,0 +1,1 @@
+"""Local servers: the emulator (and, later, the proxy)."""

@@ -1,0 +1,157 @@
+"""Test against the emulator: a real HTTP server on loopback, in a background thread.
+
+    from cachewise.testing import Emulator
+
+    with Emulator() as emu:
+        client = emu.client()                      # the official SDK, pointed at the emulator
+        first = client.messages.create(...)
+        second = client.messages.create(...)
+        assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+
+With pytest, the `cachewise_emulator` fixture (installed with cachewise) gives a started emulator.
+By default it runs on a virtual clock with no latency, so tests are fast and deterministic; call
+`advance(seconds)` to let entries expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from ..server.emulator import EmulatorConfig, EmulatorState, create_app
+
+__all__ = ["Emulator", "TEST_CONFIG"]
+
+T = TypeVar("T")
+
+TEST_CONFIG = EmulatorConfig(
+    clock="virtual", ttft_ms=0.0, prefill_ms_per_1k=0.0, output_tokens_per_s=0.0
+)
+
+
+class Emulator:
+    """The emulator on a free loopback port, for the length of a `with` block.
+
+    Args:
+        config: the emulator's behaviour; defaults to `TEST_CONFIG` (virtual clock, no latency).
+        **overrides: fields of `EmulatorConfig` to change, e.g. `ttft_ms=200, clock="real"`.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, **overrides: Any) -> None:
+        self.config = replace(config or TEST_CONFIG, **overrides)
+        self.app = create_app(self.config)
+        self.state: EmulatorState = self.app.state.emulator
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Emulator:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="error", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        started = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            loop.run_until_complete(self._server.serve(sockets=[sock]))
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="cachewise-emulator", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        while not self._server.started and self._thread.is_alive():
+            threading.Event().wait(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self._server = self._thread = self._loop = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the server's loop, where the engine lives, and wait for it."""
+        if self._loop is None:
+            return fn()
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    def advance(self, seconds: float) -> float:
+        """Move the emulator's clock forward; returns the new time."""
+        return self._call(lambda: self.state.clock.advance(seconds))
+
+    def reset(self) -> None:
+        """Empty the cache and set the clock back to 0."""
+        self._call(self.state.reset)
+
+    def now(self) -> float:
+        return self._call(self.state.clock.now)
+
+    def cache(self) -> list[dict[str, Any]]:
+        """The live cache entries, as `GET /_emulator/cache` lists them."""
+
+        def entries() -> list[dict[str, Any]]:
+            now = self.state.clock.now()
+            return [
+                {
+                    "workspace": e.workspace,
+                    "model": e.model,
+                    "position": e.position,
+                    "tokens": e.tokens,
+                    "ttl": e.ttl,
+                    "expires_at": e.expires_at,
+                    "readable": e.readable(now),
+                    "reads": e.reads,
+                    "writes": e.writes,
+                }
+                for e in self.state.engine.snapshot(now)
+            ]
+
+        return self._call(entries)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call(
+            lambda: {
+                "requests": self.state.stats.requests,
+                "by_status": dict(self.state.stats.by_status),
+                "usage": dict(self.state.stats.usage),
+            }
+        )
+
+    def client(self, api_key: str = "sk-emulator-test", **kwargs: Any) -> Any:
+        """An `anthropic.Anthropic` client pointed at this emulator."""
+        import anthropic
+
+        return anthropic.Anthropic(api_key=api_key, base_url=self.base_url, **kwargs)
+
+    def async_client(self, api_key: str = "sk-emulator-test", **kwargs: Any) -> Any:
+        """An `anthropic.AsyncAnthropic` client pointed at this emulator."""
+        import anthropic
+
+        return anthropic.AsyncAnthropic(api_key=api_key, base_url=self.base_url, **kwargs)
