@@ -9,9 +9,9 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from conftest import CC, CC_1H, block, text, tool
 
 from cachewise.testing import Emulator
+from conftest import CC, CC_1H, block, text, tool
 
 SYSTEM = text(1500, "system")  # above Sonnet 4.6's 1,024 minimum
 MODEL = "claude-sonnet-4-6"

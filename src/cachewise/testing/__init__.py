@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ..server.emulator import EmulatorConfig, EmulatorState, create_app
 
-__all__ = ["Emulator", "TEST_CONFIG"]
+__all__ = ["TEST_CONFIG", "Emulator"]
 
 T = TypeVar("T")
 
