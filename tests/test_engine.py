@@ -451,7 +451,8 @@ def test_tool_choice_change_keeps_the_system_level_and_drops_the_messages_level(
     forced = e.account(parse_request({**base, "tool_choice": {"type": "any"}}), now=1)
     system_prefix = first.breakpoints[0].breakpoint.tokens
     assert forced.cache_read_input_tokens == system_prefix
-    assert forced.cache_write_5m == first.cache_write_5m - system_prefix
+    forced_extra = parse_request(base).model.tool_frame("any")[2]
+    assert forced.cache_write_5m == first.cache_write_5m - system_prefix + forced_extra
 
 
 @pytest.mark.parametrize(

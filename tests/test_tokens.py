@@ -42,7 +42,7 @@ def test_memo_counts_each_distinct_text_once() -> None:
     calls: list[str] = []
 
     class Counting:
-        def count(self, text: str, version: str) -> int:
+        def count(self, text: str, version: str, slot: str = "user") -> int:
             calls.append(text)
             return len(text)
 

@@ -50,10 +50,14 @@ class PriceBand:
 class Framing:
     """Tokens the API adds around the content, fitted to recorded calls (see docs/fidelity.md).
 
-    `start` precedes everything; `system_extra` follows a system prompt; `messages_start` opens the
-    first message and `message_separator` each later one; `tail` follows the last block and is
-    therefore never cached; `forced_tool_choice_tail` is added to the tail when tool_choice forces
-    a tool.
+    `start` precedes everything; `system_extra` follows a system prompt; `messages_start` opens
+    the first message; each later message opens with `message_separator` tokens, or
+    `same_role_separator` when it has the same role as the one before; `tail` follows the last
+    block and is therefore never cached. Tools: `tools_before` precedes the first definition and
+    `tools_after` follows the last (None: the pricing page's tool-use system prompt size, all
+    before); forcing a tool adds `tool_choice_any_extra` / `tool_choice_tool_extra` before the
+    first message, where a tool_choice change invalidates the cache. `tool_use_extra` and
+    `tool_result_extra` wrap those blocks; `output_extra` is added to a reply's text count.
     """
 
     name: str
@@ -62,8 +66,15 @@ class Framing:
     system_extra: int
     messages_start: int
     message_separator: int
+    same_role_separator: int
     tail: int
-    forced_tool_choice_tail: int
+    tools_before: int | None
+    tools_after: int | None
+    tool_choice_any_extra: int | None
+    tool_choice_tool_extra: int | None
+    tool_use_extra: int
+    tool_result_extra: int
+    output_extra: int
     calibrated: bool
 
 
@@ -95,6 +106,18 @@ class Model:
     def retired(self) -> bool:
         return self.status == "retired"
 
+    def tool_frame(self, choice: str) -> tuple[int, int, int]:
+        """Tokens (before the first tool, after the last, before the first message) that tool
+        definitions bring with `tool_choice` of this type; calibrated where the framing is."""
+        f = self.framing
+        table = self.tool_system_prompt_tokens or {}
+        forced = choice in ("any", "tool")
+        if f.tools_before is None or f.tools_after is None:
+            auto = table.get("auto", 0)
+            return auto, 0, table.get("any", auto) - auto if forced else 0
+        fitted = f.tool_choice_any_extra if choice == "any" else f.tool_choice_tool_extra
+        return f.tools_before, f.tools_after, (fitted or 0) if forced else 0
+
     def prices_for(self, prompt_tokens: int) -> Prices | None:
         """The prices that apply to a request whose prompt has `prompt_tokens` tokens."""
         for band in self.price_bands:
@@ -111,18 +134,9 @@ class Catalog:
         self.as_of: str = data["as_of"]
         self.default_min_cacheable_tokens: int = data["default_min_cacheable_tokens"]
         self.ttl_seconds: dict[str, int] = dict(data["ttl_seconds"])
+        fields = set(Framing.__dataclass_fields__) - {"name"}
         framings = {
-            name: Framing(
-                name=name,
-                ctok_version=f["ctok_version"],
-                start=f["start"],
-                system_extra=f["system_extra"],
-                messages_start=f["messages_start"],
-                message_separator=f["message_separator"],
-                tail=f["tail"],
-                forced_tool_choice_tail=f["forced_tool_choice_tail"],
-                calibrated=f["calibrated"],
-            )
+            name: Framing(name=name, **{k: v for k, v in f.items() if k in fields})
             for name, f in data["framing"].items()
         }
         self.models: tuple[Model, ...] = tuple(_model(m, framings) for m in data["models"])

@@ -24,6 +24,7 @@ from .errors import InvalidRequest
 from .tokens import (
     PDF_PAGE_TOKENS,
     UNKNOWN_IMAGE_TOKENS,
+    Slot,
     Tokenizer,
     base64_image_tokens,
     base64_pdf_tokens,
@@ -209,8 +210,10 @@ class _Parser(_Builder):
 
         self.pending_frame = f.start
         live_tools = [(i, t) for i, t in enumerate(tools) if not _deferred(t)]
-        if live_tools and self.model.tool_system_prompt_tokens:
-            self.pending_frame += self.model.tool_system_prompt_tokens.get("auto", 0)
+        choice = body.get("tool_choice")
+        choice_type = str(choice.get("type", "auto")) if isinstance(choice, dict) else "auto"
+        before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
+        self.pending_frame += before
         for i, tool in live_tools:
             if not isinstance(tool, dict):
                 raise InvalidRequest(f"tools.{i}: Input should be an object", path=f"/tools/{i}")
@@ -223,6 +226,7 @@ class _Parser(_Builder):
                 self._marker(tool, f"/tools/{i}", f"tools.{i}"),
                 eligible=True,
             )
+        self.pending_frame += after
 
         self.fold("system", params["system"])
         system = body.get("system")
@@ -234,7 +238,8 @@ class _Parser(_Builder):
                 self.pending_frame += f.system_extra
 
         self.fold("messages", params["messages"])
-        self.pending_frame += f.messages_start
+        # What tool_choice adds is rendered here: changing it keeps the system prefix.
+        self.pending_frame += f.messages_start + forced
         stripped = self._stripped_thinking(messages)
         for m, message in enumerate(messages):
             if not isinstance(message, dict):
@@ -248,7 +253,8 @@ class _Parser(_Builder):
                     path=f"/messages/{m}/role",
                 )
             if m:
-                self.pending_frame += f.message_separator
+                same = isinstance(messages[m - 1], dict) and messages[m - 1].get("role") == role
+                self.pending_frame += f.same_role_separator if same else f.message_separator
             content = message.get("content")
             if isinstance(content, str):
                 content = [{"type": "text", "text": content}]
@@ -264,11 +270,7 @@ class _Parser(_Builder):
                     message=m,
                 )
 
-        tail = f.tail
-        choice = body.get("tool_choice")
-        if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
-            tail += f.forced_tool_choice_tail
-        total = self.cumulative + self.pending_frame + tail
+        total = self.cumulative + self.pending_frame + f.tail
         return Prompt(
             model=self.model,
             positions=tuple(self.positions),
@@ -310,7 +312,9 @@ class _Parser(_Builder):
         marker = self._inner_markers(block, path, api_path) or marker
         eligible = kind not in UNMARKABLE and not (kind == "text" and not block.get("text"))
         canon = _canon([role, _envelope(block)] if role else _envelope(block))
-        self.add(level, path, kind, canon, self._block_tokens(block), marker, eligible, message)
+        slot: Slot = "system" if level == "system" else "user"
+        tokens = self._block_tokens(block, slot)
+        self.add(level, path, kind, canon, tokens, marker, eligible, message)
 
     # -- markers ---------------------------------------------------------------------------------
 
@@ -367,16 +371,25 @@ class _Parser(_Builder):
 
     # -- tokens ----------------------------------------------------------------------------------
 
-    def _text(self, text: str) -> int:
-        return self.tok.count(text, self.version)
+    def _text(self, text: str, slot: Slot = "user") -> int:
+        return self.tok.count(text, self.version, slot)
 
     def _tool_tokens(self, tool: dict[str, Any]) -> int:
+        if tool.get("type", "custom") == "custom" and "name" in tool:
+            # Recorded calls fit a definition rendered as this JSON (default separators).
+            rendered = {
+                "description": tool.get("description", ""),
+                "name": tool["name"],
+                "parameters": tool.get("input_schema", {}),
+            }
+            return self._text(json.dumps(rendered, ensure_ascii=False))
         return self._text(_canon(_strip(tool)))
 
-    def _block_tokens(self, block: dict[str, Any]) -> int:
+    def _block_tokens(self, block: dict[str, Any], slot: Slot = "user") -> int:
         kind = block["type"]
+        f = self.model.framing
         if kind == "text":
-            return self._text(block.get("text", ""))
+            return self._text(block.get("text", ""), slot)
         if kind == "thinking":
             return self._text(str(block.get("thinking", "")))
         if kind == "redacted_thinking":
@@ -386,11 +399,10 @@ class _Parser(_Builder):
         if kind == "document":
             return self._document_tokens(block)
         if kind == "tool_use":
-            return self._text(str(block.get("name", ""))) + self._text(
-                _canon(block.get("input", {}))
-            )
+            name, args = str(block.get("name", "")), _canon(block.get("input", {}))
+            return f.tool_use_extra + self._text(name) + self._text(args)
         if kind == "tool_result":
-            return self._content_tokens(block.get("content"))
+            return f.tool_result_extra + self._content_tokens(block.get("content"))
         if kind == "search_result":
             return self._text(
                 f"{block.get('title', '')}\n{block.get('source', '')}"

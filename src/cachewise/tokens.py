@@ -13,7 +13,7 @@ import math
 import re
 import struct
 import threading
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from .catalog import Model
@@ -28,10 +28,18 @@ __all__ = [
 ]
 
 
-class Tokenizer(Protocol):
-    """Counts the content tokens of a text in a tokenizer family ("3.0", "4.7", "4.8")."""
+Slot = Literal["user", "system"]
 
-    def count(self, text: str, version: str) -> int: ...
+
+class Tokenizer(Protocol):
+    """Counts the content tokens of a text in a tokenizer family ("3.0", "4.7", "4.8").
+
+    `slot` says where the text sits: a system prompt does not pay for the word-start marker that
+    a user turn hands to a text beginning with a non-word character (a newline, say), which
+    recorded calls show as one token less.
+    """
+
+    def count(self, text: str, version: str, slot: Slot = "user") -> int: ...
 
 
 class CtokTokenizer:
@@ -40,12 +48,15 @@ class CtokTokenizer:
     def __init__(self) -> None:
         self._frames: dict[str, int] = {}
 
-    def count(self, text: str, version: str) -> int:
+    def count(self, text: str, version: str, slot: Slot = "user") -> int:
         if not text:
             return 0
         import ctok  # deferred: loading the vocabularies costs a few hundred ms
 
-        return int(ctok.token_count(text, version)) - self._frame(version)
+        tokens = ctok.tokenize(text, version)
+        frame = self._frame(version)
+        lone_word_start = slot == "system" and len(tokens) > frame and tokens[frame] == "⟨bow⟩"
+        return len(tokens) - frame - int(lone_word_start)
 
     def _frame(self, version: str) -> int:
         # ctok counts a whole one-message request; its frame is the run of leading pad tokens.
@@ -68,7 +79,7 @@ class ApiTokenizer:
         self.client = client
         self.model = model
 
-    def count(self, text: str, version: str) -> int:
+    def count(self, text: str, version: str, slot: Slot = "user") -> int:
         if not text:
             return 0
         f = self.model.framing
@@ -80,7 +91,8 @@ class ApiTokenizer:
 
 
 class CountMemo:
-    """A thread-safe memo of counts keyed by (family, sha256 of the text); share one freely."""
+    """A thread-safe memo of counts keyed by (family and slot, sha256 of the text); share one
+    freely."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, bytes], int] = {}
@@ -88,8 +100,8 @@ class CountMemo:
         self.hits = 0
         self.misses = 0
 
-    def get(self, version: str, text: str, compute: Tokenizer) -> int:
-        key = (version, hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    def get(self, version: str, text: str, compute: Tokenizer, slot: Slot = "user") -> int:
+        key = (f"{version}/{slot}", hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
         with self._lock:
             found = self._counts.get(key)
             if found is not None:
@@ -97,7 +109,7 @@ class CountMemo:
                 return found
             self.misses += 1
         # Counted outside the lock: two threads may count the same text once each, harmlessly.
-        value = compute.count(text, version)
+        value = compute.count(text, version, slot)
         with self._lock:
             self._counts[key] = value
         return value
@@ -113,10 +125,10 @@ class MemoTokenizer:
         self.inner = inner
         self.memo = memo if memo is not None else CountMemo()
 
-    def count(self, text: str, version: str) -> int:
+    def count(self, text: str, version: str, slot: Slot = "user") -> int:
         if not text:
             return 0
-        return self.memo.get(version, text, self.inner)
+        return self.memo.get(version, text, self.inner, slot)
 
 
 _DEFAULT = MemoTokenizer(CtokTokenizer())

@@ -45,11 +45,12 @@ def build_reply(body: Mapping[str, Any], prompt: Prompt, tokenizer: Tokenizer) -
             + tokenizer.count(json.dumps(block["input"]), version)
         )
         return Reply([block], "tool_use", tokens)
+    extra = prompt.model.framing.output_extra  # recorded: output_tokens = C(text) + 3
     text = f"Emulated reply {digest}: cachewise read {prompt.total_tokens} input tokens."
-    tokens = tokenizer.count(text, version) + 1
+    tokens = tokenizer.count(text, version) + extra
     if tokens > max_tokens:
         words = text.split(" ")
-        while words and tokenizer.count(" ".join(words), version) + 1 > max_tokens:
+        while words and tokenizer.count(" ".join(words), version) + extra > max_tokens:
             words.pop()
         text = " ".join(words)
         return Reply([{"type": "text", "text": text}], "max_tokens", max_tokens)
