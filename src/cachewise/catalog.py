@@ -56,7 +56,8 @@ class Framing:
     block and is therefore never cached. Tools: `tools_before` precedes the first definition and
     `tools_after` follows the last (None: the pricing page's tool-use system prompt size, all
     before); forcing a tool adds `tool_choice_any_extra` / `tool_choice_tool_extra` before the
-    first message, where a tool_choice change invalidates the cache. `tool_use_extra` and
+    first message, where a tool_choice change invalidates the cache; a request with a `strict`
+    tool adds `strict_tools_extra` after the tools. `tool_use_extra` and
     `tool_result_extra` wrap those blocks; `output_extra` is added to a reply's text count.
     """
 
@@ -72,6 +73,7 @@ class Framing:
     tools_after: int | None
     tool_choice_any_extra: int | None
     tool_choice_tool_extra: int | None
+    strict_tools_extra: int
     tool_use_extra: int
     tool_result_extra: int
     output_extra: int

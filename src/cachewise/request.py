@@ -227,6 +227,8 @@ class _Parser(_Builder):
                 eligible=True,
             )
         self.pending_frame += after
+        if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
+            self.pending_frame += f.strict_tools_extra
 
         self.fold("system", params["system"])
         system = body.get("system")
