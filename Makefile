@@ -17,7 +17,7 @@ demo: $(STAMP)
 		--dynamic-tokens 420 --output-tokens 300 --workers 4 --scout
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
 test: lint

@@ -1,0 +1,145 @@
+"""`cachewise emulate`: the emulator as a local server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from ..server.emulator import EmulatorConfig, create_app
+from ..server.faults import parse_faults
+from ..server.limits import parse_limits
+from .main import main
+
+
+def load_workspaces(path: Path) -> dict[str, str]:
+    """A JSON object mapping API keys to workspace ids.
+
+    Raises:
+        InputError: naming the file, line and field that is wrong.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read workspaces file: {exc.strerror}", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise InputError('must be a JSON object {"api-key": "workspace-id", ...}', file=str(path))
+    for key, value in data.items():
+        if not isinstance(value, str) or not value:
+            raise InputError(
+                "workspace id must be a non-empty string", file=str(path), field=f"[{key[:4]}…]"
+            )
+    return data
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option(
+    "--clock",
+    type=click.Choice(["real", "virtual"]),
+    default="real",
+    show_default=True,
+    help="virtual: time moves only through POST /_emulator/clock.",
+)
+@click.option(
+    "--ttft-ms",
+    type=click.FloatRange(min=0),
+    default=400.0,
+    show_default=True,
+    help="Time to first byte before prefill.",
+)
+@click.option(
+    "--prefill-ms-per-1k",
+    type=click.FloatRange(min=0),
+    default=25.0,
+    show_default=True,
+    help="Extra time to first byte per 1,000 uncached input tokens.",
+)
+@click.option(
+    "--output-tokens-per-s",
+    type=click.FloatRange(min=0),
+    default=80.0,
+    show_default=True,
+    help="Streaming speed (0: instant).",
+)
+@click.option(
+    "--workspaces",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file mapping API keys to workspace ids (default: one per key).",
+)
+@click.option("--faults", help='Fault injection, e.g. "429:0.05,529@3+7,drop:0.01".')
+@click.option("--limits", help="Rate limits per workspace and model, e.g. rpm=50,itpm=30000.")
+@click.option("--seed", type=int, help="Seed for fault rates and the eviction knob.")
+@click.option(
+    "--batch-concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Batch requests that start together (and so cannot read each other).",
+)
+@click.option(
+    "--batch-cache",
+    type=click.Choice(["separate", "shared"]),
+    default="separate",
+    show_default=True,
+    help="Whether batches read what the Messages API wrote.",
+)
+@click.option("--legacy-lookback", is_flag=True, help="The pre-2026-03 lookback reading.")
+@click.option(
+    "--eviction-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Probability of a spurious server-side miss per lookup.",
+)
+def emulate(
+    host: str,
+    port: int,
+    clock: str,
+    ttft_ms: float,
+    prefill_ms_per_1k: float,
+    output_tokens_per_s: float,
+    workspaces: Path | None,
+    faults: str | None,
+    limits: str | None,
+    seed: int | None,
+    batch_concurrency: int,
+    batch_cache: str,
+    legacy_lookback: bool,
+    eviction_rate: float,
+) -> None:
+    """Serve an offline Claude Messages API that caches exactly as documented."""
+    import uvicorn
+
+    parse_faults(faults)  # fail on a bad spec before binding anything
+    parse_limits(limits)
+    config = EmulatorConfig(
+        clock=clock,  # type: ignore[arg-type]
+        ttft_ms=ttft_ms,
+        prefill_ms_per_1k=prefill_ms_per_1k,
+        output_tokens_per_s=output_tokens_per_s,
+        workspaces=load_workspaces(workspaces) if workspaces else None,
+        faults=faults,
+        limits=limits,
+        seed=seed,
+        batch_concurrency=batch_concurrency,
+        batch_cache=batch_cache,  # type: ignore[arg-type]
+        legacy_lookback=legacy_lookback,
+        eviction_rate=eviction_rate,
+    )
+    app = create_app(config)
+    url = f"http://{host}:{port}"
+    click.echo(
+        f"cachewise emulator on {url} (clock {clock}, first byte {ttft_ms:g} ms + "
+        f"{prefill_ms_per_1k:g} ms per 1k uncached tokens)"
+    )
+    click.echo(f"  export ANTHROPIC_BASE_URL={url}   # any API key works; each key is a workspace")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"  warning: bound to {host}, not loopback: the control API refuses remote callers"
+        )
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,95 @@
+"""`cachewise emulate` as a user runs it: a real process on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx2
+import pytest
+from click.testing import CliRunner
+
+from cachewise.cli import main
+from conftest import CC, block, text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cachewise",
+            "emulate",
+            "--port",
+            str(port),
+            "--ttft-ms",
+            "0",
+            "--prefill-ms-per-1k",
+            "0",
+            "--output-tokens-per-s",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx2.get(url + "/v1/models", headers={"x-api-key": "k"}, timeout=1)
+            break
+        except httpx2.TransportError:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "emulator did not start"
+            time.sleep(0.1)
+    try:
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_emulate_serves_the_sdk_and_prints_its_url(
+    server: tuple[str, subprocess.Popen[str]],
+) -> None:
+    url, proc = server
+    client = anthropic.Anthropic(api_key="sk-local", base_url=url)
+    kw = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 20,
+        "system": [block(text(1500, "cli"), CC)],
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    first, second = client.messages.create(**kw), client.messages.create(**kw)
+    assert (first.usage.cache_creation_input_tokens or 0) > 0
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    assert url in out and "sk-local" not in out
+
+
+def test_bad_workspaces_file_names_the_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "ws.json"
+    bad.write_text('{\n  "sk-a": "wrkspc_a",\n  "sk-b": \n}\n')
+    result = CliRunner().invoke(main, ["emulate", "--workspaces", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:4" in result.output and "Traceback" not in result.output
+
+
+def test_bad_fault_spec_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["emulate", "--faults", "teapot:0.5"])
+    assert result.exit_code == 2 and "--faults" in result.output
