@@ -16,7 +16,31 @@ from typing import Any
 
 from cachewise.testing import Emulator
 
-WORDS = ["cache", "prefix", "token", "window", "breakpoint", "system", "tool", "message", "engine", "ledger", "worker", "scout", "batch", "lookback", "entry", "expiry", "refresh", "budget", "invoice", "harbor", "lantern", "meadow", "orchard"]
+WORDS = [
+    "cache",
+    "prefix",
+    "token",
+    "window",
+    "breakpoint",
+    "system",
+    "tool",
+    "message",
+    "engine",
+    "ledger",
+    "worker",
+    "scout",
+    "batch",
+    "lookback",
+    "entry",
+    "expiry",
+    "refresh",
+    "budget",
+    "invoice",
+    "harbor",
+    "lantern",
+    "meadow",
+    "orchard",
+]
 
 
 def prompt(salt: int, words: int = 6000) -> str:
