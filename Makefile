@@ -23,5 +23,8 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
