@@ -37,6 +37,9 @@ Level = Literal["tools", "system", "messages"]
 TTL = Literal["5m", "1h"]
 Segment = tuple[str, int, TTL | None]
 
+# Top-level parameters that must be JSON objects when present.
+OBJECT_PARAMS = ("tool_choice", "thinking", "output_config", "context_management", "metadata")
+
 # Blocks that cannot carry cache_control themselves (cached only along with the turn around them).
 UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
 
@@ -202,6 +205,9 @@ class _Parser(_Builder):
 
     def run(self) -> Prompt:
         body, f = self.body, self.model.framing
+        for key in OBJECT_PARAMS:
+            if body.get(key) is not None and not isinstance(body[key], dict):
+                raise InvalidRequest(f"{key}: Input should be an object", path=f"/{key}")
         tools = _list(body.get("tools"), "tools")
         messages = body.get("messages")
         if not isinstance(messages, list):
@@ -215,8 +221,7 @@ class _Parser(_Builder):
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
         self.pending_frame += before
         for i, tool in live_tools:
-            if not isinstance(tool, dict):
-                raise InvalidRequest(f"tools.{i}: Input should be an object", path=f"/tools/{i}")
+            _check_tool(tool, i)
             self.add(
                 "tools",
                 f"/tools/{i}",
@@ -496,6 +501,23 @@ class _Parser(_Builder):
             for b, block in enumerate(msg["content"])
             if isinstance(block, dict) and block.get("type") in UNMARKABLE
         }
+
+
+def _check_tool(tool: Any, i: int) -> None:
+    if not isinstance(tool, dict):
+        raise InvalidRequest(f"tools.{i}: Input should be an object", path=f"/tools/{i}")
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(
+            f"tools.{i}.name: Field required (a non-empty string)", path=f"/tools/{i}/name"
+        )
+    if tool.get("type", "custom") == "custom" and not isinstance(tool.get("input_schema"), dict):
+        raise InvalidRequest(
+            f"tools.{i}.custom.input_schema: Field required (an object)",
+            path=f"/tools/{i}/input_schema",
+        )
+    if "type" in tool and not isinstance(tool["type"], str):
+        raise InvalidRequest(f"tools.{i}.type: Input should be a string", path=f"/tools/{i}/type")
 
 
 def _prewarm_conflicts(body: Mapping[str, Any]) -> tuple[str, ...]:

@@ -148,6 +148,8 @@ class BatchStore:
             return _errored(custom_id, "not_found_error", f"model: {exc.model}")
         except InvalidRequest as exc:
             return _errored(custom_id, exc.error_type, exc.message)
+        except Exception as exc:  # one broken request must not stall the whole batch
+            return _errored(custom_id, "api_error", f"internal error: {type(exc).__name__}")
         st.stats.record(200, account, reply.output_tokens)
         msg = message(st.next_id("msg"), prompt.model.id, reply, account, service_tier="batch")
         return {"custom_id": custom_id, "result": {"type": "succeeded", "message": msg}}

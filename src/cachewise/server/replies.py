@@ -40,7 +40,7 @@ def build_reply(body: Mapping[str, Any], prompt: Prompt, tokenizer: Tokenizer) -
             "input": _example_input(forced.get("input_schema") or {}),
         }
         tokens = (
-            1
+            prompt.model.framing.output_extra
             + tokenizer.count(forced["name"], version)
             + tokenizer.count(json.dumps(block["input"]), version)
         )
@@ -182,7 +182,8 @@ def _forced_tool(body: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
     """An input that satisfies a simple JSON schema's required properties."""
-    props = schema.get("properties") or {}
+    props = schema.get("properties")
+    props = props if isinstance(props, dict) else {}
     examples = {
         "string": "example",
         "integer": 1,
@@ -192,9 +193,11 @@ def _example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
         "object": {},
     }
     out: dict[str, Any] = {}
-    for name in schema.get("required") or []:
-        spec = props.get(name) or {}
-        if spec.get("enum"):
+    required = schema.get("required")
+    for name in required if isinstance(required, list) else []:
+        spec = props.get(name) if isinstance(name, str) else None
+        spec = spec if isinstance(spec, dict) else {}
+        if isinstance(spec.get("enum"), list) and spec["enum"]:
             out[name] = spec["enum"][0]
         else:
             out[name] = examples.get(str(spec.get("type", "string")), "example")
