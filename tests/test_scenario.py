@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from cachewise import get_model
-from cachewise.scenario import Scenario, break_even_reads, run_scenarios
+from cachewise.cost import break_even_reads
+from cachewise.scenario import Scenario, run_scenarios
 
 
 def by_name(s: Scenario) -> dict[str, object]:

@@ -10,15 +10,16 @@ Arithmetic is Decimal end to end: no float drift across thousands of calls.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from .catalog import Model, Prices, get_model
 from .errors import InputError, PricingError
 
-__all__ = ["Cost", "Usage", "cost", "normalize_usage"]
+__all__ = ["Cost", "Usage", "break_even_reads", "cost", "normalize_usage", "uncached_cost"]
 
 MTOK = Decimal(1_000_000)
 WEB_SEARCH_USD = Decimal("0.01")  # $10 per 1,000 searches, on top of tokens
@@ -221,6 +222,16 @@ def uncached_cost(usage: Any, *, model: str | Model, batch: bool | None = None) 
         inference_geo=u.inference_geo,
     )
     return cost(plain, model=model, batch=batch)
+
+
+def break_even_reads(model: Model, ttl: Literal["5m", "1h"]) -> int | None:
+    """Reads after which one write at this TTL has paid for itself, from the model's rates."""
+    if model.prices is None:
+        return None
+    p = model.prices
+    premium = (p.cache_write_5m if ttl == "5m" else p.cache_write_1h) - p.input
+    saving = p.input - p.cache_read
+    return max(1, math.ceil(premium / saving)) if saving > 0 else None
 
 
 def _priced(model: str, u: Usage, p: Prices, factor: Decimal, batch: bool, geo: str | None) -> Cost:

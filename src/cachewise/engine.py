@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .catalog import catalog
+from .catalog import Model, catalog
 from .errors import InvalidRequest
 from .request import TTL, Position, Prompt
 
@@ -35,6 +35,7 @@ __all__ = [
     "Engine",
     "Entry",
     "breakpoints",
+    "minimum_for",
     "validate",
 ]
 
@@ -91,6 +92,7 @@ class BreakpointAccount:
     found_at: int | None = None
     pending_at: int | None = None
     expired_at: int | None = None
+    beyond_at: int | None = None
     why: str = ""
 
 
@@ -146,9 +148,13 @@ def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> lis
             text = f"{p.api_path}: Input should be 'ephemeral'"
         else:
             text = f"{p.api_path}: Input should be '5m' or '1h'"
-        found.append(InvalidRequest(text, path=p.path))
+        found.append(InvalidRequest(text, path=p.path, rule="marker_placement"))
     found.extend(
-        InvalidRequest("text content blocks must contain non-whitespace text", path=path)
+        InvalidRequest(
+            "text content blocks must contain non-whitespace text",
+            path=path,
+            rule="marker_placement",
+        )
         for path in prompt.whitespace_text
     )
     explicit = prompt.markers
@@ -156,7 +162,9 @@ def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> lis
         found.append(
             InvalidRequest(
                 f"A maximum of {max_breakpoints} blocks with cache_control may be provided. "
-                f"Found {len(explicit)}."
+                f"Found {len(explicit)}.",
+                path=explicit[max_breakpoints].path + "/cache_control",
+                rule="max_breakpoints",
             )
         )
     auto = prompt.automatic
@@ -169,6 +177,7 @@ def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> lis
                     f"explicit ttl='{target.marker.ttl}' cache_control on the last block "
                     f"({target.marker.api_path})",
                     path="/cache_control",
+                    rule="automatic",
                 )
             )
         elif (target is None or target.marker is None) and len(explicit) >= max_breakpoints:
@@ -178,6 +187,7 @@ def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> lis
                     f"{len(explicit)} blocks already have cache_control "
                     f"(at most {max_breakpoints})",
                     path="/cache_control",
+                    rule="automatic",
                 )
             )
     seen_5m = False
@@ -189,16 +199,25 @@ def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> lis
             text = TTL_ORDER_TEXT.format(path=where).replace(
                 "cache_control.cache_control", "cache_control"
             )
-            found.append(InvalidRequest(text, path=bp.path + "/cache_control/ttl"))
+            ttl_path = "/cache_control/ttl" if bp.automatic else bp.path + "/cache_control/ttl"
+            found.append(InvalidRequest(text, path=ttl_path, rule="ttl_order"))
             break
     for conflict in prompt.prewarm_conflicts:
         found.append(
             InvalidRequest(
                 f"max_tokens: 0 (cache pre-warming) cannot be used with {conflict}",
                 path="/max_tokens",
+                rule="prewarm",
             )
         )
     return found
+
+
+def minimum_for(model: Model) -> tuple[int, bool]:
+    """The model's minimum cacheable prefix, and whether it is the catalog's assumption."""
+    if model.min_cacheable_tokens is None:
+        return catalog().default_min_cacheable_tokens, True
+    return model.min_cacheable_tokens, False
 
 
 def validate(prompt: Prompt) -> None:
@@ -304,10 +323,7 @@ class Engine:
         """
         validate(prompt)
         model = prompt.model
-        minimum = model.min_cacheable_tokens
-        assumed = minimum is None
-        if minimum is None:
-            minimum = catalog().default_min_cacheable_tokens
+        minimum, assumed = minimum_for(model)
         bps = breakpoints(prompt)
         ready = now if ready_at is None else max(now, ready_at)
 
@@ -338,7 +354,9 @@ class Engine:
                 outcome = "wrote"
                 why = look.why or "no entry in the lookback window"
             accounts.append(
-                BreakpointAccount(bp, outcome, look.found, look.pending, look.expired, why)
+                BreakpointAccount(
+                    bp, outcome, look.found, look.pending, look.expired, look.beyond, why
+                )
             )
 
         if commit:
@@ -396,6 +414,18 @@ class Engine:
                 continue
             look.found, look.key = index, key
             return look
+        # Not a rule: what lies just outside the window, so that a miss can say why.
+        for index in range(lowest - 1, -1, -1):
+            key = self._key(workspace, prompt.positions[index].prefix_hash, bp.ttl)
+            entry = self.entries.get(key)
+            if entry is not None and entry.readable(now):
+                look.beyond = index
+                look.why = look.why or (
+                    f"the entry at position {index} is "
+                    f"{bp.position - index + 1} positions back, outside the "
+                    f"{self.lookback}-position lookback window"
+                )
+                break
         return look
 
     def _apply(
@@ -458,6 +488,7 @@ class _Look:
     found: int | None = None
     pending: int | None = None
     expired: int | None = None
+    beyond: int | None = None
     evicted: bool = False
     why: str = ""
     key: tuple[str, str, str] | None = None

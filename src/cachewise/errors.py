@@ -27,6 +27,8 @@ class InvalidRequest(CachewiseError):
         path: the JSON pointer of the offending field, when there is one.
         error_type: the API's `error.type`.
         status: the HTTP status the API answers with.
+        rule: which caching rule was broken ("max_breakpoints", "ttl_order", "marker_placement",
+            "automatic", "prewarm"), or None for a malformed request.
     """
 
     def __init__(
@@ -36,12 +38,14 @@ class InvalidRequest(CachewiseError):
         path: str | None = None,
         error_type: str = "invalid_request_error",
         status: int = 400,
+        rule: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
         self.error_type = error_type
         self.status = status
+        self.rule = rule
 
     def to_api(self) -> dict[str, object]:
         """The error body the Messages API returns for this error."""

@@ -31,7 +31,16 @@ from .tokens import (
     default_tokenizer,
 )
 
-__all__ = ["Level", "Marker", "MarkerProblem", "Position", "Prompt", "parse_request"]
+__all__ = [
+    "Level",
+    "Marker",
+    "MarkerProblem",
+    "Position",
+    "Prompt",
+    "parse_request",
+    "text_at",
+    "value_at",
+]
 
 Level = Literal["tools", "system", "messages"]
 TTL = Literal["5m", "1h"]
@@ -501,6 +510,40 @@ class _Parser(_Builder):
             for b, block in enumerate(msg["content"])
             if isinstance(block, dict) and block.get("type") in UNMARKABLE
         }
+
+
+def text_at(body: Mapping[str, Any], pointer: str) -> tuple[str, str]:
+    """The text a position (JSON Pointer) of a request body holds, and the pointer to it."""
+    node: Any = body
+    for part in pointer.strip("/").split("/"):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, str) and part == "0":
+            return node, pointer.rsplit("/", 1)[0]  # a string `system` or `content`
+        else:
+            return "", pointer
+    if isinstance(node, str):
+        return node, pointer
+    if isinstance(node, dict):
+        for key in ("text", "description", "content"):
+            if isinstance(node.get(key), str):
+                return node[key], f"{pointer}/{key}"
+    return "", pointer
+
+
+def value_at(body: Mapping[str, Any], pointer: str) -> Any:
+    """The value at a JSON Pointer of a request body, or None."""
+    node: Any = body
+    for part in pointer.strip("/").split("/"):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
+    return node
 
 
 def _check_tool(tool: Any, i: int) -> None:

@@ -10,7 +10,6 @@ to real traffic.
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -80,16 +79,6 @@ def run_scenarios(scenario: Scenario) -> list[ScenarioResult]:
     model = get_model(scenario.model)
     plans: list[tuple[str, TTL | None]] = [("off", None), ("5m", "5m"), ("1h", "1h")]
     return [_run(scenario, model, name, ttl) for name, ttl in plans]
-
-
-def break_even_reads(model: Model, ttl: TTL) -> int | None:
-    """Reads after which one write at this TTL has paid for itself, from the model's rates."""
-    if model.prices is None:
-        return None
-    p = model.prices
-    premium = (p.cache_write_5m if ttl == "5m" else p.cache_write_1h) - p.input
-    saving = p.input - p.cache_read
-    return max(1, math.ceil(premium / saving)) if saving > 0 else None
 
 
 def _run(s: Scenario, model: Model, name: str, ttl: TTL | None) -> ScenarioResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import cost_cmd, emulate_cmd, models_cmd  # each registers its commands on `main`
+from . import analyze_cmds, cost_cmd, emulate_cmd, models_cmd  # each registers on `main`
 from .main import main
 
-__all__ = ["cost_cmd", "emulate_cmd", "main", "models_cmd"]
+__all__ = ["analyze_cmds", "cost_cmd", "emulate_cmd", "main", "models_cmd"]

@@ -8,7 +8,8 @@ import click
 from rich.table import Table
 
 from ..catalog import get_model
-from ..scenario import Scenario, ScenarioResult, break_even_reads, run_scenarios
+from ..cost import break_even_reads
+from ..scenario import Scenario, ScenarioResult, run_scenarios
 from .main import console, format_option, main, print_json, usd
 
 

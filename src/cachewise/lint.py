@@ -1,0 +1,575 @@
+"""`cachewise lint`: what will go wrong with these requests' caching, before they are sent.
+
+Every finding is the engine's answer or a comparison of parsed prompts, never a second copy of
+the rules: the 400s come from `engine.violations`, minimums from `engine.minimum_for`, expiry,
+races and lookback overflow from replaying the sequence through the engine. Only the volatile
+content check (CW102) is a heuristic, and a sequence silences it for blocks that proved stable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from itertools import pairwise
+from typing import Any, Literal
+
+from .__about__ import __version__
+from .cost import break_even_reads
+from .engine import breakpoints, minimum_for, violations
+from .request import Prompt, text_at, value_at
+from .trace import Row, Step, parse_row, replay, rows_from
+from .volatile import find_volatile
+
+__all__ = ["RULES", "Finding", "lint", "lint_rows", "to_sarif"]
+
+Severity = Literal["error", "warning", "info"]
+
+RULES: dict[str, tuple[Severity, str, str]] = {
+    "CW001": (
+        "error",
+        "more than 4 breakpoints",
+        "Keep at most 4 cache_control markers, "
+        "counting the automatic one; `cachewise plan` places them for you.",
+    ),
+    "CW002": (
+        "error",
+        "a 1h breakpoint after a 5m one",
+        "Put 1h markers before 5m ones in tools -> system -> messages order; a bare marker is 5m.",
+    ),
+    "CW003": (
+        "error",
+        "a marker where the API rejects it",
+        "Move the marker to the nearest text, "
+        "tool or tool_result block: not on thinking, empty text or inner content.",
+    ),
+    "CW004": (
+        "error",
+        "automatic caching conflicts with explicit markers",
+        "Free a slot for the automatic marker, or give the last block the automatic marker's TTL.",
+    ),
+    "CW005": (
+        "error",
+        "pre-warm request with an option the API rejects",
+        "Send max_tokens: 0 without stream, enabled thinking, structured output or a forced tool.",
+    ),
+    "CW101": (
+        "warning",
+        "a breakpoint below the model's minimum",
+        "Move the breakpoint later, so its prefix reaches the minimum, or drop it.",
+    ),
+    "CW102": (
+        "warning",
+        "volatile content before a breakpoint",
+        "Move what changes per request after the last breakpoint (into the user turn).",
+    ),
+    "CW103": (
+        "warning",
+        "the last breakpoint is on content unique to each request",
+        "Put the breakpoint on the last block that requests share.",
+    ),
+    "CW104": (
+        "warning",
+        "more than 20 positions back to the previous write",
+        "Add a breakpoint within 20 positions of the previous turn's breakpoint.",
+    ),
+    "CW105": (
+        "info",
+        "no breakpoint although the prefix could be cached",
+        "Add cache_control on the last stable block, or run `cachewise plan`.",
+    ),
+    "CW106": (
+        "warning",
+        "tools added, removed or reordered between requests",
+        "Send the same tools in the same order (sort them), or use defer_loading.",
+    ),
+    "CW107": (
+        "warning",
+        "the same JSON object with a different key order",
+        "Serialize tool schemas and tool_use inputs with a stable key order.",
+    ),
+    "CW108": (
+        "warning",
+        "an earlier block changed",
+        "Keep history append-only: never edit, reorder or re-serialize earlier blocks.",
+    ),
+    "CW109": (
+        "warning",
+        "a parameter that invalidates a level changed",
+        "Keep model, tool_choice, "
+        "thinking, effort, speed and beta headers fixed across a conversation.",
+    ),
+    "CW110": (
+        "warning",
+        "the entry expired between uses",
+        "Use the 1h TTL when requests come more than 5 minutes apart, or send a keep-alive read.",
+    ),
+    "CW111": (
+        "warning",
+        "requests raced on a cold prefix",
+        "Let one request go first and start the rest at its first byte (the warm gate).",
+    ),
+}
+
+_RULE_OF_VIOLATION = {
+    "max_breakpoints": "CW001",
+    "ttl_order": "CW002",
+    "marker_placement": "CW003",
+    "automatic": "CW004",
+    "prewarm": "CW005",
+}
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: which rule, where (request and JSON Pointer), and what to do."""
+
+    rule: str
+    severity: Severity
+    message: str
+    request_index: int
+    path: str
+    suggestion: str
+    file: str = "<memory>"
+    line: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def lint(
+    request_or_sequence: Mapping[str, Any] | Iterable[Mapping[str, Any] | Row],
+    model: str | None = None,
+    *,
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+) -> list[Finding]:
+    """Lint one request body, or a sequence of bodies or trace rows.
+
+    Args:
+        request_or_sequence: a Messages API body, or several (bodies or trace-row dicts).
+        model: lint as if every request used this model.
+        select: only these rule codes (prefixes work: "CW1").
+        ignore: not these rule codes (prefixes work).
+
+    Raises:
+        InputError: a request is malformed or names an unknown model.
+    """
+    items = (
+        [request_or_sequence]
+        if isinstance(request_or_sequence, Mapping)
+        else list(request_or_sequence)
+    )
+    return lint_rows(rows_from(items), model, select=select, ignore=ignore)
+
+
+def lint_rows(
+    rows: Sequence[Row],
+    model: str | None = None,
+    *,
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+) -> list[Finding]:
+    """Lint parsed trace rows (what `cachewise lint` reads from files)."""
+    prompts = [parse_row(r, model) for r in rows]
+    stable = _stable_blocks(prompts) if len(prompts) > 1 else set()
+    found: list[Finding] = []
+    for i, (row, prompt) in enumerate(zip(rows, prompts, strict=True)):
+        found += _single(i, row, prompt, stable)
+    if len(rows) > 1:
+        found += _sequence(rows, prompts, replay(rows, prompts=prompts))
+    found = [f for f in found if _wanted(f.rule, select, ignore)]
+    unique = {(f.request_index, f.rule, f.path, f.message): f for f in found}
+    return sorted(
+        unique.values(),
+        key=lambda f: (f.request_index, _SEVERITY_ORDER[f.severity], f.rule, f.path),
+    )
+
+
+def _wanted(rule: str, select: Sequence[str], ignore: Sequence[str]) -> bool:
+    if select and not any(rule.startswith(s.strip().upper()) for s in select):
+        return False
+    return not any(rule.startswith(s.strip().upper()) for s in ignore if s.strip())
+
+
+def _finding(
+    code: str, message: str, row: Row, index: int, path: str, suggestion: str | None = None
+) -> Finding:
+    severity, _, fix = RULES[code]
+    return Finding(
+        code, severity, message, index, path or "/", suggestion or fix, row.file, row.line
+    )
+
+
+# -- one request at a time ---------------------------------------------------------------------
+
+
+def _single(i: int, row: Row, prompt: Prompt, stable: set[tuple[int, str]]) -> list[Finding]:
+    out = [
+        _finding(_RULE_OF_VIOLATION.get(v.rule or "", "CW003"), v.message, row, i, v.path or "/")
+        for v in violations(prompt)
+    ]
+    minimum, assumed = minimum_for(prompt.model)
+    bps = breakpoints(prompt)
+    note = " (assumed: the model's minimum is unknown)" if assumed else ""
+    # Only when nothing at all is cached: an early small breakpoint behind a larger one is harmless.
+    if bps and bps[-1].tokens < minimum:
+        bp = bps[-1]
+        out.append(
+            _finding(
+                "CW101",
+                f"the prefix up to this breakpoint is {bp.tokens:,} tokens, below "
+                f"{prompt.model.id}'s minimum of {minimum:,}{note}: nothing is cached, silently",
+                row,
+                i,
+                bp.path,
+            )
+        )
+    last = bps[-1].position if bps else -1
+    for p in prompt.positions[: last + 1]:
+        if (p.index, p.digest) in stable:
+            continue
+        text, where = text_at(row.request, p.path)
+        hit = find_volatile(text) if text else None
+        if hit:
+            out.append(
+                _finding(
+                    "CW102",
+                    f"{hit.kind} {hit.text!r} sits before the breakpoint at "
+                    f"{bps[-1].path}: if it changes per request, nothing after it is ever read",
+                    row,
+                    i,
+                    where,
+                )
+            )
+            break
+    cacheable = [p for p in prompt.positions if p.cumulative >= minimum]
+    if not bps and cacheable:
+        out.append(
+            _finding(
+                "CW105",
+                f"no breakpoint, although the first {cacheable[-1].cumulative:,} tokens "
+                f"reach {prompt.model.id}'s minimum of {minimum:,}",
+                row,
+                i,
+                "/",
+            )
+        )
+    return out
+
+
+def _stable_blocks(prompts: Sequence[Prompt]) -> set[tuple[int, str]]:
+    """Blocks that several requests carry unchanged at the same place: proven stable."""
+    seen: dict[tuple[int, str], int] = defaultdict(int)
+    for prompt in prompts:
+        for p in prompt.positions:
+            seen[(p.index, p.digest)] += 1
+    return {key for key, n in seen.items() if n > 1}
+
+
+# -- across a sequence -------------------------------------------------------------------------
+
+
+def _sequence(
+    rows: Sequence[Row], prompts: Sequence[Prompt], steps: Sequence[Step]
+) -> list[Finding]:
+    out: list[Finding] = []
+    by_workspace: dict[str, list[int]] = defaultdict(list)
+    for step in steps:
+        by_workspace[step.workspace].append(step.index)
+    for indices in by_workspace.values():
+        for prev_i, cur_i in pairwise(indices):
+            out += _pair(
+                rows[cur_i],
+                cur_i,
+                prompts[prev_i],
+                prompts[cur_i],
+                rows[prev_i].request,
+                rows[cur_i].request,
+            )
+        out += _unique_tails(rows, prompts, indices)
+    for step in steps:
+        out += _engine_findings(step, steps)
+    return out
+
+
+def _pair(
+    row: Row,
+    i: int,
+    prev: Prompt,
+    cur: Prompt,
+    prev_body: Mapping[str, Any],
+    cur_body: Mapping[str, Any],
+) -> list[Finding]:
+    out: list[Finding] = []
+    prev_tools = [t.get("name") for t in prev_body.get("tools") or [] if isinstance(t, dict)]
+    cur_tools = [t.get("name") for t in cur_body.get("tools") or [] if isinstance(t, dict)]
+    if prev_tools != cur_tools:
+        if sorted(map(str, prev_tools)) == sorted(map(str, cur_tools)):
+            what = "reordered"
+        else:
+            added = sorted(set(map(str, cur_tools)) - set(map(str, prev_tools)))
+            removed = sorted(set(map(str, prev_tools)) - set(map(str, cur_tools)))
+            what = (
+                ", ".join(
+                    filter(
+                        None,
+                        [
+                            f"added {added}" if added else "",
+                            f"removed {removed}" if removed else "",
+                        ],
+                    )
+                )
+                or "changed"
+            )
+        out.append(
+            _finding(
+                "CW106",
+                f"tools {what} since the previous request: the whole cache "
+                "(tools, system and messages) is invalidated",
+                row,
+                i,
+                "/tools",
+            )
+        )
+    out += _key_order(row, i, prev, cur, prev_body, cur_body)
+    changed = next(
+        (
+            k
+            for k, (a, b) in enumerate(zip(prev.positions, cur.positions, strict=False))
+            if a.digest != b.digest
+        ),
+        None,
+    )
+    prev_bps = [bp.position for bp in breakpoints(prev)]
+    if prev.model.id != cur.model.id:
+        out.append(
+            _finding(
+                "CW109",
+                f"model changed from {prev.model.id} to {cur.model.id}: the cache is per model",
+                row,
+                i,
+                "/model",
+            )
+        )
+    elif (
+        changed is not None
+        and prev_bps
+        and changed <= prev_bps[-1]
+        and _before_last_turn(prev, changed)
+    ):
+        p = cur.positions[changed]
+        if not (p.level == "tools" and prev_tools != cur_tools):
+            out.append(
+                _finding(
+                    "CW108",
+                    f"the {p.level} block at {p.path} differs from the previous request's: "
+                    f"everything cached after it is invalidated",
+                    row,
+                    i,
+                    p.path,
+                )
+            )
+    elif changed is None:
+        params = _changed_params(prev, cur)
+        if params:
+            out.append(
+                _finding(
+                    "CW109",
+                    f"{', '.join(params)} changed since the previous "
+                    "request: the levels it renders into are invalidated",
+                    row,
+                    i,
+                    "/" + params[0].split(".")[0],
+                )
+            )
+    return out
+
+
+def _before_last_turn(prompt: Prompt, index: int) -> bool:
+    """Whether a position lies before the request's last message: history, system or tools.
+    The last message is the new turn, which siblings in a batch are meant to vary."""
+    last_message = max((p.message for p in prompt.positions if p.message is not None), default=None)
+    p = prompt.positions[index]
+    return p.message is None or p.message != last_message
+
+
+def _changed_params(prev: Prompt, cur: Prompt) -> list[str]:
+    names = []
+    for level in ("system", "messages"):
+        a, b = prev.level_params.get(level, {}), cur.level_params.get(level, {})
+        names += [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return names
+
+
+def _key_order(
+    row: Row,
+    i: int,
+    prev: Prompt,
+    cur: Prompt,
+    prev_body: Mapping[str, Any],
+    cur_body: Mapping[str, Any],
+) -> list[Finding]:
+    out = []
+    for a, b in zip(prev.positions, cur.positions, strict=False):
+        if a.digest == b.digest or a.kind != b.kind or a.kind not in ("tool", "tool_use"):
+            continue
+        key = "input_schema" if a.kind == "tool" else "input"
+        x, y = value_at(prev_body, a.path), value_at(cur_body, b.path)
+        if not isinstance(x, dict) or not isinstance(y, dict):
+            continue
+        xv, yv = x.get(key), y.get(key)
+        if xv != yv or _dump(xv) == _dump(yv):
+            continue
+        out.append(
+            _finding(
+                "CW107",
+                f"{b.path}/{key} has the same content as the previous "
+                "request's but a different key order: a different prefix",
+                row,
+                i,
+                f"{b.path}/{key}",
+            )
+        )
+    return out
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _unique_tails(
+    rows: Sequence[Row], prompts: Sequence[Prompt], indices: list[int]
+) -> list[Finding]:
+    """CW103: a last breakpoint whose prefix no other request in the workspace shares."""
+    out = []
+    hashes = [{p.prefix_hash for p in prompts[i].positions} for i in indices]
+    for n, i in enumerate(indices[:-1]):  # the last request has no later one to judge by
+        bps = breakpoints(prompts[i])
+        if not bps:
+            continue
+        tail = prompts[i].positions[bps[-1].position]
+        others = [h for m, h in enumerate(hashes) if m != n]
+        if not any(tail.prefix_hash in h for h in others):
+            out.append(
+                _finding(
+                    "CW103",
+                    f"the last breakpoint ({bps[-1].path}) covers content no other request "
+                    "shares: it pays the write premium and is never read",
+                    rows[i],
+                    i,
+                    bps[-1].path,
+                )
+            )
+    return out
+
+
+def _engine_findings(step: Step, steps: Sequence[Step]) -> list[Finding]:
+    if step.account is None:
+        return []
+    out = []
+    row, i = step.row, step.index
+    read_at = step.account.read_position
+    for acct in step.account.breakpoints:
+        if acct.outcome != "wrote" or (read_at is not None and read_at >= acct.breakpoint.position):
+            continue
+        bp = acct.breakpoint
+        if acct.pending_at is not None:
+            out.append(
+                _finding(
+                    "CW111",
+                    f"started at {step.start:g}s, before the response that writes this "
+                    f"prefix had begun: both requests pay the write",
+                    row,
+                    i,
+                    bp.path,
+                )
+            )
+        elif acct.expired_at is not None:
+            out.append(
+                _finding(
+                    "CW110",
+                    f"the cache entry for {bp.path} had expired (TTL {bp.ttl}) by {step.start:g}s",
+                    row,
+                    i,
+                    bp.path,
+                    _ttl_advice(step, steps, bp.ttl),
+                )
+            )
+        elif acct.beyond_at is not None:
+            far = step.prompt.positions[acct.beyond_at]
+            out.append(
+                _finding(
+                    "CW104",
+                    f"the previous write at {far.path} is {bp.position - far.index + 1} "
+                    f"positions before the breakpoint at {bp.path}; the lookback checks 20",
+                    row,
+                    i,
+                    bp.path,
+                    f"Add a breakpoint at {far.path} (or within 20 positions of it).",
+                )
+            )
+    return out
+
+
+def _ttl_advice(step: Step, steps: Sequence[Step], ttl: str) -> str:
+    earlier = [s.start for s in steps if s.workspace == step.workspace and s.start < step.start]
+    gap = step.start - max(earlier) if earlier else None
+    reads = break_even_reads(step.prompt.model, "1h")
+    if ttl == "5m" and gap is not None and gap < 3600:
+        return (
+            f"Use ttl 1h: the gap here was {gap:g}s (over 5 minutes, under an hour), and a 1h "
+            f"write pays for itself after {reads} read(s)."
+        )
+    return RULES["CW110"][2]
+
+
+def to_sarif(findings: Sequence[Finding]) -> dict[str, Any]:
+    """SARIF 2.1.0, for code-scanning UIs."""
+    level = {"error": "error", "warning": "warning", "info": "note"}
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "cachewise",
+                        "version": __version__,
+                        "informationUri": "https://pypi.org/project/cachewise/",
+                        "rules": [
+                            {
+                                "id": code,
+                                "name": title.replace(" ", "-"),
+                                "shortDescription": {"text": title},
+                                "help": {"text": fix},
+                                "defaultConfiguration": {"level": level[sev]},
+                            }
+                            for code, (sev, title, fix) in RULES.items()
+                        ],
+                    }
+                },
+                "results": [
+                    {
+                        "ruleId": f.rule,
+                        "level": level[f.severity],
+                        "message": {"text": f"{f.message}. {f.suggestion}"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": f.file},
+                                    "region": {"startLine": f.line},
+                                },
+                                "logicalLocations": [
+                                    {"fullyQualifiedName": f.path, "kind": "member"}
+                                ],
+                            }
+                        ],
+                    }
+                    for f in findings
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,396 @@
+"""`cachewise plan`: place the cache breakpoints and choose their TTLs.
+
+The planner proposes a few candidate breakpoints from the shape of the request (and, with
+history, from what earlier requests shared and how far apart they came), keeps the client's own
+valid markers, fits the budget of 4 and the 1h-before-5m order, and checks the result with the
+engine's validation: a plan always lints clean. It changes nothing but `cache_control`, unless the
+caller opts in to `sort_tools`, `canonical_json` or `move_volatile`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from typing import Any, Literal
+
+from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violations
+from .request import TTL, Position, Prompt, parse_request
+from .trace import Row, parse_row, rows_from
+from .volatile import find_volatile
+
+__all__ = ["Plan", "PlannedBreakpoint", "plan"]
+
+TtlChoice = Literal["auto", "5m", "1h"]
+
+
+@dataclass(frozen=True)
+class PlannedBreakpoint:
+    """A breakpoint of the plan: where, with which TTL, how many tokens it covers, and why."""
+
+    path: str
+    ttl: TTL
+    tokens: int
+    why: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The request with breakpoints placed, the breakpoints, and what the planner decided."""
+
+    request: dict[str, Any]
+    breakpoints: list[PlannedBreakpoint]
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "breakpoints": [asdict(b) for b in self.breakpoints],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class _Candidate:
+    position: Position
+    why: str
+    priority: int
+
+
+def plan(
+    request: Mapping[str, Any],
+    history: Iterable[Mapping[str, Any] | Row] | None = None,
+    ttl: TtlChoice = "auto",
+    *,
+    sort_tools: bool = False,
+    canonical_json: bool = False,
+    move_volatile: bool = False,
+) -> Plan:
+    """Place breakpoints on `request`.
+
+    Args:
+        request: a Messages API body.
+        history: earlier requests of the same workload (bodies or trace rows, with `started_at`
+            for TTL choices), from which the planner learns what is stable.
+        ttl: "5m" or "1h" for every new breakpoint, or "auto" to choose by break-even from the
+            history's gaps (5m without history).
+        sort_tools: sort tool definitions by name (changes the request).
+        canonical_json: sort keys inside tool schemas and tool_use inputs (changes the request).
+        move_volatile: move volatile system blocks after the stable ones (changes the request).
+
+    Raises:
+        InvalidRequest: the request is malformed.
+        UnknownModel: its model is not in the catalog.
+    """
+    notes: list[str] = []
+    body, volatile = _transform(dict(request), sort_tools, canonical_json, move_volatile, notes)
+    prompt = parse_request(body)
+    past = [parse_row(r) for r in rows_from(history or [])]
+    rows = rows_from(history or [])
+
+    if violations(prompt):
+        first = violations(prompt)[0].message
+        notes.append(f"your cache_control markers are rejected by the API ({first}); replaced")
+        body = _strip_markers(body)
+        prompt = parse_request(body)
+    kept = breakpoints(prompt)
+    if kept:
+        notes.append(f"kept your {len(kept)} breakpoint(s)")
+
+    minimum, assumed = minimum_for(prompt.model)
+    if assumed:
+        notes.append(f"{prompt.model.id}'s minimum is unknown; assumed {minimum:,} tokens")
+    candidates = _candidates(prompt, past, volatile, notes)
+    taken = {bp.position for bp in kept}
+    budget = MAX_BREAKPOINTS - len(kept)
+    chosen: list[_Candidate] = []
+    for c in sorted(candidates, key=lambda c: (c.priority, -c.position.index)):
+        if c.position.index in taken:
+            continue
+        if c.position.cumulative < minimum:
+            notes.append(
+                f"skipped {c.position.path}: {c.position.cumulative:,} tokens is below "
+                f"the minimum of {minimum:,}"
+            )
+            continue
+        if len(chosen) >= budget:
+            notes.append(f"no breakpoint slot left for {c.position.path} ({c.why})")
+            continue
+        chosen.append(c)
+        taken.add(c.position.index)
+    chosen.sort(key=lambda c: c.position.index)
+
+    ttls = _ttls(prompt, chosen, kept, rows, past, ttl, notes)
+    planned = copy.deepcopy(body)
+    for c, t in zip(chosen, ttls, strict=True):
+        _mark(planned, c.position.path, t)
+    result = parse_request(planned)
+    problems = violations(result)
+    if problems:  # the plan must lint clean; if our reasoning missed a rule, send it unplanned
+        notes.append(f"plan withdrawn, the API would reject it: {problems[0].message}")
+        planned, result = body, prompt
+    whys = {c.position.index: c.why for c in chosen}
+    out = [
+        PlannedBreakpoint(
+            bp.path if not bp.automatic else "/cache_control",
+            bp.ttl,
+            bp.tokens,
+            whys.get(bp.position, "automatic (yours)" if bp.automatic else "yours"),
+        )
+        for bp in breakpoints(result)
+    ]
+    if not out:
+        notes.append("no breakpoint: nothing in this request reaches the minimum or repeats")
+    return Plan(planned, out, notes)
+
+
+# -- where ---------------------------------------------------------------------------------------
+
+
+def _candidates(
+    prompt: Prompt, past: Sequence[Prompt], volatile_text: Mapping[str, str], notes: list[str]
+) -> list[_Candidate]:
+    pos = prompt.positions
+    eligible = [p for p in pos if p.eligible]
+    if not eligible:
+        return []
+    volatile = {p.index for p in pos if p.level == "system" and p.path in volatile_text}
+    last_message = max((p.message for p in pos if p.message is not None), default=None)
+    messages = {p.message for p in pos if p.message is not None}
+    out: list[_Candidate] = []
+
+    static = [p for p in eligible if p.level != "messages"]
+    if volatile:
+        first = min(volatile)
+        static = [p for p in static if p.index < first]
+        notes.append(
+            f"{pos[first].path} looks volatile ({volatile_text[pos[first].path]}); the "
+            "stable prefix ends before it (--move-volatile moves it later)"
+        )
+    extends = _extends(prompt, past)
+    shared = _shared_end(prompt, past)
+    conversation = len(messages) > 1 or extends is not None
+    if static:
+        out.append(
+            _Candidate(
+                static[-1], "end of the stable tools and system prefix", 2 if conversation else 1
+            )
+        )
+        tools = [p for p in static if p.level == "tools"]
+        if tools and tools[-1] is not static[-1] and volatile:
+            out.append(_Candidate(tools[-1], "tool definitions, ahead of a system that varies", 4))
+    if shared is not None and not conversation:
+        spot = _last_eligible(eligible, shared)
+        if spot is not None and (not static or spot.index > static[-1].index):
+            out.append(_Candidate(spot, "end of the prefix the history shares", 1))
+    if conversation:
+        tail = eligible[-1]
+        out.append(_Candidate(tail, "end of the conversation, for the next turn to read", 1))
+        prev_tail = _previous_tail(prompt, past, extends, last_message)
+        if prev_tail is not None and tail.index - prev_tail.index >= LOOKBACK:
+            out.append(
+                _Candidate(
+                    prev_tail,
+                    f"the previous turn's write, {tail.index - prev_tail.index} "
+                    f"positions back (beyond the {LOOKBACK}-position lookback)",
+                    1,
+                )
+            )
+    return out
+
+
+def _last_eligible(eligible: Sequence[Position], index: int) -> Position | None:
+    found = [p for p in eligible if p.index <= index]
+    return found[-1] if found else None
+
+
+def _extends(prompt: Prompt, past: Sequence[Prompt]) -> Prompt | None:
+    """The latest earlier prompt this one extends (a conversation's previous turn), if any."""
+    for earlier in reversed(past):
+        n = len(earlier.positions)
+        if (
+            0 < n < len(prompt.positions)
+            and prompt.positions[n - 1].prefix_hash == earlier.positions[n - 1].prefix_hash
+        ):
+            return earlier
+    return None
+
+
+def _shared_end(prompt: Prompt, past: Sequence[Prompt]) -> int | None:
+    """The last position this prompt shares with any earlier one."""
+    best = None
+    for earlier in past:
+        for a, b in zip(prompt.positions, earlier.positions, strict=False):
+            if a.prefix_hash != b.prefix_hash:
+                break
+            best = a.index if best is None else max(best, a.index)
+    return best
+
+
+def _previous_tail(
+    prompt: Prompt, past: Sequence[Prompt], extends: Prompt | None, last_message: int | None
+) -> Position | None:
+    """Where the previous turn wrote: its last breakpoint, if the history has it; else the end
+    of the message before the last assistant turn (the previous request's last block)."""
+    if extends is not None:
+        bps = breakpoints(extends)
+        if bps:
+            return prompt.positions[bps[-1].position]
+        return prompt.positions[len(extends.positions) - 1]
+    if last_message is None or last_message < 2:
+        return None
+    earlier = [
+        p
+        for p in prompt.positions
+        if p.message is not None and p.message <= last_message - 2 and p.eligible
+    ]
+    return earlier[-1] if earlier else None
+
+
+# -- how long ------------------------------------------------------------------------------------
+
+
+def _ttls(
+    prompt: Prompt,
+    chosen: Sequence[_Candidate],
+    kept: Sequence[Any],
+    rows: Sequence[Row],
+    past: Sequence[Prompt],
+    ttl: TtlChoice,
+    notes: list[str],
+) -> list[TTL]:
+    if ttl != "auto":
+        wanted: list[TTL] = [ttl] * len(chosen)
+    else:
+        times = [r.started_at for r in rows]
+        wanted = [_best_ttl(prompt, c.position, past, times) for c in chosen]
+        if not any(t is not None for t in times):
+            notes.append("no history times: 5m; with --history the TTL follows the gaps")
+    # The API's order: a 1h breakpoint may not follow a 5m one. Theirs are fixed; ours adapt.
+    fixed = {bp.position: bp.ttl for bp in kept}
+    out: list[TTL] = []
+    for c, t in zip(chosen, wanted, strict=True):
+        before_5m = any(p < c.position.index and v == "5m" for p, v in fixed.items())
+        after_1h = any(p > c.position.index and v == "1h" for p, v in fixed.items())
+        if t == "1h" and before_5m:
+            t = "5m"
+            notes.append(f"{c.position.path}: 5m, because a 5m marker of yours comes first")
+        elif t == "5m" and after_1h:
+            t = "1h"
+        out.append(t)
+    for k in range(len(out) - 2, -1, -1):  # an earlier breakpoint is at least as long-lived
+        if out[k + 1] == "1h" and out[k] == "5m":
+            out[k] = "1h"
+    return out
+
+
+def _best_ttl(
+    prompt: Prompt, position: Position, past: Sequence[Prompt], times: Sequence[float | None]
+) -> TTL:
+    """The TTL that makes the history's uses of this prefix cheapest, by the model's prices."""
+    uses = sorted(
+        t
+        for p, t in zip(past, times, strict=False)
+        if t is not None
+        and len(p.positions) > position.index
+        and p.positions[position.index].prefix_hash == position.prefix_hash
+    )
+    if len(uses) < 2 or prompt.model.prices is None:
+        return "5m"
+    prices = prompt.model.prices
+    costs = {}
+    for ttl, life, write in (
+        ("5m", 300, prices.cache_write_5m),
+        ("1h", 3600, prices.cache_write_1h),
+    ):
+        total = write
+        for gap in (b - a for a, b in pairwise(uses)):
+            total += prices.cache_read if gap < life else write
+        costs[ttl] = total
+    return "1h" if costs["1h"] < costs["5m"] else "5m"
+
+
+# -- edits ---------------------------------------------------------------------------------------
+
+
+def _mark(body: dict[str, Any], pointer: str, ttl: TTL) -> None:
+    marker: dict[str, Any] = (
+        {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": "1h"}
+    )
+    parts = pointer.strip("/").split("/")
+    if parts[0] == "system" and isinstance(body.get("system"), str):
+        body["system"] = [{"type": "text", "text": body["system"]}]
+    if parts[0] == "messages":
+        message = body["messages"][int(parts[1])]
+        if isinstance(message.get("content"), str):  # the same prompt: string == one text block
+            message["content"] = [{"type": "text", "text": message["content"]}]
+    node: Any = body
+    for part in parts:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node["cache_control"] = marker
+
+
+def _strip_markers(body: dict[str, Any]) -> dict[str, Any]:
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "cache_control"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(body)  # type: ignore[no-any-return]
+
+
+def _transform(
+    body: dict[str, Any],
+    sort_tools: bool,
+    canonical_json: bool,
+    move_volatile: bool,
+    notes: list[str],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The opted-in edits, and the system blocks that look volatile (pointer -> kind)."""
+    body = copy.deepcopy(body)
+    if sort_tools and isinstance(body.get("tools"), list):
+        body["tools"] = sorted(
+            body["tools"], key=lambda t: str(t.get("name", "")) if isinstance(t, dict) else ""
+        )
+        notes.append("sorted tools by name (--sort-tools)")
+    if canonical_json:
+        for tool in body.get("tools") or []:
+            if isinstance(tool, dict) and isinstance(tool.get("input_schema"), dict):
+                tool["input_schema"] = _sorted(tool["input_schema"])
+        for message in body.get("messages") or []:
+            content = message.get("content") if isinstance(message, dict) else None
+            for block in content if isinstance(content, list) else []:
+                if isinstance(block, dict) and block.get("type") == "tool_use":
+                    block["input"] = _sorted(block.get("input"))
+        notes.append("sorted JSON keys in tool schemas and tool_use inputs (--canonical-json)")
+    system = body.get("system")
+    blocks = [{"text": system}] if isinstance(system, str) else system
+    if not isinstance(blocks, list):
+        return body, {}
+    volatile: dict[str, str] = {}
+    for j, block in enumerate(blocks):
+        hit = (
+            find_volatile(block["text"])
+            if isinstance(block, dict) and isinstance(block.get("text"), str)
+            else None
+        )
+        if hit:
+            volatile[f"/system/{j}"] = hit.kind
+    if move_volatile and volatile and isinstance(system, list):
+        moving = [b for j, b in enumerate(system) if f"/system/{j}" in volatile]
+        staying = [b for j, b in enumerate(system) if f"/system/{j}" not in volatile]
+        body["system"] = staying + moving
+        notes.append(
+            f"moved {len(moving)} volatile system block(s) after the stable ones (--move-volatile)"
+        )
+        kinds = [volatile[f"/system/{j}"] for j in range(len(system)) if f"/system/{j}" in volatile]
+        volatile = {f"/system/{len(staying) + k}": kind for k, kind in enumerate(kinds)}
+    return body, volatile
+
+
+def _sorted(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True)) if value is not None else value

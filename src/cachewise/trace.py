@@ -1,0 +1,194 @@
+"""Traces: reading request files and JSONL sequences, and replaying them through the engine.
+
+A trace row is `{"started_at": seconds, "request": {...}, "workspace"?: str, "ttft_ms"?: number,
+"usage"?: {...observed usage...}}`; a bare Messages API body is accepted wherever a row is. A file
+holds one JSON document (a body or a row) or JSON Lines. `-` reads standard input.
+
+Bad input stops with an `InputError` naming the file, the line and the field; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import catalog
+from .engine import Account, Engine
+from .errors import InputError, InvalidRequest, UnknownModel
+from .request import Prompt, parse_request
+
+__all__ = ["DEFAULT_TTFT_MS", "Row", "Step", "read_rows", "replay", "rows_from"]
+
+# When a trace does not say how long a response took to begin, this is assumed; it decides
+# whether near-simultaneous requests race for the same cold prefix.
+DEFAULT_TTFT_MS = 500.0
+# Rows without times are taken as sequential: each starts this long after the previous one.
+SEQUENTIAL_GAP_S = 1.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One request of a trace, with where it came from."""
+
+    request: dict[str, Any]
+    started_at: float | None = None
+    workspace: str | None = None
+    ttft_ms: float | None = None
+    usage: dict[str, Any] | None = None
+    file: str = "<memory>"
+    line: int = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """A row replayed: its parsed prompt, when it ran, and what the engine expects it to cost."""
+
+    index: int
+    row: Row
+    prompt: Prompt
+    start: float
+    ready: float
+    workspace: str
+    account: Account | None
+    error: InvalidRequest | None = None
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Rows from a JSON file, a JSONL file, or `-` (standard input).
+
+    Raises:
+        InputError: the file cannot be read, or a line is not a request or a trace row.
+    """
+    name = str(path)
+    try:
+        text = sys.stdin.read() if name == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=name) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", file=name) from None
+    stripped = text.strip()
+    if not stripped:
+        raise InputError("empty: expected a request body, a trace row, or JSON Lines", file=name)
+    try:
+        whole = json.loads(stripped)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict):
+        return [_row(whole, name, 1)]
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"not JSON: {exc.msg} (column {exc.colno})", file=name, line=number
+            ) from None
+        rows.append(_row(data, name, number))
+    return rows
+
+
+def rows_from(items: Iterable[Mapping[str, Any] | Row]) -> list[Row]:
+    """Rows from bodies or row dicts already in memory (the Python API's input)."""
+    out = []
+    for i, item in enumerate(items, 1):
+        out.append(item if isinstance(item, Row) else _row(dict(item), "<memory>", i))
+    return out
+
+
+def _row(data: Any, file: str, line: int) -> Row:
+    if not isinstance(data, dict):
+        raise InputError(
+            "expected a JSON object (a request body or a trace row)", file=file, line=line
+        )
+    if "request" in data:
+        request = data["request"]
+        if not isinstance(request, dict):
+            raise InputError("must be an object", file=file, line=line, field="request")
+        started = _number(data, "started_at", file, line)
+        ttft = _number(data, "ttft_ms", file, line)
+        workspace = data.get("workspace")
+        if workspace is not None and not isinstance(workspace, str):
+            raise InputError("must be a string", file=file, line=line, field="workspace")
+        usage = data.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            raise InputError("must be an object", file=file, line=line, field="usage")
+        row = Row(request, started, workspace, ttft, usage, file, line)
+    else:
+        row = Row(data, file=file, line=line)
+    for key in ("model", "messages"):
+        if key not in row.request:
+            where = f"request.{key}" if "request" in data else key
+            raise InputError("a required field is missing", file=file, line=line, field=where)
+    return row
+
+
+def _number(data: Mapping[str, Any], key: str, file: str, line: int) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InputError("must be a non-negative number", file=file, line=line, field=key)
+    return float(value)
+
+
+def parse_row(row: Row, model: str | None = None) -> Prompt:
+    """The row's request, parsed (with `model` overriding the body's).
+
+    Raises:
+        InputError: the body is malformed or names an unknown model, located by file and line.
+    """
+    body = {**row.request, "model": model} if model else row.request
+    try:
+        return parse_request(body)
+    except InvalidRequest as exc:
+        field = (exc.path or "").lstrip("/").replace("/", ".") or None
+        raise InputError(exc.message, file=row.file, line=row.line, field=field) from None
+    except UnknownModel as exc:
+        known = ", ".join(m.id for m in catalog().models[:3])
+        raise InputError(
+            f"unknown model {exc.model!r} (see `cachewise models`; e.g. {known})",
+            file=row.file,
+            line=row.line,
+            field="model",
+        ) from None
+
+
+def replay(
+    rows: Sequence[Row],
+    *,
+    engine: Engine | None = None,
+    model: str | None = None,
+    prompts: Sequence[Prompt] | None = None,
+) -> list[Step]:
+    """Run rows through the engine in time order, as the API would see them.
+
+    Rows without `started_at` follow the previous row by a second; a response begins
+    `ttft_ms` (default DEFAULT_TTFT_MS) after its request starts. Requests the API would reject
+    are kept, with their error and no account.
+    """
+    engine = engine or Engine()
+    parsed = list(prompts) if prompts is not None else [parse_row(r, model) for r in rows]
+    starts: list[float] = []
+    for row in rows:
+        if row.started_at is not None:
+            starts.append(row.started_at)
+        else:
+            starts.append(starts[-1] + SEQUENTIAL_GAP_S if starts else 0.0)
+    order = sorted(range(len(rows)), key=lambda i: (starts[i], i))
+    steps: dict[int, Step] = {}
+    for i in order:
+        row, prompt, start = rows[i], parsed[i], starts[i]
+        ready = start + (row.ttft_ms if row.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
+        workspace = row.workspace or "default"
+        try:
+            account = engine.account(prompt, now=start, workspace=workspace, ready_at=ready)
+            steps[i] = Step(i, row, prompt, start, ready, workspace, account)
+        except InvalidRequest as exc:
+            steps[i] = Step(i, row, prompt, start, ready, workspace, None, exc)
+    return [steps[i] for i in range(len(rows))]
