@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from typing import cast
 
 import click
 from rich.markup import escape
@@ -12,6 +13,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..explain import Explanation, explain_rows
 from ..lint import Finding, lint_rows, to_sarif
+from ..plan import TtlChoice
 from ..plan import plan as make_plan
 from ..trace import read_rows
 from .main import console, format_option, main, print_json
