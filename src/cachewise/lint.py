@@ -469,7 +469,7 @@ def _unique_tails(
 def _engine_findings(step: Step, steps: Sequence[Step]) -> list[Finding]:
     if step.account is None:
         return []
-    out = []
+    out: dict[str, Finding] = {}  # one per rule and request: the last breakpoint it hit
     row, i = step.row, step.index
     read_at = step.account.read_position
     for acct in step.account.breakpoints:
@@ -477,41 +477,35 @@ def _engine_findings(step: Step, steps: Sequence[Step]) -> list[Finding]:
             continue
         bp = acct.breakpoint
         if acct.pending_at is not None:
-            out.append(
-                _finding(
-                    "CW111",
-                    f"started at {step.start:g}s, before the response that writes this "
-                    f"prefix had begun: both requests pay the write",
-                    row,
-                    i,
-                    bp.path,
-                )
+            out["CW111"] = _finding(
+                "CW111",
+                f"started at {step.start:g}s, before the response that writes this "
+                f"prefix had begun: both requests pay the write",
+                row,
+                i,
+                bp.path,
             )
         elif acct.expired_at is not None:
-            out.append(
-                _finding(
-                    "CW110",
-                    f"the cache entry for {bp.path} had expired (TTL {bp.ttl}) by {step.start:g}s",
-                    row,
-                    i,
-                    bp.path,
-                    _ttl_advice(step, steps, bp.ttl),
-                )
+            out["CW110"] = _finding(
+                "CW110",
+                f"the cache entry for {bp.path} had expired (TTL {bp.ttl}) by {step.start:g}s",
+                row,
+                i,
+                bp.path,
+                _ttl_advice(step, steps, bp.ttl),
             )
         elif acct.beyond_at is not None:
             far = step.prompt.positions[acct.beyond_at]
-            out.append(
-                _finding(
-                    "CW104",
-                    f"the previous write at {far.path} is {bp.position - far.index + 1} "
-                    f"positions before the breakpoint at {bp.path}; the lookback checks 20",
-                    row,
-                    i,
-                    bp.path,
-                    f"Add a breakpoint at {far.path} (or within 20 positions of it).",
-                )
+            out["CW104"] = _finding(
+                "CW104",
+                f"the previous write at {far.path} is {bp.position - far.index + 1} "
+                f"positions before the breakpoint at {bp.path}; the lookback checks 20",
+                row,
+                i,
+                bp.path,
+                f"Add a breakpoint at {far.path} (or within 20 positions of it).",
             )
-    return out
+    return list(out.values())
 
 
 def _ttl_advice(step: Step, steps: Sequence[Step], ttl: str) -> str:
