@@ -50,7 +50,7 @@ def test_lint_json_shape(tmp_path: Path) -> None:
 
 def test_lint_sarif_and_select(tmp_path: Path) -> None:
     path = dump(tmp_path, "w.json", request(model="claude-haiku-4-5", system=[block(SYSTEM, CC)]))
-    code, out = run("lint", path, "--format", "sarif", "--select", "CW101")
+    _code, out = run("lint", path, "--format", "sarif", "--select", "CW101")
     sarif = json.loads(out)
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["CW101"]
     _code, out = run("lint", path, "--format", "json", "--ignore", "CW101")
