@@ -140,7 +140,7 @@ class Finding:
 
 
 def lint(
-    request_or_sequence: Mapping[str, Any] | Iterable[Mapping[str, Any] | Row],
+    request_or_sequence: Mapping[str, Any] | Prompt | Iterable[Mapping[str, Any] | Row | Prompt],
     model: str | None = None,
     *,
     select: Sequence[str] = (),
@@ -149,7 +149,8 @@ def lint(
     """Lint one request body, or a sequence of bodies or trace rows.
 
     Args:
-        request_or_sequence: a Messages API body, or several (bodies or trace-row dicts).
+        request_or_sequence: a Messages API body, or several (bodies or trace-row dicts); a
+            `Prompt` already parsed from a body is used as it is.
         model: lint as if every request used this model.
         select: only these rule codes (prefixes work: "CW1").
         ignore: not these rule codes (prefixes work).
@@ -157,12 +158,14 @@ def lint(
     Raises:
         InputError: a request is malformed or names an unknown model.
     """
-    items = (
-        [request_or_sequence]
-        if isinstance(request_or_sequence, Mapping)
-        else list(request_or_sequence)
-    )
-    return lint_rows(rows_from(items), model, select=select, ignore=ignore)
+    items: list[Mapping[str, Any] | Row | Prompt]
+    if isinstance(request_or_sequence, Mapping | Prompt):
+        items = [request_or_sequence]
+    else:
+        items = list(request_or_sequence)
+    parsed = [i if isinstance(i, Prompt) and model is None else None for i in items]
+    rows = rows_from([i.body if isinstance(i, Prompt) else i for i in items])
+    return lint_rows(rows, model, select=select, ignore=ignore, prompts=parsed)
 
 
 def lint_rows(
@@ -171,15 +174,18 @@ def lint_rows(
     *,
     select: Sequence[str] = (),
     ignore: Sequence[str] = (),
+    prompts: Sequence[Prompt | None] | None = None,
 ) -> list[Finding]:
-    """Lint parsed trace rows (what `cachewise lint` reads from files)."""
-    prompts = [parse_row(r, model) for r in rows]
-    stable = _stable_blocks(prompts) if len(prompts) > 1 else set()
+    """Lint trace rows (what `cachewise lint` reads from files); `prompts` may hold rows
+    already parsed."""
+    given = prompts or [None] * len(rows)
+    parsed = [p if p is not None else parse_row(r, model) for r, p in zip(rows, given, strict=True)]
+    stable = _stable_blocks(parsed) if len(parsed) > 1 else set()
     found: list[Finding] = []
-    for i, (row, prompt) in enumerate(zip(rows, prompts, strict=True)):
+    for i, (row, prompt) in enumerate(zip(rows, parsed, strict=True)):
         found += _single(i, row, prompt, stable)
     if len(rows) > 1:
-        found += _sequence(rows, prompts, replay(rows, prompts=prompts))
+        found += _sequence(rows, parsed, replay(rows, prompts=parsed))
     found = [f for f in found if _wanted(f.rule, select, ignore)]
     unique = {(f.request_index, f.rule, f.path, f.message): f for f in found}
     return sorted(

@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Literal
 
 from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violations
-from .request import TTL, Position, Prompt, parse_request
+from .request import TTL, Marker, Position, Prompt, parse_request
 from .trace import Row, parse_row, rows_from
 from .volatile import find_volatile
 
@@ -60,7 +60,7 @@ class _Candidate:
 
 
 def plan(
-    request: Mapping[str, Any],
+    request: Mapping[str, Any] | Prompt,
     history: Iterable[Mapping[str, Any] | Row] | None = None,
     ttl: TtlChoice = "auto",
     *,
@@ -71,7 +71,7 @@ def plan(
     """Place breakpoints on `request`.
 
     Args:
-        request: a Messages API body.
+        request: a Messages API body, or a `Prompt` already parsed from one.
         history: earlier requests of the same workload (bodies or trace rows, with `started_at`
             for TTL choices), from which the planner learns what is stable.
         ttl: "5m" or "1h" for every new breakpoint, or "auto" to choose by break-even from the
@@ -85,13 +85,17 @@ def plan(
         UnknownModel: its model is not in the catalog.
     """
     notes: list[str] = []
-    body, volatile = _transform(dict(request), sort_tools, canonical_json, move_volatile, notes)
-    prompt = parse_request(body)
-    past = [parse_row(r) for r in rows_from(history or [])]
+    parsed = request if isinstance(request, Prompt) else None
+    source = dict(request.body if isinstance(request, Prompt) else request)
+    body, volatile = _transform(source, sort_tools, canonical_json, move_volatile, notes)
+    changed = sort_tools or canonical_json or move_volatile
+    prompt = parsed if parsed is not None and not changed else parse_request(body)
     rows = rows_from(history or [])
+    past = [parse_row(r) for r in rows]
 
-    if violations(prompt):
-        first = violations(prompt)[0].message
+    rejected = violations(prompt)
+    if rejected:
+        first = rejected[0].message
         notes.append(f"your cache_control markers are rejected by the API ({first}); replaced")
         body = _strip_markers(body)
         prompt = parse_request(body)
@@ -123,10 +127,11 @@ def plan(
     chosen.sort(key=lambda c: c.position.index)
 
     ttls = _ttls(prompt, chosen, kept, rows, past, ttl, notes)
-    planned = copy.deepcopy(body)
+    planned = body
     for c, t in zip(chosen, ttls, strict=True):
-        _mark(planned, c.position.path, t)
-    result = parse_request(planned)
+        planned = _mark(planned, c.position.path, t)
+    # Markers are not part of any hash or count: the planned prompt is this one, re-marked.
+    result = _remarked(prompt, {c.position.index: t for c, t in zip(chosen, ttls, strict=True)})
     problems = violations(result)
     if problems:  # the plan must lint clean; if our reasoning missed a rule, send it unplanned
         notes.append(f"plan withdrawn, the API would reject it: {problems[0].message}")
@@ -315,21 +320,47 @@ def _best_ttl(
 # -- edits ---------------------------------------------------------------------------------------
 
 
-def _mark(body: dict[str, Any], pointer: str, ttl: TTL) -> None:
-    marker: dict[str, Any] = (
-        {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": "1h"}
-    )
+def _mark(body: dict[str, Any], pointer: str, ttl: TTL) -> dict[str, Any]:
+    """A copy of `body` with a marker at `pointer`; only the containers on the way are copied."""
+    marker: dict[str, Any] = {"type": "ephemeral"}
+    if ttl == "1h":
+        marker["ttl"] = "1h"
     parts = pointer.strip("/").split("/")
-    if parts[0] == "system" and isinstance(body.get("system"), str):
-        body["system"] = [{"type": "text", "text": body["system"]}]
+    top = dict(body)
+    if parts[0] == "system" and isinstance(top.get("system"), str):
+        top["system"] = [{"type": "text", "text": top["system"]}]
     if parts[0] == "messages":
-        message = body["messages"][int(parts[1])]
+        messages = list(top["messages"])
+        message = dict(messages[int(parts[1])])
         if isinstance(message.get("content"), str):  # the same prompt: string == one text block
             message["content"] = [{"type": "text", "text": message["content"]}]
-    node: Any = body
-    for part in parts:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    node["cache_control"] = marker
+        messages[int(parts[1])] = message
+        top["messages"] = messages
+        node: Any = message
+        rest = parts[2:]
+    else:
+        node, rest = top, parts
+    for k, part in enumerate(rest):
+        child = node[int(part)] if isinstance(node, list) else node[part]
+        child = list(child) if isinstance(child, list) else dict(child)
+        if isinstance(node, list):
+            node[int(part)] = child
+        else:
+            node[part] = child
+        node = child
+        if k == len(rest) - 1:
+            node["cache_control"] = marker
+    return top
+
+
+def _remarked(prompt: Prompt, ttls: Mapping[int, TTL]) -> Prompt:
+    positions = tuple(
+        replace(p, marker=Marker(ttls[p.index], p.path, p.path.strip("/").replace("/", ".")))
+        if p.index in ttls
+        else p
+        for p in prompt.positions
+    )
+    return replace(prompt, positions=positions)
 
 
 def _strip_markers(body: dict[str, Any]) -> dict[str, Any]:
@@ -351,7 +382,8 @@ def _transform(
     notes: list[str],
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The opted-in edits, and the system blocks that look volatile (pointer -> kind)."""
-    body = copy.deepcopy(body)
+    if sort_tools or canonical_json or move_volatile:
+        body = copy.deepcopy(body)
     if sort_tools and isinstance(body.get("tools"), list):
         body["tools"] = sorted(
             body["tools"], key=lambda t: str(t.get("name", "")) if isinstance(t, dict) else ""

@@ -72,9 +72,10 @@ class MarkerProblem:
     block_type: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Position:
-    """One block in cache order."""
+    """One block in cache order. Treat it as immutable: it is a plain slotted dataclass only
+    because a big prompt has thousands, made on every parse, and frozen ones cost 4x to build."""
 
     index: int
     level: Level
@@ -102,6 +103,7 @@ class Prompt:
     prewarm: bool = False
     prewarm_conflicts: tuple[str, ...] = ()
     level_params: Mapping[str, Any] = field(default_factory=dict)
+    body: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def markers(self) -> list[Marker]:
@@ -171,6 +173,7 @@ class _Builder:
         eligible: bool,
         message: int | None = None,
     ) -> None:
+        """Append a position whose identity is `canon` (its rendered content, markers excluded)."""
         digest = hashlib.sha256(f"{level}\x00{canon}".encode("utf-8", "surrogatepass")).hexdigest()
         self.hash = hashlib.sha256(f"{self.hash}{digest}".encode()).hexdigest()
         tokens += self.pending_frame  # frame tokens belong to the block they precede
@@ -297,6 +300,7 @@ class _Parser(_Builder):
             prewarm=body.get("max_tokens") == 0,
             prewarm_conflicts=_prewarm_conflicts(body),
             level_params=params,
+            body=body,
         )
 
     def _block(
@@ -327,9 +331,17 @@ class _Parser(_Builder):
             marker = None
         marker = self._inner_markers(block, path, api_path) or marker
         eligible = kind not in UNMARKABLE and not (kind == "text" and not block.get("text"))
-        canon = _canon([role, _envelope(block)] if role else _envelope(block))
         slot: Slot = "system" if level == "system" else "user"
-        tokens = self._block_tokens(block, slot)
+        if kind == "tool_use" and block.keys() <= _PLAIN_TOOL_USE_KEYS:
+            # The input's JSON is both its identity and what is counted: encode it once.
+            name, args = str(block.get("name", "")), _canon(block.get("input", {}))
+            canon = f"\x01{role or ''}\x00tool_use\x00{block.get('id')}\x00{name}\x00{args}"
+            tokens = self.model.framing.tool_use_extra + self._text(name) + self._text(args)
+        else:
+            canon = _fast_identity(block, role) or _canon(
+                [role, _envelope(block)] if role else _envelope(block)
+            )
+            tokens = self._block_tokens(block, slot)
         self.add(level, path, kind, canon, tokens, marker, eligible, message)
 
     # -- markers ---------------------------------------------------------------------------------
@@ -624,6 +636,41 @@ def _strip(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value
+
+
+_PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
+_PLAIN_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})
+_PLAIN_TOOL_USE_KEYS = frozenset({"type", "id", "name", "input", "cache_control"})
+
+
+def _fast_identity(block: dict[str, Any], role: str | None) -> str | None:
+    """The identity of the two commonest blocks, plain text and plain-text tool results, without
+    JSON-encoding them (most of a big prompt's bytes). Equivalent forms (a string or a list of
+    text blocks) get the same identity, as they render the same. None: use the general form."""
+    head = f"\x01{role or ''}\x00"
+    kind = block.get("type")
+    if kind == "text" and block.keys() <= _PLAIN_TEXT_KEYS:
+        return f"{head}text\x00{block['text']}"
+    if kind == "tool_result" and block.keys() <= _PLAIN_RESULT_KEYS:
+        content = block.get("content")
+        if content is None:
+            texts: list[str] = []
+        elif isinstance(content, str):
+            texts = [content]
+        elif isinstance(content, list) and all(
+            isinstance(b, dict)
+            and b.get("type") == "text"
+            and isinstance(b.get("text"), str)
+            and b.keys() <= _PLAIN_TEXT_KEYS
+            for b in content
+        ):
+            texts = [b["text"] for b in content]
+        else:
+            return None
+        body = "".join(f"{len(t)}:{t}" for t in texts)
+        error = bool(block.get("is_error"))
+        return f"{head}tool_result\x00{block.get('tool_use_id')}\x00{error}\x00{body}"
+    return None
 
 
 def _envelope(block: dict[str, Any]) -> dict[str, Any]:

@@ -102,15 +102,14 @@ class CountMemo:
 
     def get(self, version: str, text: str, compute: Tokenizer, slot: Slot = "user") -> int:
         key = (f"{version}/{slot}", hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
-        with self._lock:
-            found = self._counts.get(key)
-            if found is not None:
-                self.hits += 1
-                return found
-            self.misses += 1
+        found = self._counts.get(key)  # a dict read is atomic: no lock on the hot path
+        if found is not None:
+            self.hits += 1
+            return found
         # Counted outside the lock: two threads may count the same text once each, harmlessly.
         value = compute.count(text, version, slot)
         with self._lock:
+            self.misses += 1
             self._counts[key] = value
         return value
 

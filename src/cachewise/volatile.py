@@ -48,15 +48,40 @@ class Volatile:
     start: int
 
 
+# Every pattern needs a digit or one of these words, and a random token needs a digit or mixed
+# case: checking for those first (substring searches, in C) keeps a long clean prompt cheap.
+_KEYWORDS = (
+    "today is",
+    "current date",
+    "the date is",
+    "now is",
+    "req",
+    "sess",
+    "trace",
+    "run_id",
+    "run-id",
+    "conv",
+)
+
+
 def find_volatile(text: str) -> Volatile | None:
     """The first volatile-looking span in `text`, or None."""
-    m = _ANY.search(text)
-    if m is not None:
-        kind = _PATTERNS[int(m.lastgroup[1:])][0] if m.lastgroup else "volatile"
-        return Volatile(kind, m.group(0)[:60], m.start())
-    for token in _TOKEN.finditer(text):
-        if _high_entropy(token.group(0)):
-            return Volatile("high-entropy token", token.group(0)[:60], token.start())
+    low = text.lower()
+    digits = any(d in text for d in "0123456789")
+    if digits or any(k in low for k in _KEYWORDS):
+        m = _ANY.search(text)
+        if m is not None:
+            kind = _PATTERNS[int(m.lastgroup[1:])][0] if m.lastgroup else "volatile"
+            return Volatile(kind, m.group(0)[:60], m.start())
+    if not digits and low == text:
+        return None
+    for word in text.split():
+        if len(word) >= 24:
+            for token in _TOKEN.finditer(word):
+                if _high_entropy(token.group(0)):
+                    return Volatile(
+                        "high-entropy token", token.group(0)[:60], text.find(token.group(0))
+                    )
     return None
 
 
