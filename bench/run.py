@@ -9,9 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import emulator_rps
+import analyzer_speed  # noqa: E402  (bench/ is not a package)
+import emulator_rps  # noqa: E402
 
-SECTIONS = [emulator_rps.run]
+SECTIONS = [emulator_rps.run, analyzer_speed.run]
 
 
 def main() -> int:
