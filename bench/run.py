@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import analyzer_speed  # noqa: E402  (bench/ is not a package)
-import emulator_rps  # noqa: E402
+import analyzer_speed
+import emulator_rps
 
 SECTIONS = [emulator_rps.run, analyzer_speed.run]
 
