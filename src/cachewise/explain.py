@@ -233,7 +233,7 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
         return _make(
             step,
             "model_changed",
-            0,
+            -1,
             path="/model",
             parameter="model",
             missed=_cached_tokens(sibling[-1]),
@@ -252,7 +252,7 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
         return _make(
             step,
             "workspace_changed",
-            0,
+            -1,
             missed=_cached_tokens(elsewhere[-1]),
             detail=f"workspace {elsewhere[-1].workspace!r} cached this prefix, but this "
             f"request runs in {step.workspace!r}: caches are per workspace",
@@ -276,7 +276,7 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
             return _make(
                 step,
                 "param_changed",
-                0,
+                -1,
                 level=level,
                 parameter=params[0].split(".", 1)[1],
                 missed=_cached_tokens(prev),
@@ -301,7 +301,7 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
     return _make(
         step,
         "prefix_changed",
-        0,
+        -1,
         level=p.level,
         path=p.path,
         position=change,
@@ -434,6 +434,8 @@ def _make(
 ) -> Explanation:
     acct = step.account
     read = acct.cache_read_input_tokens if acct is not None else 0
+    if expected < 0:  # what the earlier cache could have supplied, had the cause not been
+        expected = missed
     return Explanation(
         request_index=step.index,
         cause=cause,
