@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from .__about__ import __version__
 from .catalog import Model, get_model
+from .client import wrap
 from .cost import Cost, Usage, cost
 from .engine import Account, Engine
 from .errors import CachewiseError, InputError, InvalidRequest, PricingError, UnknownModel
+from .ledger import Ledger
 from .request import Prompt, parse_request
 from .tokens import Tokenizer
 
@@ -20,6 +22,7 @@ __all__ = [
     "Engine",
     "InputError",
     "InvalidRequest",
+    "Ledger",
     "Model",
     "PricingError",
     "Prompt",
@@ -30,4 +33,5 @@ __all__ = [
     "cost",
     "get_model",
     "parse_request",
+    "wrap",
 ]

@@ -7,16 +7,19 @@ A trace row's observed `usage`, when present, is checked against the engine's pr
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .cost import break_even_reads, normalize_usage
-from .engine import breakpoints, minimum_for
+from .engine import Engine, breakpoints, minimum_for
+from .errors import InvalidRequest
 from .request import Prompt, text_at
 from .trace import Row, Step, replay, rows_from
 
-__all__ = ["CAUSES", "Explanation", "explain", "explain_rows", "explain_trace"]
+__all__ = ["CAUSES", "Explainer", "Explanation", "explain", "explain_rows", "explain_trace"]
 
 Cause = Literal[
     "hit",
@@ -82,6 +85,45 @@ def explain_rows(rows: Sequence[Row]) -> list[Explanation]:
             continue
         out.append(_explain(step, order[:n]))
     return sorted(out, key=lambda e: e.request_index)
+
+
+class Explainer:
+    """Explains calls one at a time, as they happen (for `wrap` and the proxy): its own engine
+    follows the calls, and the last `window` of them are kept to compare with."""
+
+    def __init__(self, window: int = 64) -> None:
+        self.engine = Engine()
+        self._steps: deque[Step] = deque(maxlen=window)
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def observe(
+        self,
+        prompt: Prompt,
+        *,
+        start: float,
+        ready: float,
+        workspace: str,
+        usage: Mapping[str, Any] | None = None,
+    ) -> Explanation:
+        row = Row(
+            dict(prompt.body),
+            started_at=start,
+            workspace=workspace,
+            usage=dict(usage) if usage else None,
+        )
+        with self._lock:
+            try:
+                account = self.engine.account(
+                    prompt, now=start, workspace=workspace, ready_at=ready
+                )
+                step = Step(self._count, row, prompt, start, ready, workspace, account)
+            except InvalidRequest as exc:
+                step = Step(self._count, row, prompt, start, ready, workspace, None, exc)
+            explanation = _explain(step, list(self._steps))
+            self._steps.append(step)
+            self._count += 1
+        return explanation
 
 
 def _explain(step: Step, earlier: Sequence[Step]) -> Explanation:

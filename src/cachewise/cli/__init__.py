@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from . import analyze_cmds, cost_cmd, emulate_cmd, models_cmd  # each registers on `main`
+from . import (  # each registers its commands on `main`
+    analyze_cmds,
+    cost_cmd,
+    emulate_cmd,
+    models_cmd,
+    report_cmd,
+)
 from .main import main
 
-__all__ = ["analyze_cmds", "cost_cmd", "emulate_cmd", "main", "models_cmd"]
+__all__ = [
+    "analyze_cmds",
+    "cost_cmd",
+    "emulate_cmd",
+    "main",
+    "models_cmd",
+    "report_cmd",
+]

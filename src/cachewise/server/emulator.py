@@ -270,6 +270,9 @@ async def create_message(request: Request) -> Response:
     dropped = fault is not None and fault.kind == "drop"
     midstream = fault is not None and fault.kind == "midstream"
     if body.get("stream"):
+        # The response begins at its first byte, headers included: a client that waits for the
+        # headers (the SDK's stream manager does) has waited for the first byte.
+        await st.clock.sleep_until(ready)
         return StreamingResponse(
             _stream(st, msg, ready, output_time, midstream=midstream, dropped=dropped),
             media_type="text/event-stream",

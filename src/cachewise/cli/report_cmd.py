@@ -1,0 +1,87 @@
+"""`cachewise report`: the ledger, summed and grouped."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..ledger import open_ledger
+from ..report import GROUPINGS, parse_duration, plot, report, to_csv
+from .main import console, format_option, main, print_json, usd
+
+
+@main.command(name="report")
+@click.option("--ledger", "target", help="Ledger path or postgresql:// URL (default: the user's).")
+@click.option("--since", help="Only calls in this window, e.g. 30m, 24h, 7d.")
+@click.option("--by", type=click.Choice(list(GROUPINGS)), help="Group the calls.")
+@format_option("text", "json", "csv")
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw cumulative cost and the token mix to this PNG.",
+)
+def report_command(
+    target: str | None, since: str | None, by: str | None, fmt: str, plot_file: Path | None
+) -> None:
+    """What the calls in the ledger cost, what caching saved, and why calls missed."""
+    window = parse_duration(since) if since else None
+    with open_ledger(target) as ledger:
+        result = report(ledger, since=window, by=by)
+        if plot_file is not None:
+            plot(ledger, plot_file, since=window, by=by)
+    if fmt == "json":
+        print_json(result)
+    elif fmt == "csv":
+        sys.stdout.write(to_csv(result))
+    else:
+        _text(result, by)
+    if plot_file is not None and fmt == "text":
+        console().print(f"Chart written to {escape(str(plot_file))}")
+
+
+def _text(result: dict[str, Any], by: str | None) -> None:
+    out = console()
+    table = Table(title="cachewise ledger" + (f" by {by}" if by else ""))
+    for name in (
+        "group",
+        "calls",
+        "errors",
+        "input",
+        "cache write",
+        "cache read",
+        "output",
+        "cost",
+        "without cache",
+        "saved",
+        "hit rate",
+    ):
+        table.add_column(name, justify="left" if name == "group" else "right")
+    rows = (
+        [*result["groups"], {"group": "total", **result}] if by else [{"group": "total", **result}]
+    )
+    for r in rows:
+        u = r["usage"]
+        table.add_row(
+            escape(str(r["group"])),
+            f"{r['calls']:,}",
+            f"{r['errors']:,}",
+            f"{u['input_tokens']:,}",
+            f"{u['cache_creation_input_tokens']:,}",
+            f"{u['cache_read_input_tokens']:,}",
+            f"{u['output_tokens']:,}",
+            usd(r["cost_usd"]),
+            usd(r["cost_without_cache_usd"]),
+            f"{r['savings_pct']:.1f}%",
+            f"{r['cache_hit_rate']:.1%}",
+        )
+    out.print(table)
+    out.print(f"Writes never read: {result['writes_never_read']:,}")
+    if result["misses_by_cause"]:
+        causes = ", ".join(f"{k} {v}" for k, v in sorted(result["misses_by_cause"].items()))
+        out.print(f"Misses by cause: {causes}")

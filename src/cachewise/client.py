@@ -1,0 +1,500 @@
+"""`cachewise.wrap`: one line turns an SDK client into one that places breakpoints, never races
+itself on a cold prefix, and records what every call cost.
+
+    client = cachewise.wrap(anthropic.Anthropic())
+    message = client.messages.create(...)     # the SDK's own Message, unchanged
+
+What the wrapper adds, in order: plan breakpoints for a request that has none (`plan="auto"`),
+lint it (`lint="warn"|"error"|"off"`), hold it at the warm gate while another call writes the same
+cold prefix (`gate="local"`), send it with the SDK, and commit a ledger row before returning.
+Everything it does not wrap passes through to the SDK client.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from .catalog import catalog
+from .cost import cost, normalize_usage, uncached_cost
+from .engine import breakpoints, minimum_for
+from .errors import CachewiseError, InvalidRequest, PricingError, UnknownModel
+from .explain import Explainer
+from .gate import Gate, LocalGate, NoGate, Ticket
+from .ledger import CallRecord, Ledger, key_workspace, open_ledger
+from .lint import Finding, lint
+from .plan import plan as plan_request
+from .request import Prompt, parse_request
+
+__all__ = ["CachewiseWarning", "LintError", "wrap"]
+
+# Arguments of `messages.create` that are the SDK's, not the request body's.
+_SDK_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+class CachewiseWarning(UserWarning):
+    """A lint finding on a request the wrapper is about to send."""
+
+
+class LintError(CachewiseError):
+    """A request the linter says the API will reject (with `lint="error"`)."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__("; ".join(f"{f.rule} {f.path}: {f.message}" for f in findings))
+        self.findings = findings
+
+
+def wrap(
+    client: Any,
+    *,
+    ledger: str | Path | Ledger | Literal[False] | None = None,
+    plan: str = "auto",
+    lint: str = "warn",
+    gate: str | Gate = "local",
+    tags: Any = None,
+    store_prompts: bool = False,
+    gate_timeout: float = 60.0,
+    source: str = "wrap",
+) -> Any:
+    """Wrap an `anthropic.Anthropic` or `anthropic.AsyncAnthropic` client.
+
+    Args:
+        client: the SDK client (or a `with_options` copy).
+        ledger: a path or `postgresql://` URL, a `Ledger`, None for the default ledger, or False
+            to record nothing.
+        plan: "auto" places breakpoints on requests that have none; "off" leaves them alone.
+        lint: "warn" turns findings into `CachewiseWarning`s, "error" raises `LintError` before
+            sending a request with an error-level finding, "off" skips it.
+        gate: "local" (threads and tasks of this process), "off", or a `Gate`.
+        tags: JSON-serializable labels stored with every row (group by them in the report).
+        store_prompts: also store each request body, in the ledger's `prompts` table.
+        gate_timeout: the longest a call waits for the scout of its prefix.
+    """
+    import anthropic
+
+    if plan not in ("auto", "off") or lint not in ("warn", "error", "off"):
+        raise ValueError("plan is 'auto' or 'off'; lint is 'warn', 'error' or 'off'")
+    state = _State(
+        ledger=None if ledger is False else open_ledger(ledger),
+        plan=plan,
+        lint=lint,
+        gate=gate
+        if not isinstance(gate, str)
+        else LocalGate(gate_timeout)
+        if gate == "local"
+        else NoGate(),
+        tags=tags,
+        store_prompts=store_prompts,
+        source=source,
+        workspace=key_workspace(getattr(client, "api_key", None)),
+    )
+    if isinstance(client, anthropic.AsyncAnthropic):
+        return _AsyncClient(client, state)
+    return _Client(client, state)
+
+
+@dataclass
+class _Call:
+    """One call's preparation: what is sent, and what the gate and the ledger need to know."""
+
+    kwargs: dict[str, Any]
+    prompt: Prompt | None
+    key: tuple[str | None, str, str] | None = None
+    ttl_seconds: float = 300.0
+    started: float = field(default_factory=time.time)
+    first_byte: float | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {k: v for k, v in self.kwargs.items() if k not in _SDK_OPTIONS}
+
+
+@dataclass
+class _State:
+    ledger: Ledger | None
+    plan: str
+    lint: str
+    gate: Gate
+    tags: Any
+    store_prompts: bool
+    source: str
+    workspace: str | None
+    explainer: Explainer = field(default_factory=Explainer)
+
+    def prepare(self, kwargs: dict[str, Any]) -> _Call:
+        body = {k: v for k, v in kwargs.items() if k not in _SDK_OPTIONS}
+        try:
+            prompt = parse_request(body)
+        except (InvalidRequest, UnknownModel):
+            return _Call(dict(kwargs), None)  # the API will say what is wrong; send it as it is
+        if self.plan == "auto" and not _has_markers(body):
+            planned = plan_request(prompt)
+            if planned.breakpoints:
+                kwargs = {
+                    **kwargs,
+                    **{
+                        k: planned.request[k]
+                        for k in ("tools", "system", "messages")
+                        if k in planned.request
+                    },
+                }
+                prompt = parse_request({k: v for k, v in kwargs.items() if k not in _SDK_OPTIONS})
+        if self.lint != "off":
+            self._lint(prompt)
+        call = _Call(dict(kwargs), prompt)
+        minimum, _ = minimum_for(prompt.model)
+        first = next((bp for bp in breakpoints(prompt) if bp.tokens >= minimum), None)
+        if first is not None:
+            call.key = (
+                self.workspace,
+                prompt.model.id,
+                prompt.positions[first.position].prefix_hash,
+            )
+            call.ttl_seconds = float(catalog().ttl_seconds[first.ttl])
+        return call
+
+    def _lint(self, prompt: Prompt) -> None:
+        findings = [f for f in lint(prompt) if f.severity != "info"]
+        errors = [f for f in findings if f.severity == "error"]
+        if errors and self.lint == "error":
+            raise LintError(errors)
+        for f in findings:
+            warnings.warn(
+                f"{f.rule} {f.path}: {f.message}. {f.suggestion}", CachewiseWarning, stacklevel=4
+            )
+
+    def record(
+        self,
+        call: _Call,
+        *,
+        message: Any = None,
+        usage: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Commit the call's row (and explain it) before the caller gets the result."""
+        ended = time.time()
+        usage = usage if usage is not None else getattr(message, "usage", None)
+        model = call.prompt.model.id if call.prompt else str(call.kwargs.get("model"))
+        rec = CallRecord(
+            started_at=call.started,
+            first_byte_at=call.first_byte,
+            ended_at=ended,
+            workspace=self.workspace,
+            model=model,
+            source=self.source,
+            tags=self.tags,
+        )
+        if usage is not None:
+            u = normalize_usage(usage)
+            rec.input_tokens, rec.cache_read_input_tokens = u.input_tokens, u.cache_read
+            rec.ephemeral_5m_input_tokens = u.cache_write_5m
+            rec.ephemeral_1h_input_tokens = u.cache_write_1h
+            rec.output_tokens = u.output_tokens
+            rec.usage = (
+                usage.model_dump(mode="json") if hasattr(usage, "model_dump") else dict(usage)
+            )
+            rec.batch = u.service_tier == "batch"
+            try:
+                rec.cost_usd = cost(u, model=model).total_usd
+                rec.cost_without_cache_usd = uncached_cost(u, model=model).total_usd
+            except (PricingError, UnknownModel):
+                rec.cost_usd = rec.cost_without_cache_usd = Decimal(0)
+        rec.request_id = getattr(message, "_request_id", None) or getattr(error, "request_id", None)
+        if error is not None:
+            rec.status = "error"
+            rec.http_status = getattr(error, "status_code", None)
+            body = getattr(error, "body", None)
+            inner = body.get("error") if isinstance(body, dict) else None
+            rec.error_type = inner.get("type") if isinstance(inner, dict) else type(error).__name__
+        if call.prompt is not None:
+            self._explain(call, rec, usage)
+        if self.ledger is not None:
+            self.ledger.record(rec, prompt=call.body() if self.store_prompts else None)
+
+    def _explain(self, call: _Call, rec: CallRecord, usage: Any) -> None:
+        prompt = call.prompt
+        assert prompt is not None
+        bps = breakpoints(prompt)
+        rec.prefix_hashes = [prompt.positions[bp.position].prefix_hash for bp in bps]
+        rec.breakpoints = [{"path": bp.path, "ttl": bp.ttl, "tokens": bp.tokens} for bp in bps]
+        if rec.status != "ok":
+            return
+        ready = call.first_byte or rec.ended_at or call.started
+        explanation = self.explainer.observe(
+            prompt, start=call.started, ready=ready, workspace=self.workspace or "default"
+        )
+        rec.cause = "hit" if rec.cache_read_input_tokens > 0 else explanation.cause
+        if rec.cause == "hit" and explanation.position is not None:
+            rec.read_hash = prompt.positions[explanation.position].prefix_hash
+        elif rec.cache_read_input_tokens > 0:
+            rec.read_hash = _read_hash(prompt, rec.cache_read_input_tokens)
+        if rec.cache_read_input_tokens == 0 and explanation.cause == "hit":
+            rec.cause = "likely_server_side"
+
+
+def _read_hash(prompt: Prompt, tokens: int) -> str | None:
+    """The prefix an observed read covers: the position whose cumulative count it equals."""
+    return next((p.prefix_hash for p in prompt.positions if p.cumulative == tokens), None)
+
+
+def _has_markers(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "cache_control" in value or any(_has_markers(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_markers(v) for v in value)
+    return False
+
+
+# -- sync ----------------------------------------------------------------------------------------
+
+
+class _Client:
+    def __init__(self, client: Any, state: _State) -> None:
+        self._client = client
+        self._state = state
+        self.messages = _Messages(client.messages, state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def with_options(self, **kwargs: Any) -> _Client:
+        return _Client(self._client.with_options(**kwargs), self._state)
+
+
+class _Messages:
+    def __init__(self, inner: Any, state: _State) -> None:
+        self._inner = inner
+        self._state = state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def create(self, **kwargs: Any) -> Any:
+        st = self._state
+        call = st.prepare(kwargs)
+        ticket = (
+            st.gate.acquire(call.key, call.ttl_seconds) if call.key else Ticket(None, "ungated")
+        )
+        if call.kwargs.get("stream"):
+            return self._create_stream(call, ticket)
+        try:
+            if ticket.role == "scout":  # run as a stream, to let the others go at its first byte
+                with self._inner.stream(**_no_stream(call.kwargs)) as stream:
+                    call.first_byte = time.time()
+                    st.gate.release(ticket, ok=True)
+                    message = stream.get_final_message()
+            else:
+                message = self._inner.create(**call.kwargs)
+        except BaseException as exc:
+            st.gate.release(ticket, ok=False)
+            st.record(call, error=exc)
+            raise
+        st.record(call, message=message)
+        return message
+
+    def _create_stream(self, call: _Call, ticket: Ticket) -> Any:
+        st = self._state
+        try:
+            raw = self._inner.create(**call.kwargs)
+        except BaseException as exc:
+            st.gate.release(ticket, ok=False)
+            st.record(call, error=exc)
+            raise
+        call.first_byte = time.time()
+        st.gate.release(ticket, ok=True)
+        return _RecordedStream(raw, lambda usage, error: st.record(call, usage=usage, error=error))
+
+    def stream(self, **kwargs: Any) -> _StreamManager:
+        return _StreamManager(self._inner, self._state, kwargs)
+
+
+def _no_stream(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k != "stream"}
+
+
+class _StreamManager:
+    """`with client.messages.stream(...) as stream:` gives the SDK's own MessageStream; the
+    wrapper gates before it opens and records when it closes."""
+
+    def __init__(self, inner: Any, state: _State, kwargs: dict[str, Any]) -> None:
+        self._inner, self._state, self._kwargs = inner, state, kwargs
+        self._call: _Call | None = None
+
+    def __enter__(self) -> Any:
+        st = self._state
+        self._call = call = st.prepare(self._kwargs)
+        self._ticket = (
+            st.gate.acquire(call.key, call.ttl_seconds) if call.key else Ticket(None, "ungated")
+        )
+        self._manager = self._inner.stream(**call.kwargs)
+        try:
+            self._stream = self._manager.__enter__()
+        except BaseException as exc:
+            st.gate.release(self._ticket, ok=False)
+            st.record(call, error=exc)
+            raise
+        call.first_byte = time.time()
+        st.gate.release(self._ticket, ok=True)
+        return self._stream
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        assert self._call is not None
+        error = exc
+        usage = None
+        try:
+            if exc is None:
+                self._stream.until_done()
+            usage = _snapshot_usage(self._stream)
+        except Exception as problem:  # a broken stream is still a call to record
+            error = error or problem
+        self._state.record(self._call, usage=usage, error=error)
+        return self._manager.__exit__(exc_type, exc, tb)
+
+
+def _snapshot_usage(stream: Any) -> Any:
+    try:
+        return stream.current_message_snapshot.usage
+    except AssertionError:
+        return None
+
+
+class _RecordedStream:
+    """The SDK's event stream from `create(stream=True)`, passed through event by event; the
+    usage of message_start and message_delta is recorded when it ends."""
+
+    def __init__(self, raw: Any, done: Callable[[Any, BaseException | None], None]) -> None:
+        self._raw = raw
+        self._done = done
+        self._usage: dict[str, Any] = {}
+        self._recorded = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for event in self._raw:
+                self._collect(event)
+                yield event
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
+
+    def __enter__(self) -> _RecordedStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._raw.close()
+        self._finish(None)
+
+    def _collect(self, event: Any) -> None:
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
+            self._usage = event.message.usage.model_dump(mode="json")
+        elif kind == "message_delta" and event.usage is not None:
+            for k, v in event.usage.model_dump(mode="json").items():
+                if v is not None:  # cumulative; the last non-null value is the answer
+                    self._usage[k] = v
+
+    def _finish(self, error: BaseException | None) -> None:
+        if not self._recorded:
+            self._recorded = True
+            self._done(self._usage or None, error)
+
+
+# -- async ---------------------------------------------------------------------------------------
+
+
+class _AsyncClient:
+    def __init__(self, client: Any, state: _State) -> None:
+        self._client = client
+        self._state = state
+        self.messages = _AsyncMessages(client.messages, state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def with_options(self, **kwargs: Any) -> _AsyncClient:
+        return _AsyncClient(self._client.with_options(**kwargs), self._state)
+
+
+class _AsyncMessages:
+    def __init__(self, inner: Any, state: _State) -> None:
+        self._inner = inner
+        self._state = state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def create(self, **kwargs: Any) -> Any:
+        st = self._state
+        call = st.prepare(kwargs)
+        if call.key:
+            ticket = await st.gate.acquire_async(call.key, call.ttl_seconds)
+        else:
+            ticket = Ticket(None, "ungated")
+        if call.kwargs.get("stream"):
+            raise NotImplementedError(
+                "create(stream=True) on the async wrapper: use messages.stream()"
+            )
+        try:
+            if ticket.role == "scout":
+                async with self._inner.stream(**_no_stream(call.kwargs)) as stream:
+                    call.first_byte = time.time()
+                    st.gate.release(ticket, ok=True)
+                    message = await stream.get_final_message()
+            else:
+                message = await self._inner.create(**call.kwargs)
+        except BaseException as exc:
+            st.gate.release(ticket, ok=False)
+            st.record(call, error=exc)
+            raise
+        st.record(call, message=message)
+        return message
+
+    def stream(self, **kwargs: Any) -> _AsyncStreamManager:
+        return _AsyncStreamManager(self._inner, self._state, kwargs)
+
+
+class _AsyncStreamManager:
+    def __init__(self, inner: Any, state: _State, kwargs: dict[str, Any]) -> None:
+        self._inner, self._state, self._kwargs = inner, state, kwargs
+        self._call: _Call | None = None
+
+    async def __aenter__(self) -> Any:
+        st = self._state
+        self._call = call = st.prepare(self._kwargs)
+        if call.key:
+            self._ticket = await st.gate.acquire_async(call.key, call.ttl_seconds)
+        else:
+            self._ticket = Ticket(None, "ungated")
+        self._manager = self._inner.stream(**call.kwargs)
+        try:
+            self._stream = await self._manager.__aenter__()
+        except BaseException as exc:
+            st.gate.release(self._ticket, ok=False)
+            st.record(call, error=exc)
+            raise
+        call.first_byte = time.time()
+        st.gate.release(self._ticket, ok=True)
+        return self._stream
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        assert self._call is not None
+        error, usage = exc, None
+        try:
+            if exc is None:
+                await self._stream.until_done()
+            usage = _snapshot_usage(self._stream)
+        except Exception as problem:
+            error = error or problem
+        self._state.record(self._call, usage=usage, error=error)
+        return await self._manager.__aexit__(exc_type, exc, tb)

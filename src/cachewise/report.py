@@ -1,0 +1,252 @@
+"""`cachewise report`: what the ledger's calls cost, what caching saved, and why calls missed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .ledger import CallRecord, Ledger
+
+__all__ = ["GROUPINGS", "Totals", "parse_duration", "plot", "report"]
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# How long after a write a later read of the same prefix can still count (the longest TTL).
+_READ_WINDOW = 3600.0
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "30m", "24h", "7d" or "2w".
+
+    Raises:
+        InputError: any other form.
+    """
+    m = _DURATION.match(text.strip().lower())
+    if not m:
+        raise InputError(f"{text!r} is not a duration like 30m, 24h or 7d", field="--since")
+    return float(m[1]) * _UNITS[m[2]]
+
+
+@dataclass
+class Totals:
+    """Sums over a set of calls, in the API's field names, with exact costs."""
+
+    calls: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    cost_without_cache_usd: Decimal = Decimal(0)
+    writes_never_read: int = 0
+    misses_by_cause: Counter[str] = field(default_factory=Counter)
+
+    def add(self, call: CallRecord, never_read: bool) -> None:
+        self.calls += 1
+        self.errors += call.status != "ok"
+        self.input_tokens += call.input_tokens
+        self.ephemeral_5m_input_tokens += call.ephemeral_5m_input_tokens
+        self.ephemeral_1h_input_tokens += call.ephemeral_1h_input_tokens
+        self.cache_read_input_tokens += call.cache_read_input_tokens
+        self.output_tokens += call.output_tokens
+        self.cost_usd += call.cost_usd
+        self.cost_without_cache_usd += call.cost_without_cache_usd
+        self.writes_never_read += never_read
+        if call.cause and call.cause != "hit":
+            self.misses_by_cause[call.cause] += 1
+
+    @property
+    def cache_creation_input_tokens(self) -> int:
+        return self.ephemeral_5m_input_tokens + self.ephemeral_1h_input_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+
+    @property
+    def savings_pct(self) -> float:
+        base = self.cost_without_cache_usd
+        return float((base - self.cost_usd) / base * 100) if base else 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        """Cache reads over all prompt tokens (not over input, which excludes writes)."""
+        return self.cache_read_input_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "errors": self.errors,
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "cache_creation_input_tokens": self.cache_creation_input_tokens,
+                "cache_read_input_tokens": self.cache_read_input_tokens,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": self.ephemeral_5m_input_tokens,
+                    "ephemeral_1h_input_tokens": self.ephemeral_1h_input_tokens,
+                },
+                "output_tokens": self.output_tokens,
+            },
+            "cost_usd": float(self.cost_usd),
+            "cost_without_cache_usd": float(self.cost_without_cache_usd),
+            "savings_pct": round(self.savings_pct, 2),
+            "cache_hit_rate": round(self.hit_rate, 4),
+            "writes_never_read": self.writes_never_read,
+            "misses_by_cause": dict(self.misses_by_cause),
+        }
+
+
+def _day(c: CallRecord) -> str:
+    return datetime.fromtimestamp(c.started_at, UTC).strftime("%Y-%m-%d")
+
+
+def _hour(c: CallRecord) -> str:
+    return datetime.fromtimestamp(c.started_at, UTC).strftime("%Y-%m-%d %H:00")
+
+
+def _tag(c: CallRecord) -> str:
+    if isinstance(c.tags, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(c.tags.items()))
+    if isinstance(c.tags, list):
+        return ",".join(map(str, c.tags))
+    return str(c.tags) if c.tags is not None else "(none)"
+
+
+GROUPINGS: dict[str, Callable[[CallRecord], str]] = {
+    "model": lambda c: c.model,
+    "day": _day,
+    "hour": _hour,
+    "tag": _tag,
+    "workspace": lambda c: c.workspace or "(none)",
+    "cause": lambda c: c.cause or "(none)",
+}
+
+
+def report(
+    ledger: Ledger, *, since: float | None = None, by: str | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """Totals over the ledger (calls started within `since` seconds of `now`), and groups."""
+    start = None if since is None else (now if now is not None else time.time()) - since
+    calls = ledger.calls(since=start)
+    never = _never_read(calls)
+    total = Totals()
+    groups: dict[str, Totals] = defaultdict(Totals)
+    key = GROUPINGS[by] if by else None
+    for c in calls:
+        total.add(c, c.id in never)
+        if key is not None:
+            groups[key(c)].add(c, c.id in never)
+    out = total.to_json()
+    out["groups"] = [{"group": name, **t.to_json()} for name, t in sorted(groups.items())]
+    out["by"] = by
+    return out
+
+
+def _never_read(calls: Sequence[CallRecord]) -> set[int | None]:
+    """Calls that wrote a prefix no later call (same workspace and model) read within an hour."""
+    reads: dict[tuple[str | None, str, str], list[float]] = defaultdict(list)
+    for c in calls:
+        if c.read_hash:
+            reads[(c.workspace, c.model, c.read_hash)].append(c.started_at)
+    never = set()
+    for c in calls:
+        if c.cache_creation_input_tokens == 0:
+            continue
+        read_later = any(
+            c.started_at < t <= c.started_at + _READ_WINDOW
+            for h in c.prefix_hashes
+            for t in reads.get((c.workspace, c.model, h), ())
+        )
+        if not read_later:
+            never.add(c.id)
+    return never
+
+
+def to_csv(result: dict[str, Any]) -> str:
+    """The groups (or the totals, without --by) as CSV."""
+    rows = result["groups"] or [
+        {"group": "all", **{k: v for k, v in result.items() if k not in ("groups", "by")}}
+    ]
+    buf = io.StringIO()
+    fields = [
+        "group",
+        "calls",
+        "errors",
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "cost_without_cache_usd",
+        "savings_pct",
+        "cache_hit_rate",
+        "writes_never_read",
+    ]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        flat = {**row, **row["usage"]}
+        writer.writerow({f: flat.get(f) for f in fields})
+    return buf.getvalue()
+
+
+def plot(ledger: Ledger, path: Path, *, since: float | None = None, by: str | None = None) -> None:
+    """A PNG: cumulative cost with and without caching over time, and the token mix per group."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError(
+            "--plot needs matplotlib: pip install 'cachewise[plot]'", field="--plot"
+        ) from None
+    start = None if since is None else time.time() - since
+    calls = ledger.calls(since=start)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    times = [datetime.fromtimestamp(c.started_at, UTC) for c in calls]
+    spent, plain = Decimal(0), Decimal(0)
+    with_cache, without = [], []
+    for c in calls:
+        spent += c.cost_usd
+        plain += c.cost_without_cache_usd
+        with_cache.append(float(spent))
+        without.append(float(plain))
+    left.plot(times, without, label="without caching", color="#b0413e")
+    left.plot(times, with_cache, label="with caching", color="#2f6f4f")
+    left.set_title("Cumulative cost (USD)")
+    left.legend()
+    left.tick_params(axis="x", rotation=30)
+    key = GROUPINGS[by or "model"]
+    groups: dict[str, Totals] = defaultdict(Totals)
+    for c in calls:
+        groups[key(c)].add(c, False)
+    names = sorted(groups)
+    bottom = [0.0] * len(names)
+    for label, attr, color in (
+        ("input", "input_tokens", "#8c8c8c"),
+        ("cache write", "cache_creation_input_tokens", "#d9822b"),
+        ("cache read", "cache_read_input_tokens", "#2f6f4f"),
+        ("output", "output_tokens", "#3d5a99"),
+    ):
+        values = [float(getattr(groups[n], attr)) for n in names]
+        right.bar(names, values, bottom=bottom, label=label, color=color)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    right.set_title(f"Tokens by {by or 'model'}")
+    right.legend()
+    right.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
