@@ -89,3 +89,31 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
         if name.startswith("ANTHROPIC_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CACHEWISE_HOME", str(tmp_path / "cachewise-home"))
+
+
+POSTGRES_URL = os.environ.get(
+    "CACHEWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def postgres_url() -> Any:
+    """A PostgreSQL ledger URL in a schema of its own, dropped afterwards. Skips when no server
+    answers, unless CACHEWISE_REQUIRE_SERVICES=1 (CI), where that is a failure."""
+    import uuid
+
+    try:
+        import psycopg
+
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        if os.environ.get("CACHEWISE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL is required here but not reachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__})")
+    schema = f"cw_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()

@@ -74,7 +74,8 @@ def test_emulate_serves_the_sdk_and_prints_its_url(
         "system": [block(text(1500, "cli"), CC)],
         "messages": [{"role": "user", "content": "Hi"}],
     }
-    first, second = client.messages.create(**kw), client.messages.create(**kw)
+    with client:
+        first, second = client.messages.create(**kw), client.messages.create(**kw)
     assert (first.usage.cache_creation_input_tokens or 0) > 0
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
     proc.terminate()

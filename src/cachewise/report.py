@@ -209,6 +209,7 @@ def plot(ledger: Ledger, path: Path, *, since: float | None = None, by: str | No
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         raise InputError(
             "--plot needs matplotlib: pip install 'cachewise[plot]'", field="--plot"
@@ -244,6 +245,7 @@ def plot(ledger: Ledger, path: Path, *, since: float | None = None, by: str | No
         values = [float(getattr(groups[n], attr)) for n in names]
         right.bar(names, values, bottom=bottom, label=label, color=color)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     right.set_title(f"Tokens by {by or 'model'}")
     right.legend()
     right.tick_params(axis="x", rotation=30)

@@ -48,6 +48,7 @@ class Emulator:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients: list[Any] = []
         self.port = 0
 
     @property
@@ -82,6 +83,9 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        for client in self._clients:  # the clients it handed out, so no socket is left open
+            client.close()
+        self._clients.clear()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -147,10 +151,12 @@ class Emulator:
         )
 
     def client(self, api_key: str = "sk-emulator-test", **kwargs: Any) -> Any:
-        """An `anthropic.Anthropic` client pointed at this emulator."""
+        """An `anthropic.Anthropic` client pointed at this emulator, closed when it stops."""
         import anthropic
 
-        return anthropic.Anthropic(api_key=api_key, base_url=self.base_url, **kwargs)
+        client = anthropic.Anthropic(api_key=api_key, base_url=self.base_url, **kwargs)
+        self._clients.append(client)
+        return client
 
     def async_client(self, api_key: str = "sk-emulator-test", **kwargs: Any) -> Any:
         """An `anthropic.AsyncAnthropic` client pointed at this emulator."""

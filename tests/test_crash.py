@@ -1,0 +1,61 @@
+"""A process killed while calls are in flight leaves a ledger with every call that returned."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from cachewise.ledger import Ledger
+
+WORKER = textwrap.dedent("""
+    import sys, threading
+    from cachewise import wrap
+    from cachewise.testing import Emulator
+
+    system = "You are a ledger clerk. " * 400
+    with Emulator(clock="real", ttft_ms=150, output_tokens_per_s=400) as emu:
+        client = wrap(emu.client(), ledger=sys.argv[1])
+
+        def work(n):
+            i = 0
+            while True:
+                i += 1
+                m = client.messages.create(
+                    model="claude-sonnet-4-6", max_tokens=20, system=system,
+                    messages=[{"role": "user", "content": f"worker {n} call {i}"}])
+                print(m._request_id, flush=True)   # only after the call has returned
+
+        for n in range(4):
+            threading.Thread(target=work, args=(n,), daemon=True).start()
+        threading.Event().wait()
+""")
+
+
+def test_sigkill_mid_flight_loses_no_returned_call(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    returned: list[str] = []
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while len(returned) < 12 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        returned.append(line.strip())
+    os.kill(proc.pid, signal.SIGKILL)  # calls of the other threads are in flight now
+    proc.wait(10)
+    proc.stdout.close()
+    assert len(returned) >= 12, "the worker did not get going"
+    with Ledger(path) as ledger:
+        recorded = {c.request_id for c in ledger.calls()}
+    assert set(returned) <= recorded

@@ -1,0 +1,124 @@
+"""`cachewise report` over a ledger with known rows: totals, groups, never-read writes, plot."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cachewise import InputError
+from cachewise.cli import main
+from cachewise.ledger import CallRecord, Ledger
+from cachewise.report import parse_duration, report
+
+DAY = 86_400.0
+T0 = 1_763_769_600.0  # 2025-11-22 00:00 UTC
+
+
+def call(t: float, **kw: object) -> CallRecord:
+    base: dict[str, object] = {
+        "started_at": t,
+        "ended_at": t + 1,
+        "model": "claude-sonnet-4-6",
+        "workspace": "key_a",
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cost_usd": Decimal("0.001"),
+        "cost_without_cache_usd": Decimal("0.004"),
+    }
+    base.update(kw)
+    return CallRecord(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    led = Ledger(tmp_path / "l.db")
+    led.record(call(T0, ephemeral_5m_input_tokens=2000, prefix_hashes=["h1"], cause="cold_start"))
+    led.record(call(T0 + 10, cache_read_input_tokens=2000, read_hash="h1", cause="hit"))
+    led.record(
+        call(
+            T0 + 20,
+            ephemeral_5m_input_tokens=2000,
+            prefix_hashes=["h2"],
+            cause="prefix_changed",
+            model="claude-opus-4-8",
+        )
+    )
+    led.record(
+        call(
+            T0 + DAY,
+            status="error",
+            http_status=529,
+            error_type="overloaded_error",
+            cost_usd=Decimal(0),
+            cost_without_cache_usd=Decimal(0),
+            input_tokens=0,
+            output_tokens=0,
+        )
+    )
+    return led
+
+
+def test_totals(ledger: Ledger) -> None:
+    r = report(ledger)
+    assert (r["calls"], r["errors"]) == (4, 1)
+    assert r["usage"]["cache_creation_input_tokens"] == 4000
+    assert r["usage"]["cache_read_input_tokens"] == 2000
+    assert r["cost_usd"] == 0.003 and r["cost_without_cache_usd"] == 0.012
+    assert r["savings_pct"] == 75.0
+    assert r["cache_hit_rate"] == round(2000 / (30 + 4000 + 2000), 4)
+    assert r["writes_never_read"] == 1  # h2 was written and never read
+    assert r["misses_by_cause"] == {"cold_start": 1, "prefix_changed": 1}
+
+
+@pytest.mark.parametrize(
+    ("by", "groups"),
+    [
+        ("model", ["claude-opus-4-8", "claude-sonnet-4-6"]),
+        ("day", ["2025-11-22", "2025-11-23"]),
+        ("cause", ["(none)", "cold_start", "hit", "prefix_changed"]),
+        ("workspace", ["key_a"]),
+    ],
+)
+def test_groups(ledger: Ledger, by: str, groups: list[str]) -> None:
+    assert [g["group"] for g in report(ledger, by=by)["groups"]] == groups
+
+
+def test_since(ledger: Ledger) -> None:
+    assert report(ledger, since=3600, now=T0 + DAY + 5)["calls"] == 1
+
+
+def test_durations() -> None:
+    assert parse_duration("30m") == 1800 and parse_duration("7d") == 7 * DAY
+    with pytest.raises(InputError):
+        parse_duration("yesterday")
+
+
+def test_cli_json_csv_text_and_plot(ledger: Ledger, tmp_path: Path) -> None:
+    target = ledger.target
+    run = CliRunner().invoke
+    data = json.loads(run(main, ["report", "--ledger", target, "--format", "json"]).output)
+    assert data["calls"] == 4 and set(data) >= {
+        "usage",
+        "cost_usd",
+        "cost_without_cache_usd",
+        "savings_pct",
+        "groups",
+    }
+    csv_out = run(main, ["report", "--ledger", target, "--by", "model", "--format", "csv"]).output
+    assert (
+        csv_out.splitlines()[0].startswith("group,calls,errors") and len(csv_out.splitlines()) == 3
+    )
+    png = tmp_path / "report.png"
+    result = run(main, ["report", "--ledger", target, "--by", "model", "--plot", str(png)])
+    assert result.exit_code == 0 and "75.0%" in result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_bad_since_is_a_usage_error(ledger: Ledger) -> None:
+    result = CliRunner().invoke(main, ["report", "--ledger", ledger.target, "--since", "soon"])
+    assert result.exit_code == 2 and "--since" in result.output
