@@ -219,3 +219,27 @@ def test_a_request_cachewise_cannot_parse_is_sent_as_it_is(emu: Emulator, ledger
         with pytest.raises(anthropic.NotFoundError):
             ask(wrap(emu.client(max_retries=0), ledger=ledger), "q", model="claude-unknown")
     assert ledger.calls()[0].http_status == 404
+
+
+def test_async_streams_are_recorded(emu: Emulator, ledger: Ledger) -> None:
+    async def main() -> tuple[Any, list[Any]]:
+        client = wrap(emu.async_client(), ledger=ledger)
+        kw: dict[str, Any] = {
+            "model": MODEL,
+            "max_tokens": 20,
+            "system": SYSTEM,
+            "messages": [{"role": "user", "content": "Hi"}],
+        }
+        try:
+            async with client.messages.stream(**kw) as stream:
+                final = await stream.get_final_message()
+            events = [e async for e in await client.messages.create(stream=True, **kw)]
+            return final, events
+        finally:
+            await client.close()
+
+    final, events = asyncio.run(main())
+    assert events[-1].type == "message_stop"
+    first, second = ledger.calls()
+    assert first.ephemeral_5m_input_tokens == final.usage.cache_creation_input_tokens > 0
+    assert second.cache_read_input_tokens == first.ephemeral_5m_input_tokens

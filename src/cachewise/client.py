@@ -410,6 +410,30 @@ class _RecordedStream:
             self._done(self._usage or None, error)
 
 
+class _AsyncRecordedStream(_RecordedStream):
+    """The async twin: `async for event in stream` passes the SDK's events through."""
+
+    def __aiter__(self) -> Any:
+        return self._events()
+
+    async def _events(self) -> Any:
+        try:
+            async for event in self._raw:
+                self._collect(event)
+                yield event
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
+
+    async def __aenter__(self) -> _AsyncRecordedStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._raw.close()
+        self._finish(None)
+
+
 # -- async ---------------------------------------------------------------------------------------
 
 
@@ -442,9 +466,7 @@ class _AsyncMessages:
         else:
             ticket = Ticket(None, "ungated")
         if call.kwargs.get("stream"):
-            raise NotImplementedError(
-                "create(stream=True) on the async wrapper: use messages.stream()"
-            )
+            return await self._create_stream(call, ticket)
         try:
             if ticket.role == "scout":
                 async with self._inner.stream(**_no_stream(call.kwargs)) as stream:
@@ -459,6 +481,20 @@ class _AsyncMessages:
             raise
         st.record(call, message=message)
         return message
+
+    async def _create_stream(self, call: _Call, ticket: Ticket) -> Any:
+        st = self._state
+        try:
+            raw = await self._inner.create(**call.kwargs)
+        except BaseException as exc:
+            st.gate.release(ticket, ok=False)
+            st.record(call, error=exc)
+            raise
+        call.first_byte = time.time()
+        st.gate.release(ticket, ok=True)
+        return _AsyncRecordedStream(
+            raw, lambda usage, error: st.record(call, usage=usage, error=error)
+        )
 
     def stream(self, **kwargs: Any) -> _AsyncStreamManager:
         return _AsyncStreamManager(self._inner, self._state, kwargs)
