@@ -13,8 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cachewise cost --model claude-sonnet-4-6 --calls 50 --static-tokens 8000 \
-		--dynamic-tokens 420 --output-tokens 300 --workers 4 --scout
+	$(BIN)/cachewise demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

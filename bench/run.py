@@ -11,8 +11,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import analyzer_speed
 import emulator_rps
+import runner_scout
 
-SECTIONS = [emulator_rps.run, analyzer_speed.run]
+SECTIONS = [emulator_rps.run, analyzer_speed.run, runner_scout.run]
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ from . import (  # each registers its commands on `main`
     emulate_cmd,
     models_cmd,
     report_cmd,
+    run_cmds,
 )
 from .main import main
 
@@ -18,4 +19,5 @@ __all__ = [
     "main",
     "models_cmd",
     "report_cmd",
+    "run_cmds",
 ]

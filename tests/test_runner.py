@@ -1,0 +1,238 @@
+"""`cachewise run`: the scout, resumability, bad input, faults and the Message Batches path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cachewise import InputError, cost
+from cachewise.cli import main
+from cachewise.ledger import Ledger
+from cachewise.runner import RunOptions, _prepare, completed_ids, read_requests, run_requests
+from cachewise.testing import Emulator
+from conftest import text
+
+CONTEXTS = [text(1500, "alpha"), text(1500, "beta")]
+
+
+def requests(n: int, prefixes: int = 1) -> list[dict[str, Any]]:
+    return [
+        {
+            "custom_id": f"r{i}",
+            "params": {
+                "model": "claude-sonnet-4-6",
+                "max_tokens": 20,
+                "system": CONTEXTS[i % prefixes],
+                "messages": [{"role": "user", "content": f"Question {i}"}],
+            },
+        }
+        for i in range(n)
+    ]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def emu() -> Any:
+    with Emulator(clock="real", ttft_ms=200) as e:
+        yield e
+
+
+def test_fifty_requests_over_one_prefix_with_eight_workers_write_once(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    s = run_requests(requests(50), out, emu.client(), options=RunOptions(workers=8))
+    assert (s.succeeded, s.errored, s.writes, s.reads) == (50, 0, 1, 49)
+    assert {r["result"]["type"] for r in results(out)} == {"succeeded"}
+    assert s.cost_usd < s.cost_without_cache_usd / 5
+
+
+def test_two_prefixes_write_twice(emu: Emulator, tmp_path: Path) -> None:
+    s = run_requests(
+        requests(40, prefixes=2), tmp_path / "o.jsonl", emu.client(), options=RunOptions(workers=8)
+    )
+    assert (s.writes, s.reads) == (2, 38)
+
+
+def test_without_the_scout_more_than_one_call_writes(emu: Emulator, tmp_path: Path) -> None:
+    s = run_requests(
+        requests(24), tmp_path / "o.jsonl", emu.client(), options=RunOptions(workers=8, scout=False)
+    )
+    assert s.writes > 1
+
+
+def test_a_persistently_failing_request_is_errored_and_the_run_goes_on(tmp_path: Path) -> None:
+    with Emulator(faults="500@1+2+3") as emu:
+        s = run_requests(
+            requests(6),
+            tmp_path / "o.jsonl",
+            emu.client(),
+            options=RunOptions(workers=1, retries=2),
+        )
+    lines = {r["custom_id"]: r["result"] for r in results(tmp_path / "o.jsonl")}
+    assert (s.errored, s.succeeded) == (1, 5)
+    assert lines["r0"]["type"] == "errored" and lines["r0"]["error"]["error"]["type"] == "api_error"
+
+
+def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    with Emulator(faults="429=1@1") as emu:
+        start = time.monotonic()
+        s = run_requests(
+            requests(1), tmp_path / "o.jsonl", emu.client(), options=RunOptions(workers=1)
+        )
+    assert s.succeeded == 1 and time.monotonic() - start >= 1.0
+
+
+def test_a_rerun_skips_what_is_done_and_repairs_a_cut_line(emu: Emulator, tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    run_requests(requests(5), out, emu.client())
+    out.write_text(out.read_text() + '{"custom_id": "r9", "resu')  # a crash mid-write
+    assert completed_ids(out) == {f"r{i}" for i in range(5)}
+    s = run_requests(requests(8), out, emu.client())
+    assert (s.skipped, s.succeeded) == (5, 3)
+    assert sorted(r["custom_id"] for r in results(out)) == sorted(f"r{i}" for i in range(8))
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ('{"custom_id": "a", "params": {"model": "m", "messages": []}}\nnot json\n', ":2:"),
+        ('{"params": {"model": "m", "messages": []}}\n', "field custom_id"),
+        ('{"custom_id": "a b", "params": {"model": "m", "messages": []}}\n', "field custom_id"),
+        ('{"custom_id": "a"}\n', "field params"),
+        (
+            '{"custom_id": "a", "params": {"model": "m", "messages": []}}\n'
+            '{"custom_id": "a", "params": {"model": "m", "messages": []}}\n',
+            "duplicate of line 1",
+        ),
+    ],
+)
+def test_bad_input_stops_before_anything_is_sent(tmp_path: Path, content: str, where: str) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError) as err:
+        read_requests(path)
+    assert str(path) in str(err.value) and where in str(err.value)
+    result = CliRunner().invoke(
+        main, ["run", str(path), "--out", str(tmp_path / "o.jsonl"), "--emulate"]
+    )
+    assert result.exit_code == 2 and not (tmp_path / "o.jsonl").exists()
+
+
+def test_no_key_and_no_emulate_says_how(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", requests(1))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2 and "ANTHROPIC_API_KEY" in result.output
+    assert "--emulate" in result.output
+
+
+def test_killed_mid_run_and_rerun_gives_every_id_exactly_once(tmp_path: Path) -> None:
+    reqs = write_jsonl(tmp_path / "in.jsonl", requests(40))
+    out = tmp_path / "out.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "cachewise",
+        "run",
+        str(reqs),
+        "--out",
+        str(out),
+        "--emulate",
+        "--workers",
+        "4",
+        "--format",
+        "json",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if out.exists() and len(out.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    partial = len(completed_ids(out))
+    assert 6 <= partial < 40
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    counts = Counter(r["custom_id"] for r in results(out))
+    assert set(counts) == {f"r{i}" for i in range(40)} and set(counts.values()) == {1}
+    assert json.loads(finished.stdout)["skipped"] == partial
+
+
+def test_the_batches_path_primes_then_runs_the_rest_at_batch_prices(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "o.jsonl"
+    with Ledger(tmp_path / "l.db") as ledger:
+        s = run_requests(
+            requests(12, prefixes=2),
+            out,
+            emu.client(),
+            options=RunOptions(via="batches", poll_seconds=0.05),
+            ledger=ledger,
+        )
+        rows = ledger.calls()
+    assert s.succeeded == 12 and len(results(out)) == 12
+    assert any("priming batch" in n for n in s.notes)
+    assert s.writes == 2 and s.reads == 10  # the primers wrote; the rest read
+    assert all(r.batch and r.source == "run" for r in rows)
+    usage = results(out)[0]["result"]["message"]["usage"]
+    assert usage["service_tier"] == "batch"
+    reader = rows[-1]  # the primers paid the 1h write (2x); the rest read at 0.1x
+    assert reader.cost_without_cache_usd > reader.cost_usd > 0
+    full = cost(reader.usage, model=reader.model, batch=False).total_usd
+    assert reader.cost_usd * 2 == full
+
+
+def test_ttl_auto_takes_1h_when_the_allowed_rate_spaces_calls_beyond_five_minutes() -> None:
+    _, _, notes = _prepare(requests(10), RunOptions(max_rps=1 / 600))
+    assert any("ttl 1h" in n for n in notes)
+    _, _, notes = _prepare(requests(10), RunOptions(max_rps=2))
+    assert any("ttl 5m" in n for n in notes)
+
+
+def test_the_cli_prints_the_seed_table(tmp_path: Path) -> None:
+    reqs = write_jsonl(tmp_path / "in.jsonl", requests(6))
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(reqs),
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--emulate",
+            "--ledger",
+            str(tmp_path / "l.db"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "embedded cachewise emulator" in result.output and "without caching" in result.output
+
+
+def test_demo_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--format", "json", "--out-dir", str(tmp_path)])
+    data = json.loads(result.output)
+    off, on = data["scenarios"]
+    assert (off["name"], on["name"]) == ("off", "on")
+    assert off["usage"]["cache_read_input_tokens"] == 0 and on["writes"] == 1
+    assert on["reads"] == 49 and data["savings_pct"] > 80
+    assert (tmp_path / "demo.png").exists()
