@@ -13,34 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from emulator_rps import WORDS  # one word list for every benchmark text
+
 from cachewise.lint import lint
 from cachewise.plan import plan
-
-WORDS = [
-    "cache",
-    "prefix",
-    "token",
-    "window",
-    "breakpoint",
-    "system",
-    "tool",
-    "message",
-    "engine",
-    "ledger",
-    "worker",
-    "scout",
-    "batch",
-    "lookback",
-    "entry",
-    "expiry",
-    "refresh",
-    "budget",
-    "invoice",
-    "harbor",
-    "lantern",
-    "meadow",
-    "orchard",
-]
 
 
 def words(n: int, salt: int) -> str:

@@ -16,14 +16,12 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from .catalog import catalog
-from .cost import cost, normalize_usage, uncached_cost
 from .engine import breakpoints, minimum_for
-from .errors import CachewiseError, InvalidRequest, PricingError, UnknownModel
+from .errors import CachewiseError, InvalidRequest, UnknownModel
 from .explain import Explainer
 from .gate import Gate, LocalGate, NoGate, Ticket
 from .ledger import CallRecord, Ledger, key_workspace, open_ledger
@@ -189,20 +187,7 @@ class _State:
             tags=self.tags,
         )
         if usage is not None:
-            u = normalize_usage(usage)
-            rec.input_tokens, rec.cache_read_input_tokens = u.input_tokens, u.cache_read
-            rec.ephemeral_5m_input_tokens = u.cache_write_5m
-            rec.ephemeral_1h_input_tokens = u.cache_write_1h
-            rec.output_tokens = u.output_tokens
-            rec.usage = (
-                usage.model_dump(mode="json") if hasattr(usage, "model_dump") else dict(usage)
-            )
-            rec.batch = u.service_tier == "batch"
-            try:
-                rec.cost_usd = cost(u, model=model).total_usd
-                rec.cost_without_cache_usd = uncached_cost(u, model=model).total_usd
-            except (PricingError, UnknownModel):
-                rec.cost_usd = rec.cost_without_cache_usd = Decimal(0)
+            rec.set_usage(usage)
         rec.request_id = getattr(message, "_request_id", None) or getattr(error, "request_id", None)
         if error is not None:
             rec.status = "error"

@@ -29,10 +29,12 @@ _TOPICS = (
     "vendors",
     "budgets",
 )
-_WORDS = ("the service keeps every account in a double entry ledger and reconciles bank feeds "
-          "each night before it closes the period for review by the finance team which signs off "
-          "on adjustments accruals and currency revaluation while customers export reports in "
-          "several formats and schedule recurring invoices with reminders and late fees").split()
+_WORDS = (
+    "the service keeps every account in a double entry ledger and reconciles bank feeds "
+    "each night before it closes the period for review by the finance team which signs off "
+    "on adjustments accruals and currency revaluation while customers export reports in "
+    "several formats and schedule recurring invoices with reminders and late fees"
+).split()
 
 
 def workload(questions: int = 50) -> list[dict[str, Any]]:

@@ -66,6 +66,27 @@ class CallRecord:
     def cache_creation_input_tokens(self) -> int:
         return self.ephemeral_5m_input_tokens + self.ephemeral_1h_input_tokens
 
+    def set_usage(self, usage: Any, *, batch: bool | None = None) -> None:
+        """Fill the token columns and both costs from a usage (any shape `cost` accepts)."""
+        from .cost import cost, normalize_usage, uncached_cost
+        from .errors import PricingError, UnknownModel
+
+        u = normalize_usage(usage)
+        self.input_tokens, self.cache_read_input_tokens = u.input_tokens, u.cache_read
+        self.ephemeral_5m_input_tokens = u.cache_write_5m
+        self.ephemeral_1h_input_tokens = u.cache_write_1h
+        self.output_tokens = u.output_tokens
+        self.batch = u.service_tier == "batch" if batch is None else batch
+        raw = usage.model_dump(mode="json") if hasattr(usage, "model_dump") else usage
+        self.usage = dict(raw) if isinstance(raw, dict) else None
+        try:
+            self.cost_usd = cost(u, model=self.model, batch=self.batch).total_usd
+            self.cost_without_cache_usd = uncached_cost(
+                u, model=self.model, batch=self.batch
+            ).total_usd
+        except (PricingError, UnknownModel):
+            self.cost_usd = self.cost_without_cache_usd = Decimal(0)
+
 
 _COLUMNS = (
     "started_at",

@@ -167,13 +167,26 @@ def _candidates(
     out: list[_Candidate] = []
 
     static = [p for p in eligible if p.level != "messages"]
-    if volatile:
-        first = min(volatile)
-        static = [p for p in static if p.index < first]
+    if volatile and _recurs(static, past):
         notes.append(
-            f"{pos[first].path} looks volatile ({volatile_text[pos[first].path]}); the "
-            "stable prefix ends before it (--move-volatile moves it later)"
+            "the system prompt has volatile-looking content, but the history shows each "
+            "version of it used several times: it is cached whole"
         )
+    elif volatile:
+        first = min(volatile)
+        before = [p for p in static if p.index < first]
+        minimum, _ = minimum_for(prompt.model)
+        if before and before[-1].cumulative >= minimum:
+            static = before
+            notes.append(
+                f"{pos[first].path} looks volatile ({volatile_text[pos[first].path]}); the "
+                "stable prefix ends before it (--move-volatile moves it later)"
+            )
+        else:  # nothing stable comes first: caching it whole pays off if a version repeats once
+            notes.append(
+                f"{pos[first].path} looks volatile ({volatile_text[pos[first].path]}) and nothing "
+                "stable comes before it: cached whole (--move-volatile moves it later)"
+            )
     extends = _extends(prompt, past)
     shared = _shared_end(prompt, past)
     conversation = len(messages) > 1 or extends is not None
@@ -204,6 +217,16 @@ def _candidates(
                 )
             )
     return out
+
+
+def _recurs(static: Sequence[Position], past: Sequence[Prompt]) -> bool:
+    """Whether the history's versions of the static prefix were each used at least twice on
+    average: then a write at its end pays for itself (break-even is one read)."""
+    if not static or not past:
+        return False
+    index = static[-1].index
+    versions = [p.positions[index].prefix_hash for p in past if len(p.positions) > index]
+    return bool(versions) and len(versions) >= 2 * len(set(versions))
 
 
 def _last_eligible(eligible: Sequence[Position], index: int) -> Position | None:

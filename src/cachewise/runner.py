@@ -477,13 +477,6 @@ def _one_batch(
                 status="ok" if usage is not None else "error",
             )
             if usage is not None:
-                u = normalize_usage(usage)
-                rec.input_tokens, rec.cache_read_input_tokens = u.input_tokens, u.cache_read
-                rec.ephemeral_5m_input_tokens = u.cache_write_5m
-                rec.ephemeral_1h_input_tokens = u.cache_write_1h
-                rec.output_tokens = u.output_tokens
-                rec.cost_usd = cost(u, model=model, batch=True).total_usd
-                rec.cost_without_cache_usd = uncached_cost(u, model=model, batch=True).total_usd
-                rec.usage = usage.model_dump(mode="json")
+                rec.set_usage(usage, batch=True)
             ledger.record(rec)
         finished(entry.custom_id, usage, model, line)

@@ -9,6 +9,7 @@ from . import (  # each registers its commands on `main`
     models_cmd,
     report_cmd,
     run_cmds,
+    simulate_cmd,
 )
 from .main import main
 
@@ -20,4 +21,5 @@ __all__ = [
     "models_cmd",
     "report_cmd",
     "run_cmds",
+    "simulate_cmd",
 ]

@@ -1,0 +1,195 @@
+"""Seeded trace generators for `cachewise simulate`: six workloads that real traffic looks like.
+
+Each returns trace rows `{"started_at", "ttft_ms", "request"}` with our own texts.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+MODEL = "claude-sonnet-4-6"
+VOCAB = (
+    "account ledger invoice receipt export report budget vendor payroll tax period close "
+    "review adjust accrue reconcile balance statement journal entry audit policy schedule "
+    "approve reject refund credit debit transfer currency rate fee"
+).split()
+
+
+def prose(words: int, seed: int) -> str:
+    r = random.Random(seed)
+    return " ".join(r.choice(VOCAB) for _ in range(words)) + "."
+
+
+def _req(
+    system: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 400,
+        "system": system,
+        "messages": messages,
+    }
+    if tools:
+        body["tools"] = tools
+    return body
+
+
+def seed_batch() -> list[dict[str, Any]]:
+    """50 calls over an ~8k-token context, 4 workers in bursts."""
+    context = prose(6000, 1)
+    return [
+        {
+            "started_at": (i // 4) * 1.0,
+            "ttft_ms": 800,
+            "request": _req(
+                context, [{"role": "user", "content": f"Question {i}: {prose(25, i)}"}]
+            ),
+        }
+        for i in range(50)
+    ]
+
+
+def agent_loop() -> list[dict[str, Any]]:
+    """32 turns with tools and a growing history; every fifth turn adds 40 blocks."""
+    tools = [
+        {
+            "name": f"tool_{k}",
+            "description": prose(60, 100 + k),
+            "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+        }
+        for k in range(6)
+    ]
+    system = prose(1500, 2)
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Close the books for October."}]
+    r = random.Random(3)
+    rows, t = [], 0.0
+    for turn in range(32):
+        rows.append(
+            {
+                "started_at": t,
+                "ttft_ms": 1500,
+                "request": _req(system, [dict(m) for m in messages], tools),
+            }
+        )
+        n = 20 if turn % 5 == 4 else 2
+        calls = [
+            {
+                "type": "tool_use",
+                "id": f"t{turn}_{i}",
+                "name": f"tool_{i % 6}",
+                "input": {"q": prose(4, turn * 50 + i)},
+            }
+            for i in range(n)
+        ]
+        results = [
+            {
+                "type": "tool_result",
+                "tool_use_id": f"t{turn}_{i}",
+                "content": prose(120, turn * 77 + i),
+            }
+            for i in range(n)
+        ]
+        messages += [{"role": "assistant", "content": calls}, {"role": "user", "content": results}]
+        t += r.uniform(4, 25)
+    return rows
+
+
+def bursty_qa() -> list[dict[str, Any]]:
+    """Questions about a 40k-token document, gaps from seconds to 40 minutes."""
+    document = prose(30000, 4)
+    r = random.Random(5)
+    rows, t = [], 0.0
+    for i in range(40):
+        rows.append(
+            {
+                "started_at": t,
+                "ttft_ms": 2500,
+                "request": _req(
+                    "Answer from the document.",
+                    [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "text", "text": document},
+                                {"type": "text", "text": f"Q{i}: {prose(20, 900 + i)}"},
+                            ],
+                        }
+                    ],
+                ),
+            }
+        )
+        t += r.choice([2, 5, 20, 60, 240, 420, 900, 1800, 2400])
+    return rows
+
+
+def fan_out() -> list[dict[str, Any]]:
+    """32 requests at the same instant over a 10k-token prefix."""
+    context = prose(7500, 6)
+    return [
+        {
+            "started_at": 0.0,
+            "ttft_ms": 1200,
+            "request": _req(
+                context, [{"role": "user", "content": f"Part {i}: {prose(30, 300 + i)}"}]
+            ),
+        }
+        for i in range(32)
+    ]
+
+
+def multi_tenant() -> list[dict[str, Any]]:
+    """Four tenants' system prompts, interleaved, gaps around the 5-minute TTL."""
+    prompts = [prose(2500, 10 + k) for k in range(4)]
+    r = random.Random(7)
+    rows, t = [], 0.0
+    for i in range(80):
+        tenant = r.randrange(4)
+        rows.append(
+            {
+                "started_at": t,
+                "ttft_ms": 900,
+                "request": _req(
+                    prompts[tenant],
+                    [{"role": "user", "content": f"Ticket {i}: {prose(30, 500 + i)}"}],
+                ),
+            }
+        )
+        t += r.uniform(30, 120)
+    return rows
+
+
+def timestamp_system() -> list[dict[str, Any]]:
+    """A system prompt that starts with the current time, then 6k tokens of static rules."""
+    rules = prose(4500, 8)
+    return [
+        {
+            "started_at": i * 20.0,
+            "ttft_ms": 900,
+            "request": _req(
+                [
+                    {"type": "text", "text": f"Current time: 2026-11-22T10:{i // 3:02d}:00Z."},
+                    {"type": "text", "text": rules},
+                ],
+                [{"role": "user", "content": f"Request {i}: {prose(20, 700 + i)}"}],
+            ),
+        }
+        for i in range(40)
+    ]
+
+
+WORKLOADS = {
+    "seed batch": seed_batch,
+    "agent loop": agent_loop,
+    "bursty document Q&A": bursty_qa,
+    "32-way fan-out": fan_out,
+    "multi-tenant": multi_tenant,
+    "timestamp in the system prompt": timestamp_system,
+}
+TARGETS = {
+    "seed batch": 1.02,
+    "32-way fan-out": 1.02,
+    "agent loop": 1.05,
+    "multi-tenant": 1.25,
+    "bursty document Q&A": 1.30,
+}

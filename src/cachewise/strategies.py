@@ -1,0 +1,170 @@
+"""Caching strategies for `cachewise simulate`: what each tool would send, given a request.
+
+Each strategy is a small function from a request body (and the trace rows it has seen so far,
+`{"started_at", "request"}`) to the body it would send. The peers' strategies follow their
+documented default behaviour as described in our reference notes (peers.md, late 2026):
+
+- `none`: no caching, every marker removed.
+- `as-is`: the trace's own markers.
+- `seed`: one 5m breakpoint on the last system block (the seed article's pattern).
+- `auto`: Anthropic's top-level automatic caching, 5m.
+- `litellm`: LiteLLM's default injection points: the system message and the last message, 5m,
+  capped at 4.
+- `langchain`: LangChain's AnthropicPromptCachingMiddleware (2026-03): last system block, last
+  tool, automatic tail, 5m.
+- `pydantic-ai`: instructions + tool definitions + automatic tail, 5m, oldest message markers
+  trimmed to fit 4.
+- `spring-system-and-tools`: Spring AI SYSTEM_AND_TOOLS: last tool and last system block.
+- `spring-conversation-history`: Spring AI CONVERSATION_HISTORY (PR #4546): the last user message.
+- `cachewise`: the planner, online: it sees only the requests before this one.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .plan import plan
+
+__all__ = ["STRATEGIES", "Strategy", "strip_markers"]
+
+Strategy = Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], dict[str, Any]]
+CC: dict[str, Any] = {"type": "ephemeral"}
+
+
+def strip_markers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: strip_markers(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [strip_markers(v) for v in value]
+    return value
+
+
+def _blocks(body: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
+    """The block list of `system` or a message (a string becomes one text block)."""
+    value = body.get(key)
+    if isinstance(value, str):
+        body[key] = [{"type": "text", "text": value}]
+    return body.get(key) if isinstance(body.get(key), list) else None
+
+
+def _mark_last(blocks: list[Any] | None) -> bool:
+    if blocks:
+        for block in reversed(blocks):
+            if isinstance(block, dict) and block.get("type") not in (
+                "thinking",
+                "redacted_thinking",
+            ):
+                if block.get("type") == "text" and not block.get("text"):
+                    continue
+                block["cache_control"] = dict(CC)
+                return True
+    return False
+
+
+def _last_message_blocks(body: dict[str, Any], role: str | None = None) -> list[Any] | None:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and (role is None or message.get("role") == role):
+            if isinstance(message.get("content"), str):
+                message["content"] = [{"type": "text", "text": message["content"]}]
+            return message.get("content") if isinstance(message.get("content"), list) else None
+    return None
+
+
+def _fresh(body: Mapping[str, Any]) -> dict[str, Any]:
+    return strip_markers(copy.deepcopy(dict(body)))  # type: ignore[no-any-return]
+
+
+def none(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return _fresh(body)
+
+
+def as_is(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return dict(body)
+
+
+def seed(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    out = _fresh(body)
+    _mark_last(_blocks(out, "system"))
+    return out
+
+
+def auto(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    out = _fresh(body)
+    out["cache_control"] = dict(CC)
+    return out
+
+
+def litellm(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    out = _fresh(body)
+    _mark_last(_blocks(out, "system"))
+    _mark_last(_last_message_blocks(out))
+    return out
+
+
+def langchain(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    out = _fresh(body)
+    _mark_last(_blocks(out, "system"))
+    _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
+    out["cache_control"] = dict(CC)
+    return out
+
+
+def pydantic_ai(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    # The same three places as LangChain, plus the trimming of oldest message markers to fit.
+    return _fit(langchain(body, seen))
+
+
+def spring_system_and_tools(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    out = _fresh(body)
+    _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
+    _mark_last(_blocks(out, "system"))
+    return out
+
+
+def spring_conversation_history(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    out = _fresh(body)
+    _mark_last(_last_message_blocks(out, "user"))
+    return out
+
+
+def cachewise_plan(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return plan(_fresh(body), history=list(seen)[-50:]).request
+
+
+def _fit(body: dict[str, Any]) -> dict[str, Any]:
+    """Drop the oldest message markers until the markers (automatic one included) fit in 4."""
+
+    def count(value: Any) -> int:
+        if isinstance(value, dict):
+            return ("cache_control" in value) + sum(count(v) for v in value.values())
+        if isinstance(value, list):
+            return sum(count(v) for v in value)
+        return 0
+
+    for message in body.get("messages") or []:
+        if count(body) <= 4:
+            break
+        for block in message.get("content") or [] if isinstance(message, dict) else []:
+            if isinstance(block, dict):
+                block.pop("cache_control", None)
+    return body
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "none": none,
+    "as-is": as_is,
+    "seed": seed,
+    "auto": auto,
+    "litellm": litellm,
+    "langchain": langchain,
+    "pydantic-ai": pydantic_ai,
+    "spring-system-and-tools": spring_system_and_tools,
+    "spring-conversation-history": spring_conversation_history,
+    "cachewise": cachewise_plan,
+}

@@ -1,0 +1,198 @@
+"""Strategies put markers where their peers do; the oracle is a lower bound; the seed batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cachewise.simulate import oracle_bound, replay_strategy, simulate
+from cachewise.strategies import STRATEGIES
+from cachewise.trace import rows_from
+from conftest import CC, block, request, text, tool
+
+SYSTEM = text(1500, "sim")
+
+
+def markers(body: dict[str, Any]) -> list[str]:
+    found = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            if "cache_control" in value:
+                found.append(path or "/")
+            for k, v in value.items():
+                walk(v, f"{path}/{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}/{i}")
+
+    walk(body, "")
+    return found
+
+
+CONVO = request(
+    tools=[tool("a"), tool("b")],
+    system=[block(SYSTEM, CC)],
+    messages=[
+        {"role": "user", "content": "Q1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": "Q2"},
+    ],
+)
+
+EXPECTED = {
+    "none": [],
+    "as-is": ["/system/0"],
+    "seed": ["/system/0"],
+    "auto": ["/"],
+    "litellm": ["/system/0", "/messages/2/content/0"],
+    "langchain": ["/", "/tools/1", "/system/0"],
+    "pydantic-ai": ["/", "/tools/1", "/system/0"],
+    "spring-system-and-tools": ["/tools/1", "/system/0"],
+    "spring-conversation-history": ["/messages/2/content/0"],
+}
+
+
+def test_each_strategy_marks_what_its_peer_marks() -> None:
+    for name, expected in EXPECTED.items():
+        assert sorted(markers(STRATEGIES[name](CONVO, []))) == sorted(expected), name
+
+
+def test_pydantic_ai_trims_the_oldest_message_markers_to_fit_four() -> None:
+    body = request(
+        tools=[tool("a")],
+        system=SYSTEM,
+        messages=[
+            {"role": "user", "content": [block("m0", CC)]},
+            {"role": "assistant", "content": "a"},
+            {"role": "user", "content": [block("m2", CC)]},
+        ],
+    )
+    sent = STRATEGIES["pydantic-ai"](body, [])
+    assert len(markers(sent)) == 3  # system, last tool, automatic: the message markers went
+
+
+def seed_batch(n: int = 20) -> list[dict[str, Any]]:
+    return [
+        {
+            "started_at": (i // 4) * 1.0,
+            "ttft_ms": 800,
+            "request": request(system=SYSTEM, messages=[{"role": "user", "content": f"Q{i}"}]),
+        }
+        for i in range(n)
+    ]
+
+
+def test_on_the_seed_batch_cachewise_writes_the_shared_context_exactly_once() -> None:
+    rows = rows_from(seed_batch())
+    ours = replay_strategy(rows, "cachewise", STRATEGIES["cachewise"], gate=True)
+    assert (ours.writes, ours.reads) == (1, 19) and ours.wait_seconds > 0
+    without_gate = replay_strategy(rows, "cachewise", STRATEGIES["cachewise"])
+    assert without_gate.writes == 4  # the first burst of four races
+    assert ours.cost_usd == oracle_bound(rows).cost_usd
+
+
+def test_simulate_sorts_by_cost_and_reports_ratios() -> None:
+    outcomes = simulate(seed_batch())
+    assert [o.cost_usd for o in outcomes] == sorted(o.cost_usd for o in outcomes)
+    assert {o.name for o in outcomes} == {*STRATEGIES, "oracle"}
+    assert next(o for o in outcomes if o.name == "oracle").ratio_to_oracle == 1.0
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> list[dict[str, Any]]:
+    systems = [text(1500, "x"), text(1500, "y"), "Short."]
+    rows, t = [], 0.0
+    for i in range(draw(st.integers(1, 12))):
+        t += draw(st.sampled_from([0.0, 0.2, 5.0, 200.0, 400.0, 4000.0]))
+        history: list[dict[str, Any]] = [{"role": "user", "content": f"Q{i}"}]
+        if draw(st.booleans()):
+            history = [
+                {"role": "user", "content": "Start."},
+                {"role": "assistant", "content": "Ok."},
+                *history,
+            ]
+        body = request(
+            system=draw(st.sampled_from(systems)),
+            messages=history,
+            tools=[tool("a")] if draw(st.booleans()) else None,
+        )
+        rows.append(
+            {
+                "started_at": t,
+                "ttft_ms": draw(st.sampled_from([0, 800])),
+                "workspace": draw(st.sampled_from(["a", "b"])),
+                "request": body,
+            }
+        )
+    return rows
+
+
+@settings(max_examples=40, deadline=None)
+@given(traces())
+def test_no_strategy_costs_less_than_the_oracle(trace: list[dict[str, Any]]) -> None:
+    outcomes = simulate(trace)
+    bound = next(o for o in outcomes if o.name == "oracle").cost_usd
+    assert all(o.cost_usd >= bound for o in outcomes)
+
+
+def test_the_cli_compares_every_strategy(tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cachewise.cli import main
+
+    path = tmp_path / "trace.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in seed_batch(8)))
+    result = CliRunner().invoke(main, ["simulate", str(path), "--compare", "--format", "json"])
+    data = json.loads(result.output)
+    assert result.exit_code == 0 and data["oracle"]["kind"] == "lower_bound"
+    assert {
+        "name",
+        "usage",
+        "cost_usd",
+        "ratio_to_oracle",
+        "writes",
+        "reads",
+        "wait_seconds",
+    } <= set(data["strategies"][0])
+    text_out = (
+        CliRunner()
+        .invoke(main, ["simulate", str(path), "--strategy", "auto", "--strategy", "cachewise"])
+        .output
+    )
+    assert "cachewise" in text_out and "auto" in text_out and "oracle" in text_out
+
+
+def test_a_trace_made_from_run_results_simulates(tmp_path: Any) -> None:
+    import json
+
+    from cachewise.runner import RunOptions, run_requests
+    from cachewise.testing import Emulator
+
+    reqs = [
+        {
+            "custom_id": f"r{i}",
+            "params": request(system=SYSTEM, messages=[{"role": "user", "content": f"Q{i}"}]),
+        }
+        for i in range(6)
+    ]
+    out = tmp_path / "results.jsonl"
+    with Emulator() as emu:
+        run_requests(reqs, out, emu.client(), options=RunOptions(workers=2))
+    results = {r["custom_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    trace = [
+        {
+            "started_at": float(i),
+            "request": r["params"],
+            "usage": results[r["custom_id"]]["result"]["message"]["usage"],
+        }
+        for i, r in enumerate(reqs)
+    ]
+    outcomes = simulate(trace, ["none", "cachewise"])
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["cachewise"].cost_usd < by_name["none"].cost_usd
+    assert by_name["none"].usage.output_tokens == sum(t["usage"]["output_tokens"] for t in trace)
