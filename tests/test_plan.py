@@ -244,3 +244,29 @@ def test_a_plan_always_lints_without_errors(body: dict[str, Any]) -> None:
     p = plan(body)
     assert [f.message for f in lint(p.request) if f.severity == "error"] == []
     assert len(p.breakpoints) <= 4
+
+
+def test_a_large_block_before_a_short_question_is_taken_as_the_shared_document() -> None:
+    body = request(
+        system="Be brief.",
+        messages=[
+            {
+                "role": "user",
+                "content": [block(text(1500, "doc")), block("What does section 2 say?")],
+            }
+        ],
+    )
+    assert paths(plan(body)) == [("/messages/0/content/0", "5m")]
+
+
+def test_the_gap_to_now_and_other_prefixes_gaps_inform_the_ttl() -> None:
+    def tenant(k: int, q: str) -> dict[str, Any]:
+        return request(system=text(1500, f"tenant{k}"), messages=[{"role": "user", "content": q}])
+
+    # This tenant was seen once, 500 s ago: a 5m entry would have expired by now.
+    history = [{"started_at": 0.0, "request": tenant(1, "a")}]
+    assert paths(plan(tenant(1, "b"), history, now=500.0)) == [("/system/0", "1h")]
+    assert paths(plan(tenant(1, "b"), history, now=100.0)) == [("/system/0", "5m")]
+    # A new tenant: the other tenants' rhythm (gaps of 600 s) decides.
+    others = [{"started_at": 600.0 * i, "request": tenant(2, f"q{i}")} for i in range(4)]
+    assert paths(plan(tenant(3, "first"), others, now=2000.0)) == [("/system/0", "1h")]

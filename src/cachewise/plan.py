@@ -67,6 +67,7 @@ def plan(
     sort_tools: bool = False,
     canonical_json: bool = False,
     move_volatile: bool = False,
+    now: float | None = None,
 ) -> Plan:
     """Place breakpoints on `request`.
 
@@ -79,6 +80,8 @@ def plan(
         sort_tools: sort tool definitions by name (changes the request).
         canonical_json: sort keys inside tool schemas and tool_use inputs (changes the request).
         move_volatile: move volatile system blocks after the stable ones (changes the request).
+        now: when this request is sent, on the history's clock: the gap since a prefix's last
+            use counts toward its TTL choice.
 
     Raises:
         InvalidRequest: the request is malformed.
@@ -126,7 +129,7 @@ def plan(
         taken.add(c.position.index)
     chosen.sort(key=lambda c: c.position.index)
 
-    ttls = _ttls(prompt, chosen, kept, rows, past, ttl, notes)
+    ttls = _ttls(prompt, chosen, kept, rows, past, ttl, notes, now)
     planned = body
     for c, t in zip(chosen, ttls, strict=True):
         planned = _mark(planned, c.position.path, t)
@@ -199,6 +202,12 @@ def _candidates(
         tools = [p for p in static if p.level == "tools"]
         if tools and tools[-1] is not static[-1] and volatile:
             out.append(_Candidate(tools[-1], "tool definitions, ahead of a system that varies", 4))
+    if not conversation and last_message is not None:
+        # A single turn of a big block then a short one (a document, then the question about
+        # it): the big block is what other requests are likely to share.
+        turn = [p for p in eligible if p.message == last_message]
+        if len(turn) >= 2 and turn[-1].tokens * 10 < turn[-2].tokens:
+            out.append(_Candidate(turn[-2], "end of a large block before the question", 2))
     if shared is not None and not conversation:
         spot = _last_eligible(eligible, shared)
         if spot is not None and (not static or spot.index > static[-1].index):
@@ -288,12 +297,13 @@ def _ttls(
     past: Sequence[Prompt],
     ttl: TtlChoice,
     notes: list[str],
+    now: float | None = None,
 ) -> list[TTL]:
     if ttl != "auto":
         wanted: list[TTL] = [ttl] * len(chosen)
     else:
         times = [r.started_at for r in rows]
-        wanted = [_best_ttl(prompt, c.position, past, times) for c in chosen]
+        wanted = [_best_ttl(prompt, c.position, past, times, now) for c in chosen]
         if not any(t is not None for t in times):
             notes.append("no history times: 5m; with --history the TTL follows the gaps")
     # The API's order: a 1h breakpoint may not follow a 5m one. Theirs are fixed; ours adapt.
@@ -315,17 +325,29 @@ def _ttls(
 
 
 def _best_ttl(
-    prompt: Prompt, position: Position, past: Sequence[Prompt], times: Sequence[float | None]
+    prompt: Prompt,
+    position: Position,
+    past: Sequence[Prompt],
+    times: Sequence[float | None],
+    now: float | None = None,
 ) -> TTL:
-    """The TTL that makes the history's uses of this prefix cheapest, by the model's prices."""
-    uses = sorted(
-        t
-        for p, t in zip(past, times, strict=False)
-        if t is not None
-        and len(p.positions) > position.index
-        and p.positions[position.index].prefix_hash == position.prefix_hash
-    )
-    if len(uses) < 2 or prompt.model.prices is None:
+    """The TTL that makes the history's gaps between uses cheapest, by the model's prices.
+
+    The gaps are this prefix's own (its past uses, and this one at `now`), and, while it has few,
+    those of the other prefixes at the same place (other tenants, other documents): a workload's
+    rhythm is usually shared, and learning it per prefix costs a rewrite or two each.
+    """
+    groups: dict[str, list[float]] = {}
+    for p, t in zip(past, times, strict=False):
+        if t is not None and len(p.positions) > position.index:
+            groups.setdefault(p.positions[position.index].prefix_hash, []).append(t)
+    own = sorted(groups.pop(position.prefix_hash, []))
+    if now is not None and own and now > own[-1]:
+        own.append(now)
+    gaps = [b - a for a, b in pairwise(own)]
+    if len(gaps) < 3:
+        gaps += [b - a for uses in groups.values() for a, b in pairwise(sorted(uses))]
+    if not gaps or prompt.model.prices is None:
         return "5m"
     prices = prompt.model.prices
     costs = {}
@@ -333,10 +355,7 @@ def _best_ttl(
         ("5m", 300, prices.cache_write_5m),
         ("1h", 3600, prices.cache_write_1h),
     ):
-        total = write
-        for gap in (b - a for a, b in pairwise(uses)):
-            total += prices.cache_read if gap < life else write
-        costs[ttl] = total
+        costs[ttl] = write + sum(prices.cache_read if gap < life else write for gap in gaps)
     return "1h" if costs["1h"] < costs["5m"] else "5m"
 
 

@@ -94,7 +94,7 @@ def replay_strategy(
     seen: list[dict[str, Any]] = []
     for start, row in _timeline(rows):
         body = _body(row, model)
-        sent = strategy(body, seen)
+        sent = strategy(body, seen, start)
         seen.append({"started_at": start, "request": body})
         workspace = row.workspace or "default"
         ttft = (row.ttft_ms if row.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000

@@ -22,14 +22,22 @@ documented default behaviour as described in our reference notes (peers.md, late
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from .plan import plan
 
 __all__ = ["STRATEGIES", "Strategy", "strip_markers"]
 
-Strategy = Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], dict[str, Any]]
+
+class Strategy(Protocol):
+    """A request, the rows seen before it, and (when known) when it is sent -> what is sent."""
+
+    def __call__(
+        self, body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+    ) -> dict[str, Any]: ...
+
+
 CC: dict[str, Any] = {"type": "ephemeral"}
 
 
@@ -76,34 +84,46 @@ def _fresh(body: Mapping[str, Any]) -> dict[str, Any]:
     return strip_markers(copy.deepcopy(dict(body)))  # type: ignore[no-any-return]
 
 
-def none(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def none(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     return _fresh(body)
 
 
-def as_is(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def as_is(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     return dict(body)
 
 
-def seed(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def seed(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_blocks(out, "system"))
     return out
 
 
-def auto(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def auto(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     out = _fresh(body)
     out["cache_control"] = dict(CC)
     return out
 
 
-def litellm(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def litellm(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_blocks(out, "system"))
     _mark_last(_last_message_blocks(out))
     return out
 
 
-def langchain(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def langchain(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_blocks(out, "system"))
     _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
@@ -111,13 +131,15 @@ def langchain(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dic
     return out
 
 
-def pydantic_ai(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def pydantic_ai(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     # The same three places as LangChain, plus the trimming of oldest message markers to fit.
     return _fit(langchain(body, seen))
 
 
 def spring_system_and_tools(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
 ) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
@@ -126,15 +148,17 @@ def spring_system_and_tools(
 
 
 def spring_conversation_history(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
 ) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_last_message_blocks(out, "user"))
     return out
 
 
-def cachewise_plan(body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return plan(_fresh(body), history=list(seen)[-50:]).request
+def cachewise_plan(
+    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+) -> dict[str, Any]:
+    return plan(_fresh(body), history=list(seen)[-50:], now=now).request
 
 
 def _fit(body: dict[str, Any]) -> dict[str, Any]:
