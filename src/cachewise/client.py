@@ -12,6 +12,7 @@ Everything it does not wrap passes through to the SDK client.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -155,6 +156,16 @@ class _State:
             call.ttl_seconds = float(catalog().ttl_seconds[first.ttl])
         return call
 
+    @contextlib.contextmanager
+    def failing(self, call: _Call, ticket: Ticket) -> Iterator[None]:
+        """A send that raises still releases its gate ticket and is recorded, then re-raises."""
+        try:
+            yield
+        except BaseException as exc:
+            self.gate.release(ticket, ok=False)
+            self.record(call, error=exc)
+            raise
+
     def _lint(self, prompt: Prompt) -> None:
         findings = [f for f in lint(prompt) if f.severity != "info"]
         errors = [f for f in findings if f.severity == "error"]
@@ -266,7 +277,7 @@ class _Messages:
         )
         if call.kwargs.get("stream"):
             return self._create_stream(call, ticket)
-        try:
+        with st.failing(call, ticket):
             if ticket.role == "scout":  # run as a stream, to let the others go at its first byte
                 with self._inner.stream(**_no_stream(call.kwargs)) as stream:
                     call.first_byte = time.time()
@@ -274,21 +285,13 @@ class _Messages:
                     message = stream.get_final_message()
             else:
                 message = self._inner.create(**call.kwargs)
-        except BaseException as exc:
-            st.gate.release(ticket, ok=False)
-            st.record(call, error=exc)
-            raise
         st.record(call, message=message)
         return message
 
     def _create_stream(self, call: _Call, ticket: Ticket) -> Any:
         st = self._state
-        try:
+        with st.failing(call, ticket):
             raw = self._inner.create(**call.kwargs)
-        except BaseException as exc:
-            st.gate.release(ticket, ok=False)
-            st.record(call, error=exc)
-            raise
         call.first_byte = time.time()
         st.gate.release(ticket, ok=True)
         return _RecordedStream(raw, lambda usage, error: st.record(call, usage=usage, error=error))
@@ -316,12 +319,8 @@ class _StreamManager:
             st.gate.acquire(call.key, call.ttl_seconds) if call.key else Ticket(None, "ungated")
         )
         self._manager = self._inner.stream(**call.kwargs)
-        try:
+        with st.failing(call, self._ticket):
             self._stream = self._manager.__enter__()
-        except BaseException as exc:
-            st.gate.release(self._ticket, ok=False)
-            st.record(call, error=exc)
-            raise
         call.first_byte = time.time()
         st.gate.release(self._ticket, ok=True)
         return self._stream
@@ -452,7 +451,7 @@ class _AsyncMessages:
             ticket = Ticket(None, "ungated")
         if call.kwargs.get("stream"):
             return await self._create_stream(call, ticket)
-        try:
+        with st.failing(call, ticket):
             if ticket.role == "scout":
                 async with self._inner.stream(**_no_stream(call.kwargs)) as stream:
                     call.first_byte = time.time()
@@ -460,21 +459,13 @@ class _AsyncMessages:
                     message = await stream.get_final_message()
             else:
                 message = await self._inner.create(**call.kwargs)
-        except BaseException as exc:
-            st.gate.release(ticket, ok=False)
-            st.record(call, error=exc)
-            raise
         st.record(call, message=message)
         return message
 
     async def _create_stream(self, call: _Call, ticket: Ticket) -> Any:
         st = self._state
-        try:
+        with st.failing(call, ticket):
             raw = await self._inner.create(**call.kwargs)
-        except BaseException as exc:
-            st.gate.release(ticket, ok=False)
-            st.record(call, error=exc)
-            raise
         call.first_byte = time.time()
         st.gate.release(ticket, ok=True)
         return _AsyncRecordedStream(
@@ -498,12 +489,8 @@ class _AsyncStreamManager:
         else:
             self._ticket = Ticket(None, "ungated")
         self._manager = self._inner.stream(**call.kwargs)
-        try:
+        with st.failing(call, self._ticket):
             self._stream = await self._manager.__aenter__()
-        except BaseException as exc:
-            st.gate.release(self._ticket, ok=False)
-            st.record(call, error=exc)
-            raise
         call.first_byte = time.time()
         st.gate.release(self._ticket, ok=True)
         return self._stream
