@@ -16,6 +16,7 @@ from itertools import pairwise
 from typing import Any, Literal
 
 from .__about__ import __version__
+from .catalog import catalog
 from .cost import break_even_reads
 from .engine import breakpoints, minimum_for, violations
 from .request import Prompt, text_at, value_at
@@ -518,7 +519,7 @@ def _ttl_advice(step: Step, steps: Sequence[Step], ttl: str) -> str:
     earlier = [s.start for s in steps if s.workspace == step.workspace and s.start < step.start]
     gap = step.start - max(earlier) if earlier else None
     reads = break_even_reads(step.prompt.model, "1h")
-    if ttl == "5m" and gap is not None and gap < 3600:
+    if ttl == "5m" and gap is not None and gap < catalog().ttl_seconds["1h"]:
         return (
             f"Use ttl 1h: the gap here was {gap:g}s (over 5 minutes, under an hour), and a 1h "
             f"write pays for itself after {reads} read(s)."

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Literal
 
+from .catalog import catalog
 from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violations
 from .request import TTL, Marker, Position, Prompt, parse_request
 from .trace import Row, parse_row, rows_from
@@ -352,8 +353,8 @@ def _best_ttl(
     prices = prompt.model.prices
     costs = {}
     for ttl, life, write in (
-        ("5m", 300, prices.cache_write_5m),
-        ("1h", 3600, prices.cache_write_1h),
+        ("5m", catalog().ttl_seconds["5m"], prices.cache_write_5m),
+        ("1h", catalog().ttl_seconds["1h"], prices.cache_write_1h),
     ):
         costs[ttl] = write + sum(prices.cache_read if gap < life else write for gap in gaps)
     return "1h" if costs["1h"] < costs["5m"] else "5m"

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .catalog import catalog
 from .errors import InputError
 from .ledger import CallRecord, Ledger
 
@@ -21,8 +22,11 @@ __all__ = ["GROUPINGS", "Totals", "parse_duration", "plot", "report"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# How long after a write a later read of the same prefix can still count (the longest TTL).
-_READ_WINDOW = 3600.0
+
+
+def _read_window() -> float:
+    """How long after a write a later read of the same prefix can still count: the longest TTL."""
+    return float(max(catalog().ttl_seconds.values()))
 
 
 def parse_duration(text: str) -> float:
@@ -161,11 +165,12 @@ def _never_read(calls: Sequence[CallRecord]) -> set[int | None]:
         if c.read_hash:
             reads[(c.workspace, c.model, c.read_hash)].append(c.started_at)
     never = set()
+    window = _read_window()
     for c in calls:
         if c.cache_creation_input_tokens == 0:
             continue
         read_later = any(
-            c.started_at < t <= c.started_at + _READ_WINDOW
+            c.started_at < t <= c.started_at + window
             for h in c.prefix_hashes
             for t in reads.get((c.workspace, c.model, h), ())
         )

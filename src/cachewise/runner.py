@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from .catalog import catalog
 from .cost import Usage, cost, normalize_usage, uncached_cost
 from .engine import breakpoints, minimum_for
 from .errors import InputError, InvalidRequest, UnknownModel
@@ -231,7 +232,8 @@ def _prepare(
 def _choose_ttl(
     requests: Sequence[dict[str, Any]], options: RunOptions, notes: list[str]
 ) -> Literal["5m", "1h"]:
-    if not options.max_rps or not requests or options.max_rps * 300 >= 1:
+    five_minutes = catalog().ttl_seconds["5m"]
+    if not options.max_rps or not requests or options.max_rps * five_minutes >= 1:
         return "5m"  # calls keep coming within 5 minutes: every read refreshes the entry
     from .scenario import Scenario, run_scenarios
 
