@@ -71,8 +71,8 @@ def run() -> str:
         "and cost the seed batch its 1.02x (2x instead of 1.25x on its only write); the first "
         "request of both workloads is one request with a large system prompt and nothing before "
         "it, so no online rule can tell them apart when it must choose. The planner keeps 5m for "
-        "a first write and switches on the first gap it sees (its own, or other prefixes'); "
-        "keep-alive reads are not sent yet.",
+        "a first write and switches on the first gap it sees (its own, or other prefixes'), and "
+        "sends keep-alive reads while the longest gap seen says another use may come.",
         "",
         "| workload | cachewise vs oracle | target | best peer | cachewise <= best peer |",
         "|---|---|---|---|---|",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from .catalog import catalog
 from .cost import Usage, cost, normalize_usage
 from .engine import Engine, minimum_for
 from .errors import InvalidRequest, UnknownModel
@@ -44,6 +45,7 @@ class Outcome:
     reads: int = 0
     wait_seconds: float = 0.0
     errors: int = 0
+    keep_alives: int = 0
     ratio_to_oracle: float | None = None
     note: str = ""
 
@@ -57,6 +59,7 @@ class Outcome:
             "reads": self.reads,
             "wait_seconds": round(self.wait_seconds, 3),
             "errors": self.errors,
+            "keep_alives": self.keep_alives,
             "note": self.note,
         }
 
@@ -87,11 +90,15 @@ def replay_strategy(
     *,
     model: str | None = None,
     gate: bool = False,
+    keep_alive: bool = False,
 ) -> Outcome:
-    """The trace replayed with each request as `strategy` would send it."""
+    """The trace replayed with each request as `strategy` would send it (with `gate`, the warm
+    gate; with `keep_alive`, max_tokens: 0 reads that keep an entry alive through gaps no longer
+    than the longest gap seen so far)."""
     engine = Engine()
     out = Outcome(name)
     seen: list[dict[str, Any]] = []
+    alive = _KeepAlive(engine, out) if keep_alive else None
     for start, row in _timeline(rows):
         body = _body(row, model)
         sent = strategy(body, seen, start)
@@ -100,6 +107,8 @@ def replay_strategy(
         ttft = (row.ttft_ms if row.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
         try:
             prompt = parse_request(sent)
+            if alive is not None:
+                alive.until(start)
             if gate:
                 start = _after_pending_write(engine, prompt, start, workspace, out)
             acct = engine.account(
@@ -121,7 +130,54 @@ def replay_strategy(
         out.cost_usd += cost(usage, model=prompt.model).total_usd
         out.writes += usage.cache_creation_input_tokens > 0
         out.reads += usage.cache_read > 0
+        if alive is not None and usage.cache_read + usage.cache_creation_input_tokens:
+            alive.used(prompt, sent, start, workspace)
     return out
+
+
+class _KeepAlive:
+    """Keep-alive reads for the cachewise strategy: a `max_tokens: 0` request carrying only the
+    first breakpoint, sent just before the entry would expire, for as long as the longest gap
+    between uses seen so far says a next use may still come. Billed like any request."""
+
+    MARGIN = 10.0
+
+    def __init__(self, engine: Engine, out: Outcome) -> None:
+        self.engine, self.out = engine, out
+        self.last: dict[tuple[str, str], tuple[float, float, Prompt]] = {}
+        self.longest_gap = 0.0
+
+    def used(self, prompt: Prompt, sent: dict[str, Any], at: float, workspace: str) -> None:
+        from .engine import breakpoints
+
+        bps = breakpoints(prompt)
+        if not bps:
+            return
+        first = bps[0]
+        key = (workspace, prompt.positions[first.position].prefix_hash)
+        if key in self.last:
+            self.longest_gap = max(self.longest_gap, at - self.last[key][0])
+        body = _only_first_marker(sent, first.path)
+        ttl = float(catalog().ttl_seconds[first.ttl])
+        self.last[key] = (at, ttl, parse_request({**body, "max_tokens": 0}))
+
+    def until(self, now: float) -> None:
+        for key, (used_at, ttl, ping) in list(self.last.items()):
+            t = used_at + ttl - self.MARGIN
+            while t < now and t - used_at < self.longest_gap - self.MARGIN:
+                acct = self.engine.account(ping, now=t, workspace=key[0], ready_at=t)
+                usage = normalize_usage(acct.usage())
+                self.out.usage = self.out.usage + usage
+                self.out.cost_usd += cost(usage, model=ping.model).total_usd
+                self.out.keep_alives += 1
+                t += ttl - self.MARGIN
+
+
+def _only_first_marker(body: dict[str, Any], path: str) -> dict[str, Any]:
+    from .plan import _mark
+    from .strategies import strip_markers
+
+    return _mark(strip_markers(body), path, "5m")
 
 
 def _after_pending_write(
@@ -198,7 +254,9 @@ def simulate(
         )
     oracle = oracle_bound(rows, model=model)
     outcomes = [
-        replay_strategy(rows, n, STRATEGIES[n], model=model, gate=n == "cachewise")
+        replay_strategy(
+            rows, n, STRATEGIES[n], model=model, gate=n == "cachewise", keep_alive=n == "cachewise"
+        )
         for n in names
         if n != "oracle"
     ]
