@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .catalog import catalog
-from .engine import breakpoints, minimum_for
+from .engine import breakpoints, first_cacheable
 from .errors import CachewiseError, InvalidRequest, UnknownModel
 from .explain import Explainer
 from .gate import Gate, LocalGate, NoGate, Ticket
 from .ledger import CallRecord, Ledger, key_workspace, open_ledger
 from .lint import Finding, lint
 from .plan import plan as plan_request
-from .request import Prompt, parse_request
+from .request import Prompt, has_markers, parse_request
 
 __all__ = ["CachewiseWarning", "LintError", "wrap"]
 
@@ -130,7 +130,7 @@ class _State:
             prompt = parse_request(body)
         except (InvalidRequest, UnknownModel):
             return _Call(dict(kwargs), None)  # the API will say what is wrong; send it as it is
-        if self.plan == "auto" and not _has_markers(body):
+        if self.plan == "auto" and not has_markers(body):
             planned = plan_request(prompt)
             if planned.breakpoints:
                 kwargs = {
@@ -145,8 +145,7 @@ class _State:
         if self.lint != "off":
             self._lint(prompt)
         call = _Call(dict(kwargs), prompt)
-        minimum, _ = minimum_for(prompt.model)
-        first = next((bp for bp in breakpoints(prompt) if bp.tokens >= minimum), None)
+        first = first_cacheable(prompt)
         if first is not None:
             call.key = (
                 self.workspace,
@@ -235,14 +234,6 @@ class _State:
 def _read_hash(prompt: Prompt, tokens: int) -> str | None:
     """The prefix an observed read covers: the position whose cumulative count it equals."""
     return next((p.prefix_hash for p in prompt.positions if p.cumulative == tokens), None)
-
-
-def _has_markers(value: Any) -> bool:
-    if isinstance(value, dict):
-        return "cache_control" in value or any(_has_markers(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_markers(v) for v in value)
-    return False
 
 
 # -- sync ----------------------------------------------------------------------------------------

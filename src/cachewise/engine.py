@@ -220,6 +220,13 @@ def minimum_for(model: Model) -> tuple[int, bool]:
     return model.min_cacheable_tokens, False
 
 
+def first_cacheable(prompt: Prompt) -> Breakpoint | None:
+    """The first breakpoint whose prefix reaches the model's minimum: the most widely shared
+    prefix this request can write or read (what the warm gate and the runner group by)."""
+    minimum, _ = minimum_for(prompt.model)
+    return next((bp for bp in breakpoints(prompt) if bp.tokens >= minimum), None)
+
+
 def validate(prompt: Prompt) -> None:
     """Raise the API's 400 for the first problem `violations` finds."""
     problems = violations(prompt)

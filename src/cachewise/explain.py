@@ -312,7 +312,7 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
     prev = same[-1]
     change = _first_change(prev.prompt, prompt)
     if change is None:
-        params = _changed_params(prev.prompt, prompt)
+        params = [f"{level}.{name}" for level, name in prompt.changed_params(prev.prompt)]
         if params:
             level = "system" if any(p.startswith("system.") for p in params) else "messages"
             return _make(
@@ -413,14 +413,6 @@ def _first_change(prev: Prompt, cur: Prompt) -> int | None:
 def _same_content(a: Prompt, b: Prompt) -> bool:
     n = min(len(a.positions), len(b.positions))
     return n > 0 and all(a.positions[k].digest == b.positions[k].digest for k in range(n))
-
-
-def _changed_params(prev: Prompt, cur: Prompt) -> list[str]:
-    names = []
-    for level in ("system", "messages"):
-        a, b = prev.level_params.get(level, {}), cur.level_params.get(level, {})
-        names += [f"{level}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return names
 
 
 def _diff(prev: Step, cur: Step, path: str) -> dict[str, str] | None:

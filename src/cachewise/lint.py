@@ -380,7 +380,7 @@ def _pair(
                 )
             )
     elif changed is None:
-        params = _changed_params(prev, cur)
+        params = [name for _, name in cur.changed_params(prev)]
         if params:
             out.append(
                 _finding(
@@ -401,14 +401,6 @@ def _before_last_turn(prompt: Prompt, index: int) -> bool:
     last_message = max((p.message for p in prompt.positions if p.message is not None), default=None)
     p = prompt.positions[index]
     return p.message is None or p.message != last_message
-
-
-def _changed_params(prev: Prompt, cur: Prompt) -> list[str]:
-    names = []
-    for level in ("system", "messages"):
-        a, b = prev.level_params.get(level, {}), cur.level_params.get(level, {})
-        names += [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return names
 
 
 def _key_order(

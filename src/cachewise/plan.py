@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from .catalog import catalog
 from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violations
-from .request import TTL, Marker, Position, Prompt, parse_request
+from .request import TTL, Marker, Position, Prompt, parse_request, strip_markers
 from .trace import Row, parse_row, rows_from
 from .volatile import find_volatile
 
@@ -101,7 +101,7 @@ def plan(
     if rejected:
         first = rejected[0].message
         notes.append(f"your cache_control markers are rejected by the API ({first}); replaced")
-        body = _strip_markers(body)
+        body = strip_markers(body)
         prompt = parse_request(body)
     kept = breakpoints(prompt)
     if kept:
@@ -404,17 +404,6 @@ def _remarked(prompt: Prompt, ttls: Mapping[int, TTL]) -> Prompt:
         for p in prompt.positions
     )
     return replace(prompt, positions=positions)
-
-
-def _strip_markers(body: dict[str, Any]) -> dict[str, Any]:
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "cache_control"}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return strip(body)  # type: ignore[no-any-return]
 
 
 def _transform(

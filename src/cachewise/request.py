@@ -37,7 +37,9 @@ __all__ = [
     "MarkerProblem",
     "Position",
     "Prompt",
+    "has_markers",
     "parse_request",
+    "strip_markers",
     "text_at",
     "value_at",
 ]
@@ -108,6 +110,15 @@ class Prompt:
     @property
     def markers(self) -> list[Marker]:
         return [p.marker for p in self.positions if p.marker is not None]
+
+    def changed_params(self, other: Prompt) -> list[tuple[str, str]]:
+        """The (level, parameter) pairs whose values differ from `other`'s: the parameters that
+        invalidate a level from where they are folded in."""
+        out = []
+        for level in ("system", "messages"):
+            a, b = other.level_params.get(level, {}), self.level_params.get(level, {})
+            out += [(level, k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        return out
 
     @classmethod
     def from_segments(cls, model: Model, segments: Iterable[Segment]) -> Prompt:
@@ -556,6 +567,24 @@ def value_at(body: Mapping[str, Any], pointer: str) -> Any:
         else:
             return None
     return node
+
+
+def strip_markers(value: Any) -> Any:
+    """A copy of a body (or any part of one) without any `cache_control`."""
+    if isinstance(value, dict):
+        return {k: strip_markers(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [strip_markers(v) for v in value]
+    return value
+
+
+def has_markers(value: Any) -> bool:
+    """Whether a body (or any part of one) carries a `cache_control` anywhere."""
+    if isinstance(value, dict):
+        return "cache_control" in value or any(has_markers(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_markers(v) for v in value)
+    return False
 
 
 def _check_tool(tool: Any, i: int) -> None:

@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 from .catalog import catalog
 from .cost import Usage, cost, normalize_usage, uncached_cost
-from .engine import breakpoints, minimum_for
+from .engine import breakpoints, first_cacheable
 from .errors import InputError, InvalidRequest, UnknownModel
 from .ledger import CallRecord, Ledger, key_workspace
 from .plan import plan
-from .request import parse_request
+from .request import has_markers, parse_request, strip_markers
 
 __all__ = ["RunOptions", "RunSummary", "completed_ids", "read_requests", "run_requests"]
 
@@ -218,8 +218,8 @@ def _prepare(
     for i, item in enumerate(requests):
         params = item["params"]
         if not options.caching:
-            params = _strip(params)
-        elif not _marked(params):
+            params = strip_markers(params)
+        elif not has_markers(params):
             with suppress(InvalidRequest, UnknownModel):  # the API will say what is wrong
                 params = plan(params, ttl=ttl).request
         prepared.append({"custom_id": item["custom_id"], "params": params})
@@ -267,27 +267,10 @@ def _group_key(params: dict[str, Any]) -> str:
         prompt = parse_request(params)
     except (InvalidRequest, UnknownModel):
         return "unparsed"
-    minimum, _ = minimum_for(prompt.model)
-    first = next((bp for bp in breakpoints(prompt) if bp.tokens >= minimum), None)
+    first = first_cacheable(prompt)
     if first is None:
         return "uncached"
     return prompt.positions[first.position].prefix_hash
-
-
-def _marked(value: Any) -> bool:
-    if isinstance(value, dict):
-        return "cache_control" in value or any(_marked(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_marked(v) for v in value)
-    return False
-
-
-def _strip(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
 
 
 def run_requests(
@@ -413,7 +396,7 @@ def _run_batches(
     items = [
         {
             "custom_id": p["custom_id"],
-            "params": plan(_strip(p["params"]), ttl="1h").request
+            "params": plan(strip_markers(p["params"]), ttl="1h").request
             if options.caching
             else p["params"],
         }

@@ -23,9 +23,9 @@ from typing import Any
 
 from .catalog import catalog
 from .cost import Usage, cost, normalize_usage
-from .engine import Engine, minimum_for
+from .engine import Engine, first_cacheable, minimum_for
 from .errors import InvalidRequest, UnknownModel
-from .request import Prompt, parse_request
+from .request import Prompt, parse_request, strip_markers
 from .strategies import STRATEGIES, Strategy
 from .trace import DEFAULT_TTFT_MS, SEQUENTIAL_GAP_S, Row, rows_from
 
@@ -148,12 +148,9 @@ class _KeepAlive:
         self.longest_gap = 0.0
 
     def used(self, prompt: Prompt, sent: dict[str, Any], at: float, workspace: str) -> None:
-        from .engine import breakpoints
-
-        bps = breakpoints(prompt)
-        if not bps:
+        first = first_cacheable(prompt)
+        if first is None:
             return
-        first = bps[0]
         key = (workspace, prompt.positions[first.position].prefix_hash)
         if key in self.last:
             self.longest_gap = max(self.longest_gap, at - self.last[key][0])
@@ -175,7 +172,6 @@ class _KeepAlive:
 
 def _only_first_marker(body: dict[str, Any], path: str) -> dict[str, Any]:
     from .plan import _mark
-    from .strategies import strip_markers
 
     return _mark(strip_markers(body), path, "5m")
 

@@ -21,13 +21,13 @@ documented default behaviour as described in our reference notes (peers.md, late
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from .plan import plan
+from .request import strip_markers
 
-__all__ = ["STRATEGIES", "Strategy", "strip_markers"]
+__all__ = ["STRATEGIES", "Strategy"]
 
 
 class Strategy(Protocol):
@@ -39,14 +39,6 @@ class Strategy(Protocol):
 
 
 CC: dict[str, Any] = {"type": "ephemeral"}
-
-
-def strip_markers(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: strip_markers(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [strip_markers(v) for v in value]
-    return value
 
 
 def _blocks(body: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
@@ -81,7 +73,8 @@ def _last_message_blocks(body: dict[str, Any], role: str | None = None) -> list[
 
 
 def _fresh(body: Mapping[str, Any]) -> dict[str, Any]:
-    return strip_markers(copy.deepcopy(dict(body)))  # type: ignore[no-any-return]
+    fresh: dict[str, Any] = strip_markers(dict(body))  # new containers: safe to mark
+    return fresh
 
 
 def none(
