@@ -553,6 +553,17 @@ def test_ttl_in_key_switch_models_the_observed_5m_to_1h_upgrade_miss() -> None:
     assert usage(observed, hour, 1)["cache_read_input_tokens"] == 0
 
 
+def test_a_read_renews_the_entrys_own_ttl_a_1h_marker_does_not_upgrade_it() -> None:
+    """Refreshed for no additional cost each time used: refreshed, not upgraded. A 1h marker that
+    reads a live 5m entry pays a read and leaves a 5m entry (an upgrade would be a write)."""
+    five, hour = request(system=[block(BIG, CC)]), request(system=[block(BIG, CC_1H)])
+    e = Engine()
+    usage(e, five, 0)
+    assert usage(e, hour, 200)["cache_read_input_tokens"] > 0
+    assert usage(e, hour, 200 + 299)["cache_read_input_tokens"] > 0  # renewed at 200 for 5m
+    assert usage(e, hour, 499 + 301)["cache_read_input_tokens"] == 0  # not for 1h
+
+
 def test_a_dry_run_changes_nothing() -> None:
     e = Engine()
     body = request(system=[block(BIG, CC)])

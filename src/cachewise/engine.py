@@ -471,7 +471,10 @@ class Engine:
         entry = self.entries.get(key)
         if entry is not None and now < entry.expires_at + self.expiry_grace:
             if entry.readable(now):
-                entry.expires_at = max(entry.expires_at, expires)  # a refresh, not a write
+                # A refresh, not a write: it renews the entry's own TTL. A 1h marker on a live
+                # 5m entry does not upgrade it for the price of a read (the one observation of
+                # an upgrade shows a rewrite; `ttl_in_key` models that).
+                entry.expires_at = max(entry.expires_at, now + self._ttl_seconds[entry.ttl])
                 return
             entry.writes += 1  # a concurrent write of a pending entry: both requests paid
             entry.readable_at = min(entry.readable_at, ready)
