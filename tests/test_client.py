@@ -72,6 +72,26 @@ def test_eight_threads_on_one_cold_prefix_write_once(emu: Emulator, ledger: Ledg
     assert len(ledger.calls()) == 8
 
 
+def test_every_returned_message_has_its_request_id(emu: Emulator, ledger: Ledger) -> None:
+    # The scout runs as a stream under the hood; its caller still asked for `create`.
+    results = fan_out(wrap(emu.client(), ledger=ledger), n=4)
+    ids = {m._request_id for m in results}
+    assert None not in ids and len(ids) == 4
+    assert {c.request_id for c in ledger.calls()} == ids
+
+    async def main() -> Any:
+        client = wrap(emu.async_client(), ledger=ledger)
+        try:
+            return await client.messages.create(
+                model=MODEL, max_tokens=20, system=SYSTEM + " async",
+                messages=[{"role": "user", "content": "Q"}],
+            )
+        finally:
+            await client.close()
+
+    assert asyncio.run(main())._request_id is not None
+
+
 def test_without_the_gate_every_cold_call_writes(emu: Emulator, ledger: Ledger) -> None:
     assert writes_reads(fan_out(wrap(emu.client(), ledger=ledger, gate="off"))) == (8, 0)
 

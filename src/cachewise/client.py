@@ -273,7 +273,7 @@ class _Messages:
                 with self._inner.stream(**_no_stream(call.kwargs)) as stream:
                     call.first_byte = time.time()
                     st.gate.release(ticket, ok=True)
-                    message = stream.get_final_message()
+                    message = _with_request_id(stream.get_final_message(), stream)
             else:
                 message = self._inner.create(**call.kwargs)
         st.record(call, message=message)
@@ -289,6 +289,14 @@ class _Messages:
 
     def stream(self, **kwargs: Any) -> _StreamManager:
         return _StreamManager(self._inner, self._state, kwargs)
+
+
+def _with_request_id(message: Any, stream: Any) -> Any:
+    """A scout runs as a stream, whose final message lacks the `_request_id` that `create`
+    returns carry; the caller asked for `create`, so give it one."""
+    if getattr(message, "_request_id", None) is None:
+        message._request_id = stream.request_id
+    return message
 
 
 def _no_stream(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -447,7 +455,7 @@ class _AsyncMessages:
                 async with self._inner.stream(**_no_stream(call.kwargs)) as stream:
                     call.first_byte = time.time()
                     st.gate.release(ticket, ok=True)
-                    message = await stream.get_final_message()
+                    message = _with_request_id(await stream.get_final_message(), stream)
             else:
                 message = await self._inner.create(**call.kwargs)
         st.record(call, message=message)
