@@ -159,6 +159,22 @@ def parse_row(row: Row, model: str | None = None) -> Prompt:
         ) from None
 
 
+def start_times(rows: Sequence[Row]) -> list[float]:
+    """When each row starts: its `started_at`, or a second after the row before it."""
+    starts: list[float] = []
+    for row in rows:
+        if row.started_at is not None:
+            starts.append(row.started_at)
+        else:
+            starts.append(starts[-1] + SEQUENTIAL_GAP_S if starts else 0.0)
+    return starts
+
+
+def timeline(rows: Sequence[Row]) -> list[tuple[float, Row]]:
+    """The rows with their start times, in the order the API would see them."""
+    return sorted(zip(start_times(rows), rows, strict=True), key=lambda pair: pair[0])
+
+
 def replay(
     rows: Sequence[Row],
     *,
@@ -174,12 +190,7 @@ def replay(
     """
     engine = engine or Engine()
     parsed = list(prompts) if prompts is not None else [parse_row(r, model) for r in rows]
-    starts: list[float] = []
-    for row in rows:
-        if row.started_at is not None:
-            starts.append(row.started_at)
-        else:
-            starts.append(starts[-1] + SEQUENTIAL_GAP_S if starts else 0.0)
+    starts = start_times(rows)
     order = sorted(range(len(rows)), key=lambda i: (starts[i], i))
     steps: dict[int, Step] = {}
     for i in order:

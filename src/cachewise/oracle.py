@@ -1,0 +1,207 @@
+"""The oracle of `cachewise simulate`: a lower bound on what any caching of a trace can cost.
+
+Cut every prompt into segments: the tokens of one position, named by the hash of the prefix that
+ends there, per workspace and model. A segment's *uses* are the requests that contain it. Whatever
+breakpoints, TTLs and keep-alive reads a strategy sends, each use pays for the segment's tokens
+one of four prices, and the engine's rules say which are possible:
+
+- input, or a 5m or 1h write (a 1h write is the only way to give the segment an hour-long entry);
+- a read, only when an entry holding the segment is alive, and only when the request shares at
+  least the model's minimum with earlier requests;
+- an entry stays alive only if a request reads it at least once per TTL: a later use, or a
+  keep-alive read in between, which pays the read price for the segment too.
+
+For each segment this is a small problem solved exactly by dynamic programming over its uses,
+with three states (no entry, a 5m entry, a 1h entry); the bound is the sum over segments plus
+every request's output. It is a bound, not always reachable: it lets each segment choose on its
+own (a real request has four breakpoints and one read point), ignores the lookback window, and
+lets an entry be read the moment its write starts. Where a request reads beyond a segment, or
+has later content another request shares, the segment may join a 1h entry that other tokens pay
+for; the bound allows that for the price of a read.
+
+The bound is at least the simpler one it replaced (input for unshared tokens, a read for shared
+ones, one 5m write premium per segment ever read): that one ignored expiry.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .catalog import Prices, catalog
+from .cost import Usage
+from .engine import minimum_for
+from .errors import InvalidRequest, UnknownModel
+from .request import Prompt, parse_request
+from .trace import Row, timeline
+
+__all__ = ["oracle"]
+
+MTOK = Decimal(1_000_000)
+ZERO = Decimal(0)
+NONE, FIVE, HOUR = 0, 1, 2
+# Actions a use takes for a segment, and the usage field each is billed under.
+INPUT, WRITE_5M, WRITE_1H, READ = "input", "write_5m", "write_1h", "read"
+
+
+@dataclass(frozen=True)
+class _Use:
+    request: int  # index into the time-ordered requests of the trace
+    at: float
+    prices: Prices
+    can_read: bool  # seen before, in a request sharing at least the minimum
+    joins_1h: bool  # may join a 1h entry that other tokens of this request pay for
+
+
+@dataclass
+class _Plan:
+    """The cheapest way through one segment's uses, per token (prices are per million)."""
+
+    per_mtok: Decimal
+    actions: list[str]  # one per use
+    keep_alives: int
+
+
+def _moves(
+    use: _Use, state: int, gap: float, ka_price: Decimal, ttl: dict[int, float]
+) -> Iterator[tuple[int, Decimal, str, int]]:
+    """(next state, price, action, keep-alive reads) for one use, from `state`."""
+    p = use.prices
+    yield NONE, p.input, INPUT, 0
+    yield FIVE, p.cache_write_5m, WRITE_5M, 0
+    yield HOUR, p.cache_write_1h, WRITE_1H, 0
+    if state == NONE:
+        return
+    if not use.can_read:  # relaxed: the entry lives on as if this use had renewed it
+        yield state, p.input, INPUT, 0
+        return
+    kas = int(gap // ttl[state])
+    yield state, kas * ka_price + p.cache_read, READ, kas
+    if state == FIVE and use.joins_1h:
+        yield HOUR, kas * ka_price + p.cache_read, READ, kas
+
+
+def _solve(uses: Sequence[_Use], ttl: dict[int, float]) -> _Plan:
+    best: dict[int, Decimal] = {NONE: Decimal(0)}
+    # per use: state -> (previous state, action, keep-alive reads before this use)
+    steps: list[dict[int, tuple[int, str, int]]] = []
+    previous: _Use | None = None
+    for use in uses:
+        gap = use.at - previous.at if previous else 0.0
+        ka_price = min(use.prices.cache_read, previous.prices.cache_read) if previous else ZERO
+        nxt: dict[int, Decimal] = {}
+        step: dict[int, tuple[int, str, int]] = {}
+        for state, paid in best.items():
+            for to, price, action, kas in _moves(use, state, gap, ka_price, ttl):
+                if to not in nxt or paid + price < nxt[to]:
+                    nxt[to], step[to] = paid + price, (state, action, kas)
+        best, previous = nxt, use
+        steps.append(step)
+    state = min(best, key=lambda s: best[s])
+    total, actions, keep_alives = best[state], [], 0
+    for step in reversed(steps):
+        state, action, kas = step[state]
+        actions.append(action)
+        keep_alives += kas
+    actions.reverse()
+    return _Plan(total, actions, keep_alives)
+
+
+@dataclass
+class OracleResult:
+    """What the bound charges, in the shape of a strategy's outcome."""
+
+    usage: Usage
+    cost_usd: Decimal
+    writes: int  # requests that write some segment
+    reads: int  # requests that read some segment
+    keep_alives: int  # keep-alive reads the bound pays for, counted per group of segments
+
+
+def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
+    """The lower bound described in the module docstring."""
+    ttl = {FIVE: float(catalog().ttl_seconds["5m"]), HOUR: float(catalog().ttl_seconds["1h"])}
+    requests: list[tuple[float, Row, Prompt]] = []
+    for at, row in timeline(rows):
+        body = {**row.request, "model": model} if model else dict(row.request)
+        try:
+            requests.append((at, row, parse_request(body | {"cache_control": None})))
+        except (InvalidRequest, UnknownModel):
+            continue  # the API would reject it whatever the caching: no strategy pays for it
+
+    # Which positions of each request recur in another request of its workspace and model.
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for _, row, prompt in requests:
+        for p in prompt.positions:
+            counts[(row.workspace or "default", prompt.model.id, p.prefix_hash)] += 1
+
+    segments: dict[tuple[str, str, str], tuple[int, list[_Use]]] = {}
+    for index, (at, row, prompt) in enumerate(requests):
+        space = (row.workspace or "default", prompt.model.id)
+        minimum, _ = minimum_for(prompt.model)
+        prices = prompt.model.prices_for(prompt.total_tokens)
+        if prices is None:
+            continue
+        shared_at = max(
+            (p.index for p in prompt.positions if (*space, p.prefix_hash) in segments),
+            default=-1,
+        )
+        if shared_at >= 0 and prompt.positions[shared_at].cumulative < minimum:
+            shared_at = -1
+        recurs_to = max(
+            (p.index for p in prompt.positions if counts[(*space, p.prefix_hash)] > 1), default=-1
+        )
+        for p in prompt.positions:
+            key = (*space, p.prefix_hash)
+            use = _Use(
+                index,
+                at,
+                prices,
+                can_read=p.index <= shared_at,
+                joins_1h=p.index < max(shared_at, recurs_to),
+            )
+            segments.setdefault(key, (p.tokens, []))[1].append(use)
+
+    usage, total = Usage(), Decimal(0)
+    for _, row, prompt in requests:
+        # Output, and the framing after the last block, which no breakpoint can reach.
+        cached = prompt.positions[-1].cumulative if prompt.positions else 0
+        rest = Usage(
+            input_tokens=prompt.total_tokens - cached,
+            output_tokens=int((row.usage or {}).get("output_tokens") or 0),
+        )
+        prices = prompt.model.prices_for(prompt.total_tokens)
+        if prices is not None:  # priced at the request's band, like its segments
+            total += (rest.input_tokens * prices.input + rest.output_tokens * prices.output) / MTOK
+        usage = usage + rest
+    wrote: set[int] = set()
+    read: set[int] = set()
+    keep_alives = 0
+    solved: dict[tuple[tuple[int, bool, bool], ...], _Plan] = {}
+    for tokens, uses in segments.values():
+        signature = tuple((u.request, u.can_read, u.joins_1h) for u in uses)
+        if signature not in solved:
+            solved[signature] = _solve(uses, ttl)
+            keep_alives += solved[signature].keep_alives
+        plan = solved[signature]
+        total += Decimal(tokens) * plan.per_mtok / MTOK
+        usage = usage + Usage(cache_read=tokens * plan.keep_alives)
+        for use, action in zip(uses, plan.actions, strict=True):
+            usage = usage + _billed(action, tokens)
+            if action == READ:
+                read.add(use.request)
+            elif action != INPUT:
+                wrote.add(use.request)
+    return OracleResult(usage, total, len(wrote), len(read), keep_alives)
+
+
+def _billed(action: str, tokens: int) -> Usage:
+    if action == READ:
+        return Usage(cache_read=tokens)
+    if action == WRITE_5M:
+        return Usage(cache_write_5m=tokens)
+    if action == WRITE_1H:
+        return Usage(cache_write_1h=tokens)
+    return Usage(input_tokens=tokens)
