@@ -83,7 +83,9 @@ def test_every_returned_message_has_its_request_id(emu: Emulator, ledger: Ledger
         client = wrap(emu.async_client(), ledger=ledger)
         try:
             return await client.messages.create(
-                model=MODEL, max_tokens=20, system=SYSTEM + " async",
+                model=MODEL,
+                max_tokens=20,
+                system=SYSTEM + " async",
                 messages=[{"role": "user", "content": "Q"}],
             )
         finally:

@@ -5,17 +5,14 @@ readable `ttft_ms` after it starts); the cost model prices each request's usage.
 strategy also has the warm gate: a request that would race a pending write of its prefix waits
 until that entry is readable, and the wait is reported.
 
-The oracle is a documented lower bound, not an exact optimum: no placement of breakpoints, TTLs
-or keep-alive reads can cost less. Each request pays input price for the tokens no earlier
-request in its workspace and model shares, and read price for the longest shared prefix (when it
-reaches the model's minimum); every prefix segment that is ever read pays, once, the difference
-between the cheapest write (5m) and input. It ignores expiry, the lookback window and the
-4-breakpoint budget, all of which can only add cost.
+The oracle (`cachewise.oracle`) is a documented lower bound: per segment of the prompts, the
+cheapest sequence of input, writes, reads and keep-alive reads the caching rules allow, with full
+knowledge of the trace. No strategy can cost less.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,15 +20,15 @@ from typing import Any
 
 from .catalog import catalog
 from .cost import Usage, cost, normalize_usage
-from .engine import Engine, first_cacheable, minimum_for
+from .engine import Account, Engine, first_cacheable
 from .errors import InvalidRequest, UnknownModel
-from .request import Prompt, parse_request, strip_markers
+from .keepalive import KeepAlivePolicy, ping
+from .oracle import oracle
+from .request import Prompt, parse_request
 from .strategies import STRATEGIES, Strategy
-from .trace import DEFAULT_TTFT_MS, SEQUENTIAL_GAP_S, Row, rows_from
+from .trace import DEFAULT_TTFT_MS, Row, rows_from, timeline
 
 __all__ = ["Outcome", "oracle_bound", "simulate"]
-
-MTOK = Decimal(1_000_000)
 
 
 @dataclass
@@ -64,17 +61,6 @@ class Outcome:
         }
 
 
-def _timeline(rows: Sequence[Row]) -> list[tuple[float, Row]]:
-    starts: list[float] = []
-    for row in rows:
-        starts.append(
-            row.started_at
-            if row.started_at is not None
-            else (starts[-1] + SEQUENTIAL_GAP_S if starts else 0.0)
-        )
-    return sorted(zip(starts, rows, strict=True), key=lambda pair: pair[0])
-
-
 def _body(row: Row, model: str | None) -> dict[str, Any]:
     return {**row.request, "model": model} if model else dict(row.request)
 
@@ -93,18 +79,19 @@ def replay_strategy(
     keep_alive: bool = False,
 ) -> Outcome:
     """The trace replayed with each request as `strategy` would send it (with `gate`, the warm
-    gate; with `keep_alive`, max_tokens: 0 reads that keep an entry alive through gaps no longer
-    than the longest gap seen so far)."""
+    gate; with `keep_alive`, the keep-alive reads `KeepAlivePolicy` sends, also after the last
+    row: an online strategy does not know the trace has ended)."""
     engine = Engine()
     out = Outcome(name)
     seen: list[dict[str, Any]] = []
     alive = _KeepAlive(engine, out) if keep_alive else None
-    for start, row in _timeline(rows):
+    for start, row in timeline(rows):
         body = _body(row, model)
         sent = strategy(body, seen, start)
         seen.append({"started_at": start, "request": body})
         workspace = row.workspace or "default"
         ttft = (row.ttft_ms if row.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
+        acct: Account | None = None
         try:
             prompt = parse_request(sent)
             if alive is not None:
@@ -130,50 +117,65 @@ def replay_strategy(
         out.cost_usd += cost(usage, model=prompt.model).total_usd
         out.writes += usage.cache_creation_input_tokens > 0
         out.reads += usage.cache_read > 0
-        if alive is not None and usage.cache_read + usage.cache_creation_input_tokens:
-            alive.used(prompt, sent, start, workspace)
+        if alive is not None:
+            alive.used(prompt, sent, start, workspace, acct)
+    if alive is not None:
+        alive.until(math.inf)
     return out
 
 
 class _KeepAlive:
-    """Keep-alive reads for the cachewise strategy: a `max_tokens: 0` request carrying only the
-    first breakpoint, sent just before the entry would expire, for as long as the longest gap
-    between uses seen so far says a next use may still come. Billed like any request."""
-
-    MARGIN = 10.0
+    """Keep-alive reads for the cachewise strategy, as `KeepAlivePolicy` decides them: a
+    `max_tokens: 0` request carrying only the first breakpoint, billed like any request. The
+    entry's TTL is what the client can know: its marker when the response wrote it, else what
+    was learned before."""
 
     def __init__(self, engine: Engine, out: Outcome) -> None:
         self.engine, self.out = engine, out
-        self.last: dict[tuple[str, str], tuple[float, float, Prompt]] = {}
-        self.longest_gap = 0.0
+        self.policy: KeepAlivePolicy | None = None
+        self.pings: dict[tuple[str, str], Prompt] = {}
+        self.ttls: dict[tuple[str, str], float] = {}
 
-    def used(self, prompt: Prompt, sent: dict[str, Any], at: float, workspace: str) -> None:
+    def used(
+        self, prompt: Prompt, sent: dict[str, Any], at: float, workspace: str, acct: Account | None
+    ) -> None:
+        if self.policy is None:
+            prices = prompt.model.prices_for(prompt.total_tokens)
+            worth = prices.cache_read / (prices.cache_write_5m - prices.cache_read) if prices else 0
+            self.policy = KeepAlivePolicy(threshold=float(worth))
         first = first_cacheable(prompt)
-        if first is None:
+        taken = acct is not None and (
+            acct.cache_read_input_tokens or acct.cache_write_5m + acct.cache_write_1h
+        )
+        if first is None or acct is None or not taken:
+            self.policy.sent(workspace, at)
             return
-        key = (workspace, prompt.positions[first.position].prefix_hash)
-        if key in self.last:
-            self.longest_gap = max(self.longest_gap, at - self.last[key][0])
-        body = _only_first_marker(sent, first.path)
-        ttl = float(catalog().ttl_seconds[first.ttl])
-        self.last[key] = (at, ttl, parse_request({**body, "max_tokens": 0}))
+        position = prompt.positions[first.position]
+        key = (workspace, position.prefix_hash)
+        outcome = next(
+            b.outcome for b in acct.breakpoints if b.breakpoint.position == first.position
+        )
+        if outcome == "wrote" or key not in self.ttls:
+            self.ttls[key] = float(catalog().ttl_seconds[first.ttl])
+        self.pings[key] = parse_request(ping(sent, first.path, first.ttl))
+        self.policy.used(
+            key,
+            at=at,
+            ttl=self.ttls[key],
+            tail=position.digest,
+            digests=frozenset(p.digest for p in prompt.positions),
+        )
 
     def until(self, now: float) -> None:
-        for key, (used_at, ttl, ping) in list(self.last.items()):
-            t = used_at + ttl - self.MARGIN
-            while t < now and t - used_at < self.longest_gap - self.MARGIN:
-                acct = self.engine.account(ping, now=t, workspace=key[0], ready_at=t)
-                usage = normalize_usage(acct.usage())
-                self.out.usage = self.out.usage + usage
-                self.out.cost_usd += cost(usage, model=ping.model).total_usd
-                self.out.keep_alives += 1
-                t += ttl - self.MARGIN
-
-
-def _only_first_marker(body: dict[str, Any], path: str) -> dict[str, Any]:
-    from .plan import _mark
-
-    return _mark(strip_markers(body), path, "5m")
+        if self.policy is None:
+            return
+        for key, t in self.policy.due(now):
+            ping = self.pings[key]
+            acct = self.engine.account(ping, now=t, workspace=key[0], ready_at=t)
+            usage = normalize_usage(acct.usage())
+            self.out.usage = self.out.usage + usage
+            self.out.cost_usd += cost(usage, model=ping.model).total_usd
+            self.out.keep_alives += 1
 
 
 def _after_pending_write(
@@ -194,42 +196,17 @@ def _after_pending_write(
 
 
 def oracle_bound(rows: Sequence[Row], *, model: str | None = None) -> Outcome:
-    """The lower bound described in the module docstring."""
-    out = Outcome("oracle", note="lower bound (see `cachewise.simulate`): no strategy costs less")
-    seen: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)  # hash -> position tokens
-    read_segments: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    premium = Decimal(0)
-    for _, row in _timeline(rows):
-        try:
-            prompt = parse_request(_body(row, model) | {"cache_control": None})
-        except (InvalidRequest, UnknownModel):
-            continue
-        key = (row.workspace or "default", prompt.model.id)
-        minimum, _ = minimum_for(prompt.model)
-        shared_at = max(
-            (p.index for p in prompt.positions if p.prefix_hash in seen[key]), default=None
-        )
-        shared = prompt.positions[shared_at].cumulative if shared_at is not None else 0
-        if shared < minimum:
-            shared, shared_at = 0, None
-        if shared_at is not None:
-            for p in prompt.positions[: shared_at + 1]:
-                if p.prefix_hash not in read_segments[key]:
-                    read_segments[key][p.prefix_hash] = p.tokens
-                    prices = prompt.model.prices_for(prompt.total_tokens)
-                    if prices is not None:
-                        premium += Decimal(p.tokens) * (prices.cache_write_5m - prices.input) / MTOK
-        for p in prompt.positions:
-            seen[key].setdefault(p.prefix_hash, p.tokens)
-        usage = Usage(
-            input_tokens=prompt.total_tokens - shared, cache_read=shared, output_tokens=_output(row)
-        )
-        out.usage = out.usage + usage
-        out.cost_usd += cost(usage, model=prompt.model).total_usd
-        out.reads += shared > 0
-    out.cost_usd += premium
-    out.writes = sum(len(v) > 0 for v in read_segments.values())  # at least one per shared tree
-    return out
+    """The oracle's lower bound (`cachewise.oracle`) as an outcome."""
+    bound = oracle(rows, model=model)
+    return Outcome(
+        "oracle",
+        usage=bound.usage,
+        cost_usd=bound.cost_usd,
+        writes=bound.writes,
+        reads=bound.reads,
+        keep_alives=bound.keep_alives,
+        note="lower bound (see `cachewise.oracle`): no strategy costs less",
+    )
 
 
 def simulate(

@@ -43,7 +43,17 @@ def simulate_command(
         )
         return
     table = Table(title=f"{len(rows)} requests from {escape(trace)}, cheapest first")
-    for name in ("strategy", "cost", "vs oracle", "writes", "reads", "waited", "errors"):
+    columns = (
+        "strategy",
+        "cost",
+        "vs oracle",
+        "writes",
+        "reads",
+        "keep-alives",
+        "waited",
+        "errors",
+    )
+    for name in columns:
         table.add_column(name, justify="left" if name == "strategy" else "right")
     for o in outcomes:
         ratio = f"{o.ratio_to_oracle:.3f}x" if o.ratio_to_oracle is not None else "—"
@@ -53,6 +63,7 @@ def simulate_command(
             ratio,
             f"{o.writes:,}",
             f"{o.reads:,}",
+            f"{o.keep_alives:,}",
             f"{o.wait_seconds:.1f}s",
             f"{o.errors:,}",
         )

@@ -1,0 +1,145 @@
+"""When to send a keep-alive read: a `max_tokens: 0` request that only reads a cached prefix, to
+renew its entry before it expires.
+
+A keep-alive costs a read of the prefix; letting the entry die costs a write when the prefix is
+next used. So a keep-alive pays when the chance that the prefix is used again within the time
+it buys is at least `read / (write - read)` (0.087 at Anthropic's 5m prices). The policy
+estimates that chance from what it has seen, and stops when the evidence says stop:
+
+- Superseded: the block the entry ends with has since been sent under another prefix (a new
+  version of the prompt, such as one with a new timestamp in front). The old one will not return.
+- Idle: nothing else was sent in the workspace since the prefix was last used, or nothing during
+  the last TTL. A batch that finished, or a trace that ended, stops paying within one TTL; a
+  lone prefix with long pauses is left to its TTL (the planner learns 1h for it).
+- Unlikely: of the idle periods seen so far that lasted as long as this one, too few ended with
+  a return within the next TTL (a Kaplan-Meier hazard over every prefix's gaps, with idle periods
+  still open counted as survivors). With fewer than `min_evidence` such periods the policy has no
+  estimate and relies on the workspace being busy.
+
+It is pure: callers ask which keep-alives are due before a time, then tell it about the use at
+that time (in that order: a decision must not see the future). The
+simulator drives it through the engine; the numbers are in bench/results.md.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .plan import _mark
+from .request import TTL, strip_markers
+
+__all__ = ["KeepAlivePolicy", "Key"]
+
+Key = tuple[str, str]  # (workspace, prefix hash of the entry)
+
+
+@dataclass
+class _Prefix:
+    workspace: str
+    last_use: float
+    refreshed: float
+    ttl: float
+    tail: str  # digest of the block the entry ends with
+
+
+class KeepAlivePolicy:
+    """Which keep-alive reads to send, and when (see the module docstring)."""
+
+    def __init__(
+        self, *, threshold: float = 0.087, min_evidence: int = 3, margin: float = 10.0
+    ) -> None:
+        self.threshold, self.min_evidence, self.margin = threshold, min_evidence, margin
+        self.prefixes: dict[Key, _Prefix] = {}  # entries being kept alive
+        self.last_use: dict[Key, tuple[str, float]] = {}  # every prefix ever used
+        self.gaps: dict[str, list[float]] = {}  # per workspace, sorted: idle periods that ended
+        self.idle_since: dict[str, list[float]] = {}  # per workspace, sorted: last use of each
+        self.activity: dict[str, float] = {}  # per workspace: when something was last sent
+
+    def used(
+        self,
+        key: Key,
+        *,
+        at: float,
+        ttl: float,
+        tail: str,
+        digests: frozenset[str],
+    ) -> None:
+        """A request read or wrote the entry `key` (whose prompt holds blocks `digests`)."""
+        workspace = key[0]
+        self.activity[workspace] = max(self.activity.get(workspace, at), at)
+        since = self.idle_since.setdefault(workspace, [])
+        if key in self.last_use:
+            _, last = self.last_use[key]
+            insort(self.gaps.setdefault(workspace, []), at - last)
+            del since[bisect_left(since, last)]
+        self.last_use[key] = (workspace, at)
+        insort(since, at)
+        for other, p in list(self.prefixes.items()):
+            if other != key and p.workspace == workspace and p.tail in digests:
+                del self.prefixes[other]  # superseded by a new version of its prompt
+        self.prefixes[key] = _Prefix(workspace, at, at, ttl, tail)
+
+    def sent(self, workspace: str, at: float) -> None:
+        """Something that used no cache was sent: the workspace is busy all the same."""
+        self.activity[workspace] = max(self.activity.get(workspace, at), at)
+
+    def due(self, before: float) -> Iterator[tuple[Key, float]]:
+        """Keep-alives to send before `before`, in time order: (key, when)."""
+        while True:
+            pending = [(p.refreshed + p.ttl - self.margin, key) for key, p in self.prefixes.items()]
+            if not pending:
+                return
+            at, key = min(pending, key=lambda pair: pair[0])
+            if at >= before:
+                return
+            p = self.prefixes[key]
+            if self._worth_it(p, at):
+                p.refreshed = at
+                yield key, at
+            else:
+                del self.prefixes[key]
+
+    def _worth_it(self, p: _Prefix, at: float) -> bool:
+        busy = self.activity.get(p.workspace, p.last_use)
+        if busy <= p.last_use or at - busy > p.ttl:
+            return False  # nothing else was sent since this prefix was used, or not lately
+        hazard = self.hazard(p.workspace, at - p.last_use, p.ttl, now=at)
+        return hazard is None or hazard >= self.threshold
+
+    def hazard(self, workspace: str, idle: float, window: float, *, now: float) -> float | None:
+        """Of the idle periods that lasted `idle`, the share that ended within `window` more;
+        None with too little evidence."""
+        gaps = self.gaps.get(workspace, [])
+        longer = len(gaps) - bisect_right(gaps, idle)
+        returned = bisect_right(gaps, idle + window) - bisect_right(gaps, idle)
+        # Prefixes idle for longer than idle + window still: they outlived the window.
+        survivors = bisect_left(self.idle_since.get(workspace, []), now - idle - window)
+        if longer + survivors < self.min_evidence:
+            return None
+        return returned / (longer + survivors)
+
+
+def ping(body: dict[str, Any], pointer: str, ttl: TTL) -> dict[str, Any]:
+    """The keep-alive request for the entry that ends at `pointer` in `body`: the prompt up to that
+    block, marked there, `max_tokens: 0`, and a one-character user turn when the prompt would not
+    end with one (what comes after the breakpoint is paid as input: keep it small)."""
+    marked = _mark(strip_markers(body), pointer, ttl)
+    parts = pointer.strip("/").split("/")
+    messages = list(marked.get("messages") or [])
+    if parts[0] == "messages":
+        m, b = int(parts[1]), int(parts[3])
+        last = dict(messages[m])
+        last["content"] = last["content"][: b + 1]
+        messages = [*messages[:m], last]
+    elif parts[0] == "tools":
+        marked["tools"] = marked["tools"][: int(parts[1]) + 1]
+        marked.pop("system", None)
+        messages = []
+    else:
+        messages = []
+    if not messages or messages[-1].get("role") != "user":
+        messages.append({"role": "user", "content": "."})
+    return {**marked, "messages": messages, "max_tokens": 0}
