@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -14,14 +15,58 @@ from workloads import TARGETS, WORKLOADS
 from cachewise.simulate import simulate
 from cachewise.trace import rows_from
 
+SEEDS = range(10)
+SUMMARY = (
+    "Two things carry multi-tenant and bursty Q&A. The oracle prices expiry: a prefix whose "
+    "next use comes after its entry expired pays a keep-alive read, a 1h write or a rewrite, "
+    "whichever is cheapest with hindsight. And cachewise sends keep-alive reads "
+    "(`cachewise.keepalive`) while the workspace is busy with other prefixes and the gaps seen "
+    "so far say the prefix is likely to return within the next TTL; it stops for a prefix that "
+    "a new version replaced, and within one TTL of the traffic stopping (so a finished batch "
+    "pays none, and a trace's end costs at most one per prefix). What is left above the bound "
+    "on bursty Q&A is one 5m write of the 40k-token document before the first long gap shows "
+    "that 1h pays: the first pause of a lone prefix cannot be told from the end of its traffic."
+)
+
+
+def spread() -> list[str]:
+    """cachewise's ratio over several seeds, so that one lucky trace does not carry a claim."""
+    lines = [
+        f"Over seeds {SEEDS.start}-{SEEDS.stop - 1} of every workload (cachewise vs the oracle; "
+        "its cost over the best peer's):",
+        "",
+        "| workload | median | worst | target | worst vs best peer |",
+        "|---|---|---|---|---|",
+    ]
+    for name, make in WORKLOADS.items():
+        ratios, versus = [], []
+        for seed in SEEDS:
+            outcomes = {o.name: o for o in simulate(make(seed))}
+            ours = outcomes["cachewise"]
+            best = min(
+                (o for n, o in outcomes.items() if n not in ("cachewise", "oracle", "as-is")),
+                key=lambda o: o.cost_usd,
+            )
+            ratios.append(ours.ratio_to_oracle or 0.0)
+            versus.append(float(ours.cost_usd / best.cost_usd))
+        target = TARGETS.get(name)
+        lines.append(
+            f"| {name} | {statistics.median(ratios):.3f}x | {max(ratios):.3f}x | "
+            f"{f'{target:.2f}x' if target else '—'} | {max(versus):.3f}x |"
+        )
+    return lines
+
 
 def run() -> str:
     lines = [
         "## `cachewise simulate --compare`: strategies against the oracle",
         "",
-        "`python bench/simulate_compare.py`: seeded workloads (`bench/workloads.py`), each "
-        "strategy replayed through the engine, cost relative to the oracle's lower bound "
-        "(a ratio of 1.000 is optimal; the bound may sit below the true optimum).",
+        "`python bench/simulate_compare.py`: seeded workloads (`bench/workloads.py`, seed 0), "
+        "each strategy replayed through the engine, cost relative to the oracle's lower bound "
+        "(`cachewise.oracle`: per prompt segment, the cheapest input, writes, reads and "
+        "keep-alive reads the rules allow with full knowledge of the trace; a ratio of 1.000 "
+        "is optimal, and the bound may sit below the true optimum). Keep-alive reads are "
+        "billed in the strategy's cost.",
         "",
     ]
     speed = []
@@ -40,13 +85,13 @@ def run() -> str:
         lines += [
             f"### {name} ({len(rows)} requests)",
             "",
-            "| strategy | cost | vs oracle | writes | reads | waited |",
-            "|---|---|---|---|---|---|",
+            "| strategy | cost | vs oracle | writes | reads | keep-alives | waited |",
+            "|---|---|---|---|---|---|---|",
         ]
         for o in outcomes:
             lines.append(
                 f"| {o.name} | ${float(o.cost_usd):.4f} | {o.ratio_to_oracle:.3f}x | "
-                f"{o.writes} | {o.reads} | {o.wait_seconds:.1f}s |"
+                f"{o.writes} | {o.reads} | {o.keep_alives} | {o.wait_seconds:.1f}s |"
             )
         ours = next(o for o in outcomes if o.name == "cachewise")
         peers = [o for o in outcomes if o.name not in ("cachewise", "oracle", "as-is")]
@@ -65,18 +110,13 @@ def run() -> str:
     lines += [
         "### Summary",
         "",
-        "Where cachewise misses a target, the cost above the bound is the first rewrite of a "
-        "prefix after its first 5m entry expired: on multi-tenant, each tenant's second request "
-        "comes 400-1,000 s after its first. Writing first entries with 1h would meet 1.25x there "
-        "and cost the seed batch its 1.02x (2x instead of 1.25x on its only write); the first "
-        "request of both workloads is one request with a large system prompt and nothing before "
-        "it, so no online rule can tell them apart when it must choose. The planner keeps 5m for "
-        "a first write and switches on the first gap it sees (its own, or other prefixes'), and "
-        "sends keep-alive reads while the longest gap seen says another use may come.",
+        SUMMARY,
         "",
         "| workload | cachewise vs oracle | target | best peer | cachewise <= best peer |",
         "|---|---|---|---|---|",
         *verdicts,
+        "",
+        *spread(),
         "",
         "### Simulator speed",
         "",
