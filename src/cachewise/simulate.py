@@ -65,6 +65,13 @@ def _body(row: Row, model: str | None) -> dict[str, Any]:
     return {**row.request, "model": model} if model else dict(row.request)
 
 
+def _parsed(body: dict[str, Any]) -> Prompt | None:
+    try:
+        return parse_request(body)
+    except (InvalidRequest, UnknownModel):
+        return None  # whoever reads the history parses it, and says what is wrong with it
+
+
 def _output(row: Row) -> int:
     return int((row.usage or {}).get("output_tokens") or 0)
 
@@ -83,12 +90,12 @@ def replay_strategy(
     row: an online strategy does not know the trace has ended)."""
     engine = Engine()
     out = Outcome(name)
-    seen: list[dict[str, Any]] = []
+    seen: list[Row] = []
     alive = _KeepAlive(engine, out) if keep_alive else None
     for start, row in timeline(rows):
         body = _body(row, model)
         sent = strategy(body, seen, start)
-        seen.append({"started_at": start, "request": body})
+        seen.append(Row(body, started_at=start, prompt=_parsed(body)))
         workspace = row.workspace or "default"
         ttft = (row.ttft_ms if row.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
         acct: Account | None = None

@@ -26,15 +26,21 @@ from typing import Any, Protocol
 
 from .plan import plan
 from .request import strip_markers
+from .trace import Row
 
 __all__ = ["STRATEGIES", "Strategy"]
+
+Seen = Sequence[Mapping[str, Any] | Row]  # the rows before this one: trace rows or `Row`s
 
 
 class Strategy(Protocol):
     """A request, the rows seen before it, and (when known) when it is sent -> what is sent."""
 
     def __call__(
-        self, body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+        self,
+        body: Mapping[str, Any],
+        seen: Seen,
+        now: float | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -77,46 +83,34 @@ def _fresh(body: Mapping[str, Any]) -> dict[str, Any]:
     return fresh
 
 
-def none(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def none(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     return _fresh(body)
 
 
-def as_is(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def as_is(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     return dict(body)
 
 
-def seed(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def seed(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_blocks(out, "system"))
     return out
 
 
-def auto(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def auto(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     out = _fresh(body)
     out["cache_control"] = dict(CC)
     return out
 
 
-def litellm(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def litellm(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_blocks(out, "system"))
     _mark_last(_last_message_blocks(out))
     return out
 
 
-def langchain(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def langchain(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_blocks(out, "system"))
     _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
@@ -124,15 +118,13 @@ def langchain(
     return out
 
 
-def pydantic_ai(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def pydantic_ai(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     # The same three places as LangChain, plus the trimming of oldest message markers to fit.
     return _fit(langchain(body, seen))
 
 
 def spring_system_and_tools(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+    body: Mapping[str, Any], seen: Seen, now: float | None = None
 ) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
@@ -141,16 +133,14 @@ def spring_system_and_tools(
 
 
 def spring_conversation_history(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
+    body: Mapping[str, Any], seen: Seen, now: float | None = None
 ) -> dict[str, Any]:
     out = _fresh(body)
     _mark_last(_last_message_blocks(out, "user"))
     return out
 
 
-def cachewise_plan(
-    body: Mapping[str, Any], seen: Sequence[Mapping[str, Any]], now: float | None = None
-) -> dict[str, Any]:
+def cachewise_plan(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     return plan(_fresh(body), history=list(seen)[-50:], now=now).request
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ class Row:
     usage: dict[str, Any] | None = None
     file: str = "<memory>"
     line: int = 1
+    # The request already parsed, when the caller has it: replays that show a planner the same
+    # history again and again would otherwise parse it again and again.
+    prompt: Prompt | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ def parse_row(row: Row, model: str | None = None) -> Prompt:
     Raises:
         InputError: the body is malformed or names an unknown model, located by file and line.
     """
+    if row.prompt is not None and model is None:
+        return row.prompt
     body = {**row.request, "model": model} if model else row.request
     try:
         return parse_request(body)
