@@ -564,6 +564,17 @@ def test_a_read_renews_the_entrys_own_ttl_a_1h_marker_does_not_upgrade_it() -> N
     assert usage(e, hour, 499 + 301)["cache_read_input_tokens"] == 0  # not for 1h
 
 
+def test_a_breakpoint_inside_the_read_refreshes_but_creates_no_entry() -> None:
+    """Its tokens were billed as a read; a 1h entry there would be an upgrade for a read's price."""
+    q0 = {"role": "user", "content": [block("Question zero?", CC)]}
+    e = Engine()
+    usage(e, request(system=[block(BIG)], messages=[q0]), 0)  # writes [system, q0] only
+    both = request(system=[block(BIG, CC_1H)], messages=[q0])
+    assert usage(e, both, 10)["cache_read_input_tokens"] > 0  # reads at q0
+    other = request(system=[block(BIG, CC_1H)], messages=[{"role": "user", "content": "Q1?"}])
+    assert usage(e, other, 10 + 400)["cache_read_input_tokens"] == 0  # no 1h entry at system
+
+
 def test_a_dry_run_changes_nothing() -> None:
     e = Engine()
     body = request(system=[block(BIG, CC)])

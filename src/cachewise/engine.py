@@ -461,14 +461,28 @@ class Engine:
                 if p.cumulative >= minimum
             ]
         for position, ttl in written:
-            self._write(prompt, workspace, position, ttl, now, ready)
+            inside_read = read_at is not None and position.index <= read_at
+            self._write(prompt, workspace, position, ttl, now, ready, create=not inside_read)
 
     def _write(
-        self, prompt: Prompt, workspace: str, position: Position, ttl: TTL, now: float, ready: float
+        self,
+        prompt: Prompt,
+        workspace: str,
+        position: Position,
+        ttl: TTL,
+        now: float,
+        ready: float,
+        *,
+        create: bool = True,
     ) -> None:
         key = self._key(workspace, position.prefix_hash, ttl)
         expires = now + self._ttl_seconds[ttl]
         entry = self.entries.get(key)
+        if entry is None and not create:
+            # A breakpoint inside the read: its tokens were billed as a read, so nothing was
+            # written there. Creating an entry (say a 1h one under a 5m read) for the price of a
+            # read is undocumented; we do not assume it.
+            return
         if entry is not None and now < entry.expires_at + self.expiry_grace:
             if entry.readable(now):
                 # A refresh, not a write: it renews the entry's own TTL. A 1h marker on a live
