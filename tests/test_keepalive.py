@@ -35,6 +35,23 @@ def test_a_ping_for_a_system_entry_is_the_prefix_and_a_one_character_turn() -> N
     assert p["messages"] == [{"role": "user", "content": "."}]
 
 
+def test_a_ping_for_an_early_system_block_drops_the_blocks_after_it() -> None:
+    body = request(system=[block(SYSTEM), block(text(800, "later rules"))], messages=[])
+    p = ping(body, "/system/0", "5m")
+    assert len(p["system"]) == 1 and p["system"][0]["cache_control"] == CC
+
+
+def test_bad_settings_are_refused_rather_than_looping() -> None:
+    import pytest
+
+    with pytest.raises(ValueError):
+        KeepAlivePolicy(min_evidence=0)
+    policy = KeepAlivePolicy(margin=600)  # longer than the TTL: renew at half of it instead
+    used(policy, "a", 0)
+    used(policy, "b", 100)
+    assert sent(policy) == [("a", 150.0), ("a", 300.0)]
+
+
 def test_a_ping_for_a_tools_entry_drops_what_follows_the_tool() -> None:
     body = request(tools=[tool("a"), tool("b")], system=SYSTEM, messages=[])
     p = ping(body, "/tools/0", "1h")

@@ -51,6 +51,8 @@ class KeepAlivePolicy:
     def __init__(
         self, *, threshold: float = 0.087, min_evidence: int = 3, margin: float = 10.0
     ) -> None:
+        if min_evidence < 1 or margin < 0:
+            raise ValueError("min_evidence must be at least 1 and margin not negative")
         self.threshold, self.min_evidence, self.margin = threshold, min_evidence, margin
         self.prefixes: dict[Key, _Prefix] = {}  # entries being kept alive
         self.last_use: dict[Key, tuple[str, float]] = {}  # every prefix ever used
@@ -89,7 +91,7 @@ class KeepAlivePolicy:
     def due(self, before: float) -> Iterator[tuple[Key, float]]:
         """Keep-alives to send before `before`, in time order: (key, when)."""
         while True:
-            pending = [(p.refreshed + p.ttl - self.margin, key) for key, p in self.prefixes.items()]
+            pending = [(self._next(p), key) for key, p in self.prefixes.items()]
             if not pending:
                 return
             at, key = min(pending, key=lambda pair: pair[0])
@@ -101,6 +103,10 @@ class KeepAlivePolicy:
                 yield key, at
             else:
                 del self.prefixes[key]
+
+    def _next(self, p: _Prefix) -> float:
+        """Just before the entry expires (and always later than its last renewal)."""
+        return p.refreshed + max(p.ttl - self.margin, p.ttl / 2)
 
     def _worth_it(self, p: _Prefix, at: float) -> bool:
         busy = self.activity.get(p.workspace, p.last_use)
@@ -139,6 +145,7 @@ def ping(body: dict[str, Any], pointer: str, ttl: TTL) -> dict[str, Any]:
         marked.pop("system", None)
         messages = []
     else:
+        marked["system"] = marked["system"][: int(parts[1]) + 1]
         messages = []
     if not messages or messages[-1].get("role") != "user":
         messages.append({"role": "user", "content": "."})

@@ -2,35 +2,40 @@
 
 Cut every prompt into segments: the tokens of one position, named by the hash of the prefix that
 ends there, per workspace and model. A segment's *uses* are the requests that contain it. Whatever
-breakpoints, TTLs and keep-alive reads a strategy sends, each use pays for the segment's tokens
-one of four prices, and the engine's rules say which are possible:
+breakpoints, TTLs and extra requests (keep-alives, pre-warms) a strategy sends, each use pays for
+the segment's tokens one of four prices, and the engine's rules say which are possible:
 
-- input, or a 5m or 1h write (a 1h write is the only way to give the segment an hour-long entry);
+- input, or a 5m or 1h write;
 - a read, only when an entry holding the segment is alive, and only when the request shares at
   least the model's minimum with earlier requests;
 - an entry stays alive only if a request reads it at least once per TTL: a later use, or a
   keep-alive read in between, which pays the read price for the segment too.
 
 For each segment this is a small problem solved exactly by dynamic programming over its uses,
-with three states (no entry, a 5m entry, a 1h entry); the bound is the sum over segments plus
-every request's output. It is a bound, not always reachable: it lets each segment choose on its
-own (a real request has four breakpoints and one read point), ignores the lookback window, and
-lets an entry be read the moment its write starts. Where a request reads beyond a segment, or
-has later content another request shares, the segment may join a 1h entry that other tokens pay
-for; the bound allows that for the price of a read.
+with three states (no entry, a 5m entry, a 1h entry); the bound is the sum over segments, plus
+the framing after the last block and the output, which no strategy changes.
 
-The bound is at least the simpler one it replaced (input for unshared tokens, a read for shared
-ones, one 5m write premium per segment ever read): that one ignored expiry.
+It is a bound, not always reachable. It lets each segment choose on its own (a real request has
+four breakpoints and one read point), ignores the lookback window, and lets an entry be read the
+moment its write starts. It prices a segment at the cheapest band a request holding it can have
+(a ping that stops at the segment is smaller than the request). And it grants moves that need
+hindsight or other tokens to pay: a segment joins a 1h entry for the price of a read where its
+request has later blocks another request shares (the 1h write is paid by those blocks); and
+a keep-alive sent before a 5m entry expires may read it and write a 1h entry one block longer,
+ending in the next use's next block, which that use then reads (one read per hour of gap, not
+one per five minutes). A hypothesis test and hand-made strategies with such pings check that no
+strategy goes below it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from decimal import Decimal
+from typing import Any
 
-from .catalog import Prices, catalog
+from .catalog import Model, Prices, catalog
 from .cost import Usage
 from .engine import minimum_for
 from .errors import InvalidRequest, UnknownModel
@@ -52,7 +57,8 @@ class _Use:
     at: float
     prices: Prices
     can_read: bool  # seen before, in a request sharing at least the minimum
-    joins_1h: bool  # may join a 1h entry that other tokens of this request pay for
+    joins_1h: bool  # may join a 1h entry that later tokens of this request pay for
+    extends: bool  # the request has blocks after this segment (a longer entry can end there)
 
 
 @dataclass
@@ -81,6 +87,13 @@ def _moves(
     yield state, kas * ka_price + p.cache_read, READ, kas
     if state == FIVE and use.joins_1h:
         yield HOUR, kas * ka_price + p.cache_read, READ, kas
+    if state == FIVE and use.extends and gap >= ttl[FIVE]:
+        # Or, before the 5m entry expires, a keep-alive that reads it and writes a 1h entry a
+        # few tokens longer, ending in this use's next block, which this use then reads. The
+        # segment keeps that hour only if later requests share the longer prefix.
+        pings = 1 + int((gap - ttl[FIVE]) // ttl[HOUR])
+        after = HOUR if use.joins_1h else FIVE
+        yield after, pings * ka_price + p.cache_read, READ, pings
 
 
 def _solve(uses: Sequence[_Use], ttl: dict[int, float]) -> _Plan:
@@ -158,9 +171,10 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
             use = _Use(
                 index,
                 at,
-                prices,
+                _cheapest(prompt.model, p.cumulative, prices),
                 can_read=p.index <= shared_at,
-                joins_1h=p.index < max(shared_at, recurs_to),
+                joins_1h=p.index < recurs_to,
+                extends=p.index < len(prompt.positions) - 1,
             )
             segments.setdefault(key, (p.tokens, []))[1].append(use)
 
@@ -178,13 +192,14 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
         usage = usage + rest
     wrote: set[int] = set()
     read: set[int] = set()
-    keep_alives = 0
-    solved: dict[tuple[tuple[int, bool, bool], ...], _Plan] = {}
+    solved: dict[tuple[Any, ...], _Plan] = {}
+    pings: dict[tuple[int, ...], int] = {}  # per set of uses: the keep-alives its segments need
     for tokens, uses in segments.values():
-        signature = tuple((u.request, u.can_read, u.joins_1h) for u in uses)
+        signature = tuple((u.request, u.prices, u.can_read, u.joins_1h, u.extends) for u in uses)
         if signature not in solved:
             solved[signature] = _solve(uses, ttl)
-            keep_alives += solved[signature].keep_alives
+        requests_of = tuple(u.request for u in uses)
+        pings[requests_of] = max(pings.get(requests_of, 0), solved[signature].keep_alives)
         plan = solved[signature]
         total += Decimal(tokens) * plan.per_mtok / MTOK
         usage = usage + Usage(cache_read=tokens * plan.keep_alives)
@@ -194,7 +209,14 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
                 read.add(use.request)
             elif action != INPUT:
                 wrote.add(use.request)
-    return OracleResult(usage, total, len(wrote), len(read), keep_alives)
+    return OracleResult(usage, total, len(wrote), len(read), sum(pings.values()))
+
+
+def _cheapest(model: Model, cumulative: int, prices: Prices) -> Prices:
+    """The lowest price band a request holding this segment can be billed at: a keep-alive or a
+    pre-warm that stops at the segment has only `cumulative` prompt tokens (price bands)."""
+    small = model.prices_for(cumulative) or prices
+    return Prices(*(min(a, b) for a, b in zip(astuple(small), astuple(prices), strict=True)))
 
 
 def _billed(action: str, tokens: int) -> Usage:

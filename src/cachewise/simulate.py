@@ -101,10 +101,10 @@ def replay_strategy(
         acct: Account | None = None
         try:
             prompt = parse_request(sent)
-            if alive is not None:
-                alive.until(start)
             if gate:
                 start = _after_pending_write(engine, prompt, start, workspace, out)
+            if alive is not None:  # after the gate: a ping must not come after a later request
+                alive.until(start)
             acct = engine.account(
                 prompt,
                 now=start,
