@@ -90,9 +90,10 @@ def _moves(
     if state == FIVE and use.extends and gap >= ttl[FIVE]:
         # Or, before the 5m entry expires, a keep-alive that reads it and writes a 1h entry a
         # few tokens longer, ending in this use's next block, which this use then reads. The
-        # segment keeps that hour only if later requests share the longer prefix.
+        # segment keeps that hour only if later requests share the longer prefix; otherwise
+        # nothing holds it after this use (its own 5m entry lapsed, and a read creates none).
         pings = 1 + int((gap - ttl[FIVE]) // ttl[HOUR])
-        after = HOUR if use.joins_1h else FIVE
+        after = HOUR if use.joins_1h else NONE
         yield after, pings * ka_price + p.cache_read, READ, pings
 
 
