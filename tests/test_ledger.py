@@ -81,6 +81,8 @@ def roundtrip(ledger: Ledger) -> None:
     assert c.cost_usd == Decimal("0.000123456789") and c.cache_creation_input_tokens == 5
     assert c.tags == {"job": "nightly"} and c.breakpoints[0]["ttl"] == "5m"
     assert [c.status for c in ledger.calls(since=1_763_790_050.0)] == ["error"]
+    assert ledger.prompts() == {first + 1: {"model": "m", "messages": []}}
+    assert ledger.prompts(since=1_763_790_200.0) == {}
     assert ledger.migrate() == []  # applied once, recorded, never again
 
 

@@ -236,3 +236,52 @@ def test_cachewise_keeps_interleaved_tenants_alive_through_gaps_past_the_ttl() -
 def test_a_finished_batch_pays_no_keep_alives() -> None:
     ours = replay_strategy(rows_from(seed_batch()), "c", STRATEGIES["cachewise"], keep_alive=True)
     assert ours.keep_alives == 0
+
+
+def test_a_trace_made_from_the_ledger_simulates(tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cachewise import wrap
+    from cachewise.cli import main
+    from cachewise.ledger import Ledger
+    from cachewise.testing import Emulator
+
+    path = tmp_path / "ledger.db"
+    with Emulator() as emu, Ledger(path) as ledger:
+        kept = wrap(emu.client(), ledger=ledger, store_prompts=True)
+        for i in range(4):
+            kept.messages.create(
+                model="claude-sonnet-4-6",
+                max_tokens=16,
+                system=SYSTEM,
+                messages=[{"role": "user", "content": f"Q{i}"}],
+            )
+        wrap(emu.client(), ledger=ledger).messages.create(  # no prompt kept: left out
+            model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": "Hi"}]
+        )
+    out = tmp_path / "trace.jsonl"
+    runner = CliRunner()
+    made = runner.invoke(main, ["trace", "--from-ledger", "--ledger", str(path), "--out", str(out)])
+    assert made.exit_code == 0 and "1 calls without a stored prompt" in made.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4 and all(r["usage"]["output_tokens"] > 0 for r in rows)
+    assert all(r["request"]["system"] for r in rows)
+    assert rows[0]["ttft_ms"] > 0  # the scout streamed, so its first byte is known
+    result = runner.invoke(main, ["simulate", str(out), "--format", "json"])
+    by_name = {s["name"]: s for s in json.loads(result.output)["strategies"]}
+    assert by_name["cachewise"]["cost_usd"] < by_name["none"]["cost_usd"]
+
+
+def test_a_ledger_without_prompts_says_how_to_keep_them(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from cachewise.cli import main
+    from cachewise.ledger import Ledger
+
+    path = tmp_path / "empty.db"
+    Ledger(path).close()
+    result = CliRunner().invoke(main, ["trace", "--from-ledger", "--ledger", str(path)])
+    assert result.exit_code == 2 and "store_prompts=True" in result.output
+    assert "Traceback" not in result.output

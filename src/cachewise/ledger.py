@@ -302,6 +302,17 @@ class Ledger:
             ).fetchall()
         return [_record(dict(zip(cols, row, strict=True))) for row in rows]
 
+    def prompts(self, since: float | None = None) -> dict[int, dict[str, Any]]:
+        """The stored requests (only calls recorded with `store_prompts`), by call id."""
+        where, params = ("WHERE c.started_at >= ?", [since]) if since is not None else ("", [])
+        with self._lock:
+            rows = self._execute(
+                "SELECT p.call_id, p.request_json FROM prompts p JOIN calls c ON c.id = p.call_id "
+                + where,
+                params,
+            ).fetchall()
+        return {int(call_id): json.loads(text) for call_id, text in rows}
+
     def __iter__(self) -> Iterator[CallRecord]:
         return iter(self.calls())
 

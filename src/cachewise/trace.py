@@ -14,14 +14,25 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import catalog
 from .engine import Account, Engine
 from .errors import InputError, InvalidRequest, UnknownModel
 from .request import Prompt, parse_request
 
-__all__ = ["DEFAULT_TTFT_MS", "Row", "Step", "read_rows", "replay", "rows_from"]
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+__all__ = [
+    "DEFAULT_TTFT_MS",
+    "Row",
+    "Step",
+    "ledger_rows",
+    "read_rows",
+    "replay",
+    "rows_from",
+]
 
 # When a trace does not say how long a response took to begin, this is assumed; it decides
 # whether near-simultaneous requests race for the same cold prefix.
@@ -162,6 +173,34 @@ def parse_row(row: Row, model: str | None = None) -> Prompt:
             line=row.line,
             field="model",
         ) from None
+
+
+def ledger_rows(ledger: Ledger, since: float | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Trace rows from the calls of a ledger that kept their prompts, oldest first, and how many
+    calls had none (prompts are stored only when asked: `wrap(..., store_prompts=True)`).
+
+    A row's `ttft_ms` is the call's time to first byte where the ledger knows it (streams and
+    scouts; a plain call's first byte is not seen, and simulate assumes its default); `usage` is
+    what the API reported; the workspace is the ledger's (a one-way hash of the key), which
+    keeps workspaces apart. Failed calls are left out."""
+    prompts = ledger.prompts(since)
+    rows, missing = [], 0
+    for call in ledger.calls(since):
+        request = prompts.get(call.id or -1)
+        if call.status != "ok":
+            continue
+        if request is None:
+            missing += 1
+            continue
+        row: dict[str, Any] = {"started_at": call.started_at, "request": request}
+        if call.workspace:
+            row["workspace"] = call.workspace
+        if call.first_byte_at is not None:
+            row["ttft_ms"] = round((call.first_byte_at - call.started_at) * 1000, 3)
+        if call.usage:
+            row["usage"] = call.usage
+        rows.append(row)
+    return rows, missing
 
 
 def start_times(rows: Sequence[Row]) -> list[float]:

@@ -1,14 +1,21 @@
-"""`cachewise simulate`: every strategy's cost on a trace, against the oracle."""
+"""`cachewise simulate`: every strategy's cost on a trace, against the oracle; `cachewise trace`
+makes a trace from a ledger."""
 
 from __future__ import annotations
+
+import json
+import time
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import InputError
+from ..ledger import open_ledger
+from ..report import parse_duration
 from ..simulate import simulate
 from ..strategies import STRATEGIES
-from ..trace import read_rows
+from ..trace import ledger_rows, read_rows
 from .main import console, format_option, main, print_json, usd
 
 
@@ -73,3 +80,41 @@ def simulate_command(
         "oracle: a lower bound (no placement, TTL or keep-alive can cost less); "
         "see docs/simulate.md"
     )
+
+
+@main.command(name="trace")
+@click.option(
+    "--from-ledger",
+    "from_ledger",
+    is_flag=True,
+    required=True,
+    help="Make the trace from the ledger's calls (the only source for now).",
+)
+@click.option("--ledger", "target", help="Ledger path or postgresql:// URL (default: the user's).")
+@click.option("--since", help="Only calls in this window, e.g. 30m, 24h, 7d.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the JSONL here (default: standard output).",
+)
+def trace_command(
+    from_ledger: bool, target: str | None, since: str | None, out: str | None
+) -> None:
+    """A trace for `cachewise simulate`, from the calls a ledger kept prompts for."""
+    window = parse_duration(since) if since else None
+    with open_ledger(target) as ledger:
+        rows, missing = ledger_rows(ledger, None if window is None else time.time() - window)
+    if not rows:
+        raise InputError(
+            f"no call in the ledger has its prompt ({missing} without): a trace needs the "
+            "requests; record them with wrap(..., store_prompts=True)",
+            field="--from-ledger",
+        )
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+    if missing:
+        click.echo(f"{missing} calls without a stored prompt were left out", err=True)
