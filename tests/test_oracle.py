@@ -155,3 +155,26 @@ def test_a_pre_warm_billed_at_a_cheaper_price_band_is_within_the_bound() -> None
     )
     assert parse_request(rows[0]["request"]).total_tokens > 100_000
     assert bound(rows) <= strategy
+
+
+def test_one_live_5m_entry_can_feed_pings_into_several_later_requests() -> None:
+    # A review's counterexample to "after a ping-written 1h entry nothing holds the segment":
+    # two pings sent while the first request's 5m entry lives each write a 1h entry ending in
+    # one later question, and both later requests read.
+    system = [{"type": "text", "text": SYSTEM}]
+    rows = [
+        {
+            "started_at": at,
+            "ttft_ms": 500,
+            "request": request(system=system, messages=[{"role": "user", "content": f"q{i}"}]),
+        }
+        for i, at in enumerate((0.0, 3000.0, 3001.0))
+    ]
+    events: list[tuple[float, dict[str, Any]]] = [
+        (0.0, request(system=[marked(SYSTEM)], messages=rows[0]["request"]["messages"]))
+    ]
+    for i in (1, 2):
+        marked_q = [{"role": "user", "content": [marked(f"q{i}", "1h")]}]
+        events.append((10.0 + i, request(system=system, messages=marked_q) | {"max_tokens": 0}))
+        events.append((rows[i]["started_at"], request(system=system, messages=marked_q)))
+    assert bound(rows) <= bill(events)

@@ -90,10 +90,11 @@ def _moves(
     if state == FIVE and use.extends and gap >= ttl[FIVE]:
         # Or, before the 5m entry expires, a keep-alive that reads it and writes a 1h entry a
         # few tokens longer, ending in this use's next block, which this use then reads. The
-        # segment keeps that hour only if later requests share the longer prefix; otherwise
-        # nothing holds it after this use (its own 5m entry lapsed, and a read creates none).
+        # segment keeps that hour if later requests share the longer prefix. If not, it is
+        # still not lost: the same live 5m entry could have fed more pings, each writing a 1h
+        # entry into a later use, so the bound goes on as if a 5m entry were renewed here.
         pings = 1 + int((gap - ttl[FIVE]) // ttl[HOUR])
-        after = HOUR if use.joins_1h else NONE
+        after = HOUR if use.joins_1h else FIVE
         yield after, pings * ka_price + p.cache_read, READ, pings
 
 
