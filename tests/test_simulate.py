@@ -103,6 +103,34 @@ def test_simulate_sorts_by_cost_and_reports_ratios() -> None:
     assert next(o for o in outcomes if o.name == "oracle").ratio_to_oracle == 1.0
 
 
+def test_a_request_the_api_rejects_whatever_its_markers_costs_nothing() -> None:
+    # Whitespace-only text is refused by the API with or without caching: it bills nothing.
+    good = request(system=SYSTEM, messages=[{"role": "user", "content": "Q"}])
+    bad = request(system=SYSTEM, messages=[{"role": "user", "content": [block("   ")]}])
+    clean = simulate([{"started_at": 0, "request": good}])
+    outcomes = simulate([{"started_at": 0, "request": good}, {"started_at": 1, "request": bad}])
+    for o in outcomes:
+        same = next(c for c in clean if c.name == o.name)
+        assert o.cost_usd == same.cost_usd, o.name
+        assert o.errors == (0 if o.name == "oracle" else 1), o.name
+
+
+def test_a_request_only_its_markers_break_costs_its_uncached_retry() -> None:
+    # Five markers: the API refuses it as sent; the caller resends it without them.
+    system = [block(text(400, f"part{i}"), CC) for i in range(5)]
+    rows = [{"started_at": 0, "request": request(system=system)}]
+    as_is = replay_strategy(rows_from(rows), "as-is", STRATEGIES["as-is"])
+    none = replay_strategy(rows_from(rows), "none", STRATEGIES["none"])
+    assert as_is.errors == 1 and none.errors == 0
+    assert as_is.cost_usd == none.cost_usd > 0
+
+
+def test_the_bound_bills_no_output_for_a_pre_warm() -> None:
+    body = request(system=SYSTEM) | {"max_tokens": 0}
+    row = {"started_at": 0, "request": body, "usage": {"output_tokens": 50}}
+    assert oracle_bound(rows_from([row])).usage.output_tokens == 0
+
+
 @st.composite
 def traces(draw: st.DrawFn) -> list[dict[str, Any]]:
     systems = [text(1500, "x"), text(1500, "y"), "Short."]

@@ -37,12 +37,12 @@ from typing import Any
 
 from .catalog import Model, Prices, catalog
 from .cost import Usage
-from .engine import minimum_for
+from .engine import minimum_for, violations
 from .errors import InvalidRequest, UnknownModel
-from .request import Prompt, parse_request
+from .request import Prompt, parse_request, strip_markers
 from .trace import Row, timeline
 
-__all__ = ["oracle"]
+__all__ = ["oracle", "unmarked"]
 
 MTOK = Decimal(1_000_000)
 ZERO = Decimal(0)
@@ -140,11 +140,9 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
     ttl = {FIVE: float(catalog().ttl_seconds["5m"]), HOUR: float(catalog().ttl_seconds["1h"])}
     requests: list[tuple[float, Row, Prompt]] = []
     for at, row in timeline(rows):
-        body = {**row.request, "model": model} if model else dict(row.request)
-        try:
-            requests.append((at, row, parse_request(body | {"cache_control": None})))
-        except (InvalidRequest, UnknownModel):
-            continue  # the API would reject it whatever the caching: no strategy pays for it
+        prompt = unmarked({**row.request, "model": model} if model else row.request)
+        if prompt is not None:  # else no strategy pays for it
+            requests.append((at, row, prompt))
 
     # Which positions of each request recur in another request of its workspace and model.
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -184,10 +182,8 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
     for _, row, prompt in requests:
         # Output, and the framing after the last block, which no breakpoint can reach.
         cached = prompt.positions[-1].cumulative if prompt.positions else 0
-        rest = Usage(
-            input_tokens=prompt.total_tokens - cached,
-            output_tokens=int((row.usage or {}).get("output_tokens") or 0),
-        )
+        output = 0 if prompt.prewarm else int((row.usage or {}).get("output_tokens") or 0)
+        rest = Usage(input_tokens=prompt.total_tokens - cached, output_tokens=output)
         prices = prompt.model.prices_for(prompt.total_tokens)
         if prices is not None:  # priced at the request's band, like its segments
             total += (rest.input_tokens * prices.input + rest.output_tokens * prices.output) / MTOK
@@ -212,6 +208,17 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
             elif action != INPUT:
                 wrote.add(use.request)
     return OracleResult(usage, total, len(wrote), len(read), sum(pings.values()))
+
+
+def unmarked(body: dict[str, Any]) -> Prompt | None:
+    """The request without any cache marker, or None when the API would reject it whatever its
+    markers (a malformed body, an unknown model, whitespace-only text, a pre-warm that streams):
+    such a request is billed nothing, under every strategy."""
+    try:
+        prompt = parse_request(strip_markers(body))
+    except (InvalidRequest, UnknownModel):
+        return None
+    return None if violations(prompt) else prompt
 
 
 def _cheapest(model: Model, cumulative: int, prices: Prices) -> Prices:

@@ -23,7 +23,7 @@ from .cost import Usage, cost, normalize_usage
 from .engine import Account, Engine, first_cacheable
 from .errors import InvalidRequest, UnknownModel
 from .keepalive import KeepAlivePolicy, ping
-from .oracle import oracle
+from .oracle import oracle, unmarked
 from .request import Prompt, parse_request
 from .strategies import STRATEGIES, Strategy
 from .trace import DEFAULT_TTFT_MS, Row, rows_from, timeline
@@ -114,12 +114,15 @@ def replay_strategy(
             )
             usage = normalize_usage(acct.usage())
         except (InvalidRequest, UnknownModel):
-            out.errors += 1  # the API would reject it: priced as if sent with no caching
-            try:
-                prompt = parse_request(STRATEGIES["none"](body, []))
-            except (InvalidRequest, UnknownModel):
+            # The API bills a rejected request nothing. If only the strategy's markers broke
+            # it, the caller resends it without them: that retry is what it costs.
+            out.errors += 1
+            bare = unmarked(body)
+            if bare is None:
                 continue
-            usage = Usage(input_tokens=prompt.total_tokens, output_tokens=_output(row))
+            prompt = bare
+            output = 0 if prompt.prewarm else _output(row)
+            usage = Usage(input_tokens=prompt.total_tokens, output_tokens=output)
         out.usage = out.usage + usage
         out.cost_usd += cost(usage, model=prompt.model).total_usd
         out.writes += usage.cache_creation_input_tokens > 0
