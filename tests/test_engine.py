@@ -575,6 +575,38 @@ def test_a_breakpoint_inside_the_read_refreshes_but_creates_no_entry() -> None:
     assert usage(e, other, 10 + 400)["cache_read_input_tokens"] == 0  # no 1h entry at system
 
 
+def test_a_breakpoint_inside_the_read_leaves_a_pending_entry_alone() -> None:
+    """A review's case: a 1h marker inside a read gave a pending 5m entry an hour, and made it
+    readable at the reader's first byte rather than its writer's."""
+    x = {"role": "user", "content": [block("Extra " + text(50, "x"), CC)]}
+    e = Engine()
+    usage(e, request(system=[block(BIG)], messages=[x]), 0)  # an entry ending in x
+    pending = request(system=[block(BIG, CC)], messages=[{"role": "user", "content": "U?"}])
+    usage(e, pending, 10, ready_at=70)  # a 5m entry at the system, readable at 70
+    usage(e, request(system=[block(BIG, CC_1H)], messages=[x]), 11)  # reads x; 1h inside
+    at_system = request(system=[block(BIG, CC)], messages=[{"role": "user", "content": "Z?"}])
+    assert usage(e, at_system, 12)["cache_read_input_tokens"] == 0  # still pending
+    assert usage(e, at_system, 3000)["cache_read_input_tokens"] == 0  # and it was 5m
+
+
+def test_a_key_named_cache_control_inside_a_tool_schema_is_content() -> None:
+    """Only the API's marker places hold markers; a schema property of that name is part of the
+    tool, so two tools that differ in it share no prefix."""
+
+    def http(header_doc: str) -> dict[str, Any]:
+        t = tool("http_get")
+        props = {"cache_control": {"type": "string", "description": header_doc}}
+        return t | {"input_schema": {"type": "object", "properties": props}}
+
+    first = request(tools=[http(BIG) | {"cache_control": CC}], system=[block(BIG)])
+    second = request(tools=[http("The header.") | {"cache_control": CC}], system=[block(BIG)])
+    e = Engine()
+    usage(e, first, 0)
+    assert usage(e, second, 10)["cache_read_input_tokens"] == 0
+    a, b = parse_request(first), parse_request(second)
+    assert a.positions[0].prefix_hash != b.positions[0].prefix_hash
+
+
 def test_a_dry_run_changes_nothing() -> None:
     e = Engine()
     body = request(system=[block(BIG, CC)])

@@ -178,3 +178,16 @@ def test_one_live_5m_entry_can_feed_pings_into_several_later_requests() -> None:
         events.append((10.0 + i, request(system=system, messages=marked_q) | {"max_tokens": 0}))
         events.append((rows[i]["started_at"], request(system=system, messages=marked_q)))
     assert bound(rows) <= bill(events)
+
+
+def test_a_schema_property_named_cache_control_counts_in_the_bound() -> None:
+    # A review's case: the bound dropped the property, and the shorter tool fell under the
+    # minimum the real one clears, so the bound forbade reads the API allows.
+    props = {"cache_control": {"type": "string", "description": text(300, "header")}}
+    http = {"name": "http_get", "input_schema": {"type": "object", "properties": props}}
+    rows = [
+        {"started_at": 60.0 * i, "request": request(tools=[http], system=text(900, "s"))}
+        for i in range(3)
+    ]
+    total = sum(parse_request(r["request"]).total_tokens for r in rows)
+    assert oracle(rows_from(rows)).usage.prompt_tokens == total

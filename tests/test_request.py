@@ -288,3 +288,35 @@ def test_malformed_requests_raise_invalid_request_with_a_path(
 def test_unknown_model() -> None:
     with pytest.raises(UnknownModel):
         parse_request({"model": "gpt-4", "messages": []})
+
+
+def test_markers_are_stripped_where_the_api_reads_them_and_nowhere_else() -> None:
+    from cachewise.request import has_markers, strip_markers
+
+    schema = {"type": "object", "properties": {"cache_control": {"type": "string"}}}
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "t1",
+        "content": [block("out", CC)],
+        "cache_control": CC,
+    }
+    use = {"type": "tool_use", "id": "t1", "name": "get", "input": {"cache_control": "no-cache"}}
+    doc = {
+        "type": "document",
+        "source": {"type": "content", "content": [block("page", CC)]},
+    }
+    body = request(
+        tools=[tool("get") | {"input_schema": schema, "cache_control": CC}],
+        system=[block("Rules.", CC)],
+        messages=[
+            {"role": "user", "content": [block("Go.", CC)]},
+            {"role": "assistant", "content": [use]},
+            {"role": "user", "content": [result, doc]},
+        ],
+    ) | {"cache_control": CC}
+    bare = strip_markers(body)
+    assert has_markers(body) and not has_markers(bare)
+    assert bare["tools"][0]["input_schema"] == schema  # content, kept
+    assert bare["messages"][1]["content"][0]["input"] == {"cache_control": "no-cache"}
+    assert "cache_control" in body["tools"][0]  # a copy: the caller's body is untouched
+    assert not has_markers(request(tools=[tool("get") | {"input_schema": schema}]))

@@ -103,6 +103,24 @@ def test_simulate_sorts_by_cost_and_reports_ratios() -> None:
     assert next(o for o in outcomes if o.name == "oracle").ratio_to_oracle == 1.0
 
 
+def test_a_request_the_warm_gate_holds_renews_its_entry_later_and_the_bound_allows_it() -> None:
+    # A review's case: the second request waits 0.4 s for the first one's write, so its read
+    # renews the entry 0.4 s later, and the third request, 300.2 s after the second one's start,
+    # still finds it. The bound measures gaps from the latest a gate may hold a request.
+    rows = [
+        {
+            "started_at": t,
+            "ttft_ms": 500,
+            "request": request(system=SYSTEM, messages=[{"role": "user", "content": f"Q{i}"}]),
+        }
+        for i, t in enumerate((0.0, 0.1, 300.3))
+    ]
+    outcomes = {o.name: o for o in simulate(rows)}
+    assert outcomes["cachewise"].wait_seconds > 0
+    assert outcomes["cachewise"].keep_alives == 0 and outcomes["cachewise"].writes == 1
+    assert outcomes["cachewise"].cost_usd >= outcomes["oracle"].cost_usd
+
+
 def test_a_request_the_api_rejects_whatever_its_markers_costs_nothing() -> None:
     # Whitespace-only text is refused by the API with or without caching: it bills nothing.
     good = request(system=SYSTEM, messages=[{"role": "user", "content": "Q"}])
@@ -136,7 +154,7 @@ def traces(draw: st.DrawFn) -> list[dict[str, Any]]:
     systems = [text(1500, "x"), text(1500, "y"), "Short."]
     rows, t = [], 0.0
     for i in range(draw(st.integers(1, 12))):
-        t += draw(st.sampled_from([0.0, 0.2, 5.0, 200.0, 295.0, 400.0, 1800.0, 4000.0]))
+        t += draw(st.sampled_from([0.0, 0.2, 5.0, 200.0, 295.0, 300.5, 400.0, 1800.0, 4000.0]))
         history: list[dict[str, Any]] = [{"role": "user", "content": f"Q{i}"}]
         if draw(st.booleans()):
             history = [

@@ -478,18 +478,21 @@ class Engine:
         key = self._key(workspace, position.prefix_hash, ttl)
         expires = now + self._ttl_seconds[ttl]
         entry = self.entries.get(key)
-        if entry is None and not create:
+        if entry is not None and now >= entry.expires_at + self.expiry_grace:
+            entry = None  # expired: a write starts a new one
+        if entry is not None and entry.readable(now):
+            # A refresh, not a write: it renews the entry's own TTL. A 1h marker on a live 5m
+            # entry does not upgrade it for the price of a read (the one observation of an
+            # upgrade shows a rewrite; `ttl_in_key` models that).
+            entry.expires_at = max(entry.expires_at, now + self._ttl_seconds[entry.ttl])
+            return
+        if not create:
             # A breakpoint inside the read: its tokens were billed as a read, so nothing was
             # written there. Creating an entry (say a 1h one under a 5m read) for the price of a
-            # read is undocumented; we do not assume it.
+            # read is undocumented, and so is changing a pending one (its TTL, or when it turns
+            # readable); we assume neither.
             return
-        if entry is not None and now < entry.expires_at + self.expiry_grace:
-            if entry.readable(now):
-                # A refresh, not a write: it renews the entry's own TTL. A 1h marker on a live
-                # 5m entry does not upgrade it for the price of a read (the one observation of
-                # an upgrade shows a rewrite; `ttl_in_key` models that).
-                entry.expires_at = max(entry.expires_at, now + self._ttl_seconds[entry.ttl])
-                return
+        if entry is not None:
             entry.writes += 1  # a concurrent write of a pending entry: both requests paid
             entry.readable_at = min(entry.readable_at, ready)
             entry.expires_at = max(entry.expires_at, expires)

@@ -11,6 +11,10 @@ the segment's tokens one of four prices, and the engine's rules say which are po
 - an entry stays alive only if a request reads it at least once per TTL: a later use, or a
   keep-alive read in between, which pays the read price for the segment too.
 
+A strategy sends each request at its start in the trace, or later only while a warm gate holds
+it for the pending write of an earlier request; so gaps are measured from the latest an earlier
+request can be held (until every earlier write in its workspace and model is readable).
+
 For each segment this is a small problem solved exactly by dynamic programming over its uses,
 with three states (no entry, a 5m entry, a 1h entry); the bound is the sum over segments, plus
 the framing after the last block and the output, which no strategy changes.
@@ -54,7 +58,8 @@ INPUT, WRITE_5M, WRITE_1H, READ = "input", "write_5m", "write_1h", "read"
 @dataclass(frozen=True)
 class _Use:
     request: int  # index into the time-ordered requests of the trace
-    at: float
+    at: float  # its start in the trace: the earliest it can be sent
+    latest: float  # the latest: a warm gate may hold it for earlier requests' pending writes
     prices: Prices
     can_read: bool  # seen before, in a request sharing at least the minimum
     joins_1h: bool  # may join a 1h entry that later tokens of this request pay for
@@ -104,7 +109,8 @@ def _solve(uses: Sequence[_Use], ttl: dict[int, float]) -> _Plan:
     steps: list[dict[int, tuple[int, str, int]]] = []
     previous: _Use | None = None
     for use in uses:
-        gap = use.at - previous.at if previous else 0.0
+        # The shortest the gap can be: the earlier use sent as late as a gate may hold it.
+        gap = max(0.0, use.at - previous.latest) if previous else 0.0
         ka_price = min(use.prices.cache_read, previous.prices.cache_read) if previous else ZERO
         nxt: dict[int, Decimal] = {}
         step: dict[int, tuple[int, str, int]] = {}
@@ -151,8 +157,12 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
             counts[(row.workspace or "default", prompt.model.id, p.prefix_hash)] += 1
 
     segments: dict[tuple[str, str, str], tuple[int, list[_Use]]] = {}
+    readable: dict[tuple[str, str], float] = {}  # per space: the latest an entry can turn readable
     for index, (at, row, prompt) in enumerate(requests):
         space = (row.workspace or "default", prompt.model.id)
+        # A gate holds a request at most until every earlier write in its space is readable.
+        latest = max(at, readable.get(space, at))
+        readable[space] = max(readable.get(space, latest), latest + row.ttft_s)
         minimum, _ = minimum_for(prompt.model)
         prices = prompt.model.prices_for(prompt.total_tokens)
         if prices is None:
@@ -171,6 +181,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
             use = _Use(
                 index,
                 at,
+                latest,
                 _cheapest(prompt.model, p.cumulative, prices),
                 can_read=p.index <= shared_at,
                 joins_1h=p.index < recurs_to,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ __all__ = [
     "Position",
     "Prompt",
     "has_markers",
+    "marker_holders",
     "parse_request",
     "strip_markers",
     "text_at",
@@ -569,22 +570,55 @@ def value_at(body: Mapping[str, Any], pointer: str) -> Any:
     return node
 
 
-def strip_markers(value: Any) -> Any:
-    """A copy of a body (or any part of one) without any `cache_control`."""
+def marker_holders(body: Any) -> Iterator[dict[str, Any]]:
+    """Every object of a request body where the API reads `cache_control` as a marker: the body
+    itself, tools, system blocks, message content blocks, and the inner blocks of tool results and
+    documents. A key of that name anywhere else (a tool's schema, a tool_use input) is content."""
+    if not isinstance(body, dict):
+        return
+    yield body
+    blocks: list[Any] = []
+    for key in ("tools", "system"):
+        if isinstance(body.get(key), list):
+            blocks.extend(body[key])
+    for message in body.get("messages") or [] if isinstance(body.get("messages"), list) else []:
+        if isinstance(message, dict) and isinstance(message.get("content"), list):
+            blocks.extend(message["content"])
+    for block in blocks:
+        yield from _block_holders(block)
+
+
+def _block_holders(block: Any) -> Iterator[dict[str, Any]]:
+    """A block (or tool) and the inner blocks of its content that may carry a marker."""
+    if not isinstance(block, dict):
+        return
+    yield block
+    inner = block.get("content") if block.get("type") == "tool_result" else None
+    if block.get("type") == "document" and isinstance(block.get("source"), dict):
+        inner = block["source"].get("content")
+    if isinstance(inner, list):
+        yield from (b for b in inner if isinstance(b, dict))
+
+
+def strip_markers(body: Any) -> Any:
+    """A copy of a request body without its cache markers (see `marker_holders`)."""
+    out = _copy(body)
+    for holder in marker_holders(out):
+        holder.pop("cache_control", None)
+    return out
+
+
+def has_markers(body: Any) -> bool:
+    """Whether a request body carries a cache marker anywhere the API reads one."""
+    return any("cache_control" in holder for holder in marker_holders(body))
+
+
+def _copy(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: strip_markers(v) for k, v in value.items() if k != "cache_control"}
+        return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [strip_markers(v) for v in value]
+        return [_copy(v) for v in value]
     return value
-
-
-def has_markers(value: Any) -> bool:
-    """Whether a body (or any part of one) carries a `cache_control` anywhere."""
-    if isinstance(value, dict):
-        return "cache_control" in value or any(has_markers(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_markers(v) for v in value)
-    return False
 
 
 def _check_tool(tool: Any, i: int) -> None:
@@ -652,18 +686,26 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _strip(value: Any) -> Any:
-    """The value without cache_control anywhere, keeping key order; string tool_result content
-    becomes one text block, because the rendered prompt does not tell them apart."""
+def _strip(block: Any) -> Any:
+    """A block or tool without its markers (see `marker_holders`), keeping key order; string
+    tool_result content becomes one text block, because the rendered prompt does not tell them
+    apart."""
+    out = _normal(block)
+    for holder in _block_holders(out):
+        holder.pop("cache_control", None)
+    return out
+
+
+def _normal(value: Any) -> Any:
     if isinstance(value, dict):
-        out = {k: _strip(v) for k, v in value.items() if k != "cache_control"}
+        out = {k: _normal(v) for k, v in value.items()}
         if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
             out["content"] = [{"type": "text", "text": out["content"]}]
         if out.get("type") == "text":
             out = {k: out[k] for k in ("type", "text", "citations") if k in out}
         return out
     if isinstance(value, list):
-        return [_strip(v) for v in value]
+        return [_normal(v) for v in value]
     return value
 
 

@@ -26,7 +26,7 @@ from .keepalive import KeepAlivePolicy, ping
 from .oracle import oracle, unmarked
 from .request import Prompt, parse_request
 from .strategies import STRATEGIES, Strategy
-from .trace import DEFAULT_TTFT_MS, Row, rows_from, timeline
+from .trace import Row, rows_from, timeline
 
 __all__ = ["Outcome", "oracle_bound", "simulate"]
 
@@ -97,7 +97,7 @@ def replay_strategy(
         sent = strategy(body, seen, start)
         seen.append(Row(body, started_at=start, prompt=_parsed(body)))
         workspace = row.workspace or "default"
-        ttft = (row.ttft_ms if row.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
+        ttft = row.ttft_s
         acct: Account | None = None
         try:
             prompt = parse_request(sent)

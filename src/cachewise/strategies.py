@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from .plan import plan
-from .request import strip_markers
+from .request import marker_holders, strip_markers
 from .trace import Row
 
 __all__ = ["STRATEGIES", "Strategy"]
@@ -148,11 +148,7 @@ def _fit(body: dict[str, Any]) -> dict[str, Any]:
     """Drop the oldest message markers until the markers (automatic one included) fit in 4."""
 
     def count(value: Any) -> int:
-        if isinstance(value, dict):
-            return ("cache_control" in value) + sum(count(v) for v in value.values())
-        if isinstance(value, list):
-            return sum(count(v) for v in value)
-        return 0
+        return sum("cache_control" in holder for holder in marker_holders(value))
 
     for message in body.get("messages") or []:
         if count(body) <= 4:

@@ -56,6 +56,11 @@ class Row:
     # history again and again would otherwise parse it again and again.
     prompt: Prompt | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def ttft_s(self) -> float:
+        """Seconds from the start to the response's first byte, when its entries turn readable."""
+        return (self.ttft_ms if self.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
+
 
 @dataclass(frozen=True)
 class Step:
@@ -239,7 +244,7 @@ def replay(
     steps: dict[int, Step] = {}
     for i in order:
         row, prompt, start = rows[i], parsed[i], starts[i]
-        ready = start + (row.ttft_ms if row.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
+        ready = start + row.ttft_s
         workspace = row.workspace or "default"
         try:
             account = engine.account(prompt, now=start, workspace=workspace, ready_at=ready)
