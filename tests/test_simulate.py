@@ -7,11 +7,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cachewise import parse_request
 from cachewise.plan import plan
 from cachewise.request import strip_markers
 from cachewise.simulate import oracle_bound, replay_strategy, simulate
 from cachewise.strategies import STRATEGIES
-from cachewise.trace import rows_from
+from cachewise.trace import Row, rows_from
 from conftest import CC, block, request, text, tool
 
 SYSTEM = text(1500, "sim")
@@ -60,6 +61,20 @@ EXPECTED = {
 def test_each_strategy_marks_what_its_peer_marks() -> None:
     for name, expected in EXPECTED.items():
         assert sorted(markers(STRATEGIES[name](CONVO, []))) == sorted(expected), name
+
+
+def test_every_strategy_changes_markers_and_nothing_else() -> None:
+    # The replay compares costs of the same traffic: a strategy that touched content (say a
+    # schema property named cache_control) would be pricing other requests. A string turned
+    # into one text block to carry a marker renders the same, so prompts are compared.
+    schema = {"type": "object", "properties": {"cache_control": {"type": "string"}}}
+    body = CONVO | {"tools": [tool("a") | {"input_schema": schema}, tool("b")]}
+    history = [Row(CONVO, started_at=0.0)]
+    for name, strategy in STRATEGIES.items():
+        sent, given = parse_request(strategy(body, history, 60.0)), parse_request(body)
+        assert sent.total_tokens == given.total_tokens, name
+        assert [p.prefix_hash for p in sent.positions] == [p.prefix_hash for p in given.positions]
+        assert body["tools"][0]["input_schema"] == schema, name  # the caller's body untouched
 
 
 def test_pydantic_ai_trims_the_oldest_message_markers_to_fit_four() -> None:
