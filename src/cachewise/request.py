@@ -577,15 +577,13 @@ def marker_holders(body: Any) -> Iterator[dict[str, Any]]:
     if not isinstance(body, dict):
         return
     yield body
-    blocks: list[Any] = []
-    for key in ("tools", "system"):
-        if isinstance(body.get(key), list):
-            blocks.extend(body[key])
-    for message in body.get("messages") or [] if isinstance(body.get("messages"), list) else []:
-        if isinstance(message, dict) and isinstance(message.get("content"), list):
-            blocks.extend(message["content"])
-    for block in blocks:
-        yield from _block_holders(block)
+    lists = [body.get("tools"), body.get("system")]
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        lists += [m.get("content") for m in messages if isinstance(m, dict)]
+    for blocks in lists:
+        for block in blocks if isinstance(blocks, list) else []:
+            yield from _block_holders(block)
 
 
 def _block_holders(block: Any) -> Iterator[dict[str, Any]]:
