@@ -37,7 +37,7 @@ def markers(body: dict[str, Any]) -> list[str]:
 
 CONVO = request(
     tools=[tool("a"), tool("b")],
-    system=[block(SYSTEM, CC)],
+    system=[block(SYSTEM)],
     messages=[
         {"role": "user", "content": "Q1"},
         {"role": "assistant", "content": "A1"},
@@ -47,20 +47,63 @@ CONVO = request(
 
 EXPECTED = {
     "none": [],
-    "as-is": ["/system/0"],
+    "as-is": [],
     "seed": ["/system/0"],
     "auto": ["/"],
     "litellm": ["/system/0", "/messages/2/content/0"],
     "langchain": ["/", "/tools/1", "/system/0"],
     "pydantic-ai": ["/", "/tools/1", "/system/0"],
     "spring-system-and-tools": ["/tools/1", "/system/0"],
-    "spring-conversation-history": ["/messages/2/content/0"],
+    "spring-conversation-history": ["/tools/1", "/system/0", "/messages/2/content/0"],
+}
+
+# The same conversation as the client marked it: a marker on its first question.
+MARKED = CONVO | {
+    "messages": [{"role": "user", "content": [block("Q1", CC)]}, *CONVO["messages"][1:]]
+}
+
+EXPECTED_WHEN_MARKED = {
+    "none": [],
+    "as-is": ["/messages/0/content/0"],
+    "seed": ["/system/0"],
+    "auto": ["/"],
+    "litellm": ["/messages/0/content/0"],  # the default points stand down
+    "langchain": ["/", "/tools/1", "/system/0", "/messages/0/content/0"],  # added on top
+    "pydantic-ai": ["/", "/tools/1", "/system/0", "/messages/0/content/0"],  # a CachePoint
+    "spring-system-and-tools": ["/tools/1", "/system/0"],  # Spring never sees raw markers
+    "spring-conversation-history": ["/tools/1", "/system/0", "/messages/2/content/0"],
 }
 
 
 def test_each_strategy_marks_what_its_peer_marks() -> None:
     for name, expected in EXPECTED.items():
         assert sorted(markers(STRATEGIES[name](CONVO, []))) == sorted(expected), name
+    for name, expected in EXPECTED_WHEN_MARKED.items():
+        assert sorted(markers(STRATEGIES[name](MARKED, []))) == sorted(expected), name
+
+
+def test_spring_conversation_history_marks_the_question_not_the_tool_round() -> None:
+    body = request(
+        tools=[tool("a")],
+        messages=[
+            {"role": "user", "content": [block("Look it up."), {"type": "image", "source": {}}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t", "name": "a", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}],
+            },
+        ],
+    )
+    sent = STRATEGIES["spring-conversation-history"](body, [])
+    assert sorted(markers(sent)) == ["/messages/0/content/0", "/tools/0"]
+
+
+def test_pydantic_ai_marks_the_last_tool_that_is_not_deferred() -> None:
+    body = CONVO | {"tools": [tool("a"), tool("b") | {"defer_loading": True}]}
+    assert "/tools/0" in markers(STRATEGIES["pydantic-ai"](body, []))
 
 
 def test_every_strategy_changes_markers_and_nothing_else() -> None:
@@ -88,7 +131,8 @@ def test_pydantic_ai_trims_the_oldest_message_markers_to_fit_four() -> None:
         ],
     )
     sent = STRATEGIES["pydantic-ai"](body, [])
-    assert len(markers(sent)) == 3  # system, last tool, automatic: the message markers went
+    # Automatic, system, last tool, and the newest CachePoint: the oldest one went.
+    assert sorted(markers(sent)) == ["/", "/messages/2/content/0", "/system/0", "/tools/0"]
 
 
 def seed_batch(n: int = 20) -> list[dict[str, Any]]:

@@ -8,24 +8,26 @@ documented default behaviour as described in our reference notes (peers.md, late
 - `as-is`: the trace's own markers.
 - `seed`: one 5m breakpoint on the last system block (the seed article's pattern).
 - `auto`: Anthropic's top-level automatic caching, 5m.
-- `litellm`: LiteLLM's default injection points: the system message and the last message, 5m,
-  capped at 4.
+- `litellm`: LiteLLM's default injection points: the system message and the last message, 5m;
+  they stand down when the request already carries a marker.
 - `langchain`: LangChain's AnthropicPromptCachingMiddleware (2026-03): last system block, last
-  tool, automatic tail, 5m.
-- `pydantic-ai`: instructions + tool definitions + automatic tail, 5m, oldest message markers
-  trimmed to fit 4.
+  tool, automatic tail, 5m, on top of the request's own markers.
+- `pydantic-ai`: the request's message markers (CachePoints), instructions, the last tool not
+  deferred, automatic tail, 5m; oldest message markers trimmed to fit 4.
 - `spring-system-and-tools`: Spring AI SYSTEM_AND_TOOLS: last tool and last system block.
-- `spring-conversation-history`: Spring AI CONVERSATION_HISTORY (PR #4546): the last user message.
+- `spring-conversation-history`: Spring AI CONVERSATION_HISTORY (PR #4546, 2.0): last tool, last
+  system block, and the text of the last user message that is not a tool round.
 - `cachewise`: the planner, online: it sees only the requests before this one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from copy import deepcopy
 from typing import Any, Protocol
 
 from .plan import plan
-from .request import marker_holders, strip_markers
+from .request import has_markers, marker_holders, strip_markers
 from .trace import Row
 
 __all__ = ["STRATEGIES", "Strategy"]
@@ -69,13 +71,14 @@ def _mark_last(blocks: list[Any] | None) -> bool:
     return False
 
 
-def _last_message_blocks(body: dict[str, Any], role: str | None = None) -> list[Any] | None:
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, dict) and (role is None or message.get("role") == role):
-            if isinstance(message.get("content"), str):
-                message["content"] = [{"type": "text", "text": message["content"]}]
-            return message.get("content") if isinstance(message.get("content"), list) else None
-    return None
+def _tools(body: dict[str, Any]) -> list[Any]:
+    tools = body.get("tools")
+    return tools if isinstance(tools, list) else []
+
+
+def _last_message_blocks(body: dict[str, Any]) -> list[Any] | None:
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    return _blocks(messages[-1], "content") if messages else None
 
 
 def _fresh(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,6 +107,9 @@ def auto(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[
 
 
 def litellm(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
+    # The default points stand down when the client marked anything (PRs 33573, 33886).
+    if has_markers(body):
+        return as_is(body, seen)
     out = _fresh(body)
     _mark_last(_blocks(out, "system"))
     _mark_last(_last_message_blocks(out))
@@ -111,23 +117,32 @@ def litellm(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> di
 
 
 def langchain(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
-    out = _fresh(body)
+    # The middleware adds its three on top of whatever the client marked (more than 4 is a 400).
+    out: dict[str, Any] = deepcopy(dict(body))
     _mark_last(_blocks(out, "system"))
-    _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
+    _mark_last(_tools(out))
     out["cache_control"] = dict(CC)
     return out
 
 
 def pydantic_ai(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
-    # The same three places as LangChain, plus the trimming of oldest message markers to fit.
-    return _fit(langchain(body, seen))
+    # The client's markers in messages are its CachePoints, kept; instructions (taken as all
+    # static: the marker goes on the last system block), the last tool that is not deferred,
+    # and automatic caching; then the oldest CachePoints are dropped to fit.
+    out = _fresh(body)
+    if "messages" in body:
+        out["messages"] = deepcopy(body["messages"])
+    _mark_last(_blocks(out, "system"))
+    _mark_last([t for t in _tools(out) if isinstance(t, dict) and not t.get("defer_loading")])
+    out["cache_control"] = dict(CC)
+    return _fit(out)
 
 
 def spring_system_and_tools(
     body: Mapping[str, Any], seen: Seen, now: float | None = None
 ) -> dict[str, Any]:
     out = _fresh(body)
-    _mark_last(out.get("tools") if isinstance(out.get("tools"), list) else None)
+    _mark_last(_tools(out))
     _mark_last(_blocks(out, "system"))
     return out
 
@@ -135,8 +150,17 @@ def spring_system_and_tools(
 def spring_conversation_history(
     body: Mapping[str, Any], seen: Seen, now: float | None = None
 ) -> dict[str, Any]:
-    out = _fresh(body)
-    _mark_last(_last_message_blocks(out, "user"))
+    # Tools and system are eligible too; in messages, the text of the last user message that
+    # is not a tool round (tool results are a message type of their own, not cached by default).
+    out = spring_system_and_tools(body, seen)
+    for message in reversed(out.get("messages") or []):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        blocks = _blocks(message, "content") or []
+        texts = [b for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
+        if texts:
+            _mark_last(texts)
+            break
     return out
 
 
