@@ -455,6 +455,27 @@ def test_tool_choice_change_keeps_the_system_level_and_drops_the_messages_level(
     assert forced.cache_write_5m == first.cache_write_5m - system_prefix + forced_extra
 
 
+@pytest.mark.parametrize("inside_a_tool_result", [False, True])
+def test_an_image_anywhere_drops_the_messages_level(inside_a_tool_result: bool) -> None:
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo" * 40}
+    image = {"type": "image", "source": png}
+    task = {"role": "user", "content": [block(text(2000, "task"), CC)]}
+    call = {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t", "name": "a", "input": {}}],
+    }
+    content: list[Any] = [image, block("shot")] if inside_a_tool_result else "shot"
+    result = {"type": "tool_result", "tool_use_id": "t", "content": content}
+    after = [result] if inside_a_tool_result else [result, image]
+    e = Engine()
+    usage(e, request(tools=[tool("a")], messages=[task]), 0)
+    turn = request(
+        tools=[tool("a")],
+        messages=[task, call, {"role": "user", "content": [*after, block("Next.", CC)]}],
+    )
+    assert usage(e, turn, 30)["cache_read_input_tokens"] == 0
+
+
 @pytest.mark.parametrize(
     "change",
     [

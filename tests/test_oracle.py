@@ -191,3 +191,11 @@ def test_a_schema_property_named_cache_control_counts_in_the_bound() -> None:
     ]
     total = sum(parse_request(r["request"]).total_tokens for r in rows)
     assert oracle(rows_from(rows)).usage.prompt_tokens == total
+
+
+def test_expiry_is_tested_as_the_engine_tests_it_in_floating_point() -> None:
+    # A review's case: at - previous == 300.0 in floating point, yet previous + 300 > at, so
+    # the engine still reads the entry; the bound must not charge a keep-alive there.
+    rows = trace(84.47179488895173, 384.4717948889517)
+    shared, rest, p = parts(rows)
+    assert bound(rows) == rest + shared * (p.cache_write_5m + p.cache_read) / MTOK

@@ -320,3 +320,52 @@ def test_markers_are_stripped_where_the_api_reads_them_and_nowhere_else() -> Non
     assert bare["messages"][1]["content"][0]["input"] == {"cache_control": "no-cache"}
     assert "cache_control" in body["tools"][0]  # a copy: the caller's body is untouched
     assert not has_markers(request(tools=[tool("get") | {"input_schema": schema}]))
+
+
+# -- identity: equal prefix hashes must mean equal prompts (a review found four collisions) ----
+
+
+def test_a_text_documents_data_is_part_of_its_identity() -> None:
+    def doc(data: str) -> dict[str, Any]:
+        source = {"type": "text", "media_type": "text/plain", "data": data}
+        return request(
+            messages=[{"role": "user", "content": [{"type": "document", "source": source}]}]
+        )
+
+    assert hashes(doc("One contract.")) != hashes(doc("Another contract."))
+
+
+def test_an_object_typed_text_inside_a_schema_keeps_all_its_keys() -> None:
+    def lookup(note: str) -> dict[str, Any]:
+        default = {"type": "text", "text": "hi", "note": note}
+        schema = {"type": "object", "properties": {"q": {"type": "object", "default": default}}}
+        return request(tools=[tool("lookup") | {"input_schema": schema}])
+
+    assert hashes(lookup("a"))[0] != hashes(lookup("b"))[0]
+
+
+def test_a_turn_whose_thinking_is_dropped_still_starts_a_turn() -> None:
+    # On a model that keeps only the last turn's thinking, an earlier assistant turn's text is
+    # not the user's: the same blocks in one user turn render with other separators.
+    x = "An answer."
+    thinking = {"type": "thinking", "thinking": "hmm", "signature": "s"}
+    turns = [
+        {"role": "user", "content": "Q?"},
+        {"role": "assistant", "content": [thinking, block(x)]},
+        {"role": "user", "content": "Next?"},
+    ]
+    merged = [
+        {"role": "user", "content": [block("Q?"), block(x)]},
+        {"role": "user", "content": "Next?"},
+    ]
+    a = request(model="claude-sonnet-4-5", messages=turns)
+    b = request(model="claude-sonnet-4-5", messages=merged)
+    assert hashes(a)[1:] != hashes(b)[1:]
+
+
+def test_a_message_with_no_content_is_rejected_with_the_api_text() -> None:
+    empty = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": []}]
+    parse_request(request(messages=empty))  # the final assistant message may be empty
+    with pytest.raises(InvalidRequest, match="all messages must have non-empty content") as e:
+        parse_request(request(messages=[*empty, {"role": "user", "content": "More?"}]))
+    assert e.value.path == "/messages/1/content"

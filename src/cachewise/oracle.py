@@ -75,10 +75,20 @@ class _Plan:
     keep_alives: int
 
 
+def _renewals(since: float, at: float, ttl: float) -> int:
+    """How many reads in between keep an entry renewed at `since` alive until `at`, by the
+    engine's own test (alive while `at < renewed + ttl`), so that floating point rounds alike."""
+    k = int(max(0.0, at - since) // ttl)
+    while k > 0 and at < since + k * ttl:
+        k -= 1
+    return k
+
+
 def _moves(
-    use: _Use, state: int, gap: float, ka_price: Decimal, ttl: dict[int, float]
+    use: _Use, state: int, since: float, ka_price: Decimal, ttl: dict[int, float]
 ) -> Iterator[tuple[int, Decimal, str, int]]:
-    """(next state, price, action, keep-alive reads) for one use, from `state`."""
+    """(next state, price, action, keep-alive reads) for one use, from `state`, the entry last
+    renewed at `since`."""
     p = use.prices
     yield NONE, p.input, INPUT, 0
     yield FIVE, p.cache_write_5m, WRITE_5M, 0
@@ -88,17 +98,17 @@ def _moves(
     if not use.can_read:  # relaxed: the entry lives on as if this use had renewed it
         yield state, p.input, INPUT, 0
         return
-    kas = int(gap // ttl[state])
+    kas = _renewals(since, use.at, ttl[state])
     yield state, kas * ka_price + p.cache_read, READ, kas
     if state == FIVE and use.joins_1h:
         yield HOUR, kas * ka_price + p.cache_read, READ, kas
-    if state == FIVE and use.extends and gap >= ttl[FIVE]:
+    if state == FIVE and use.extends and kas:
         # Or, before the 5m entry expires, a keep-alive that reads it and writes a 1h entry a
         # few tokens longer, ending in this use's next block, which this use then reads. The
         # segment keeps that hour if later requests share the longer prefix. If not, it is
         # still not lost: the same live 5m entry could have fed more pings, each writing a 1h
         # entry into a later use, so the bound goes on as if a 5m entry were renewed here.
-        pings = 1 + int((gap - ttl[FIVE]) // ttl[HOUR])
+        pings = 1 + _renewals(since + ttl[FIVE], use.at, ttl[HOUR])
         after = HOUR if use.joins_1h else FIVE
         yield after, pings * ka_price + p.cache_read, READ, pings
 
@@ -110,12 +120,12 @@ def _solve(uses: Sequence[_Use], ttl: dict[int, float]) -> _Plan:
     previous: _Use | None = None
     for use in uses:
         # The shortest the gap can be: the earlier use sent as late as a gate may hold it.
-        gap = max(0.0, use.at - previous.latest) if previous else 0.0
+        since = previous.latest if previous else use.at
         ka_price = min(use.prices.cache_read, previous.prices.cache_read) if previous else ZERO
         nxt: dict[int, Decimal] = {}
         step: dict[int, tuple[int, str, int]] = {}
         for state, paid in best.items():
-            for to, price, action, kas in _moves(use, state, gap, ka_price, ttl):
+            for to, price, action, kas in _moves(use, state, since, ka_price, ttl):
                 if to not in nxt or paid + price < nxt[to]:
                     nxt[to], step[to] = paid + price, (state, action, kas)
         best, previous = nxt, use

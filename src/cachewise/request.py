@@ -283,12 +283,22 @@ class _Parser(_Builder):
                     f"messages.{m}.role: Input should be 'user' or 'assistant'",
                     path=f"/messages/{m}/role",
                 )
+            # The first block that stays carries the turn's start in its identity: its role, and
+            # whether it follows a turn of the same role (a different separator).
+            tag = role
             if m:
                 same = isinstance(messages[m - 1], dict) and messages[m - 1].get("role") == role
                 self.pending_frame += f.same_role_separator if same else f.message_separator
+                tag = f"{role}=" if same else role
             content = message.get("content")
             if isinstance(content, str):
                 content = [{"type": "text", "text": content}]
+            if content == [] and not (m == len(messages) - 1 and role == "assistant"):
+                raise InvalidRequest(
+                    f"messages.{m}: all messages must have non-empty content except for the "
+                    "optional final assistant message",
+                    path=f"/messages/{m}/content",
+                )
             for b, block in enumerate(_list(content, f"messages.{m}.content")):
                 if (m, b) in stripped:
                     continue
@@ -297,9 +307,10 @@ class _Parser(_Builder):
                     f"/messages/{m}/content/{b}",
                     f"messages.{m}.content.{b}",
                     block,
-                    role=role if b == 0 else None,
+                    role=tag,
                     message=m,
                 )
+                tag = None
 
         total = self.cumulative + self.pending_frame + f.tail
         return Prompt(
@@ -479,21 +490,15 @@ class _Parser(_Builder):
     def _level_params(self, tools: list[Any], messages: list[Any]) -> dict[str, Any]:
         body = self.body
         types = {str(t.get("type", "custom")) for t in tools if isinstance(t, dict)}
+        # Anywhere in the messages, inside tool results too.
+        blocks = list(marker_holders({"messages": messages}))[1:]
         citations = any(
-            isinstance(b, dict)
-            and b.get("type") == "document"
+            b.get("type") == "document"
             and isinstance(b.get("citations"), dict)
             and b["citations"].get("enabled")
-            for m in messages
-            if isinstance(m, dict) and isinstance(m.get("content"), list)
-            for b in m["content"]
+            for b in blocks
         )
-        images = any(
-            isinstance(b, dict) and b.get("type") == "image"
-            for m in messages
-            if isinstance(m, dict) and isinstance(m.get("content"), list)
-            for b in m["content"]
-        )
+        images = any(b.get("type") == "image" for b in blocks)
         output_config = dict(body.get("output_config") or {})
         output_config.setdefault("effort", "high")  # the documented default: omitting = default
         thinking = body.get("thinking") or {"type": "disabled"}
@@ -685,26 +690,22 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def _strip(block: Any) -> Any:
-    """A block or tool without its markers (see `marker_holders`), keeping key order; string
-    tool_result content becomes one text block, because the rendered prompt does not tell them
-    apart."""
-    out = _normal(block)
+    """A block or tool as its identity sees it: without its markers (see `marker_holders`),
+    keeping key order; string tool_result content becomes one text block, and a text content
+    block keeps only what is rendered, because the prompt does not tell those forms apart. Inside
+    a schema, an input or a document's source, everything is content and stays."""
+    out = _copy(block)
+    if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
+        out["content"] = [{"type": "text", "text": out["content"]}]
     for holder in _block_holders(out):
         holder.pop("cache_control", None)
+        if holder.get("type") == "text":  # in a fixed order: it is not rendered
+            kept: dict[str, Any] = {
+                k: holder[k] for k in ("type", "text", "citations") if k in holder
+            }
+            holder.clear()
+            holder.update(kept)
     return out
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = {k: _normal(v) for k, v in value.items()}
-        if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
-            out["content"] = [{"type": "text", "text": out["content"]}]
-        if out.get("type") == "text":
-            out = {k: out[k] for k in ("type", "text", "citations") if k in out}
-        return out
-    if isinstance(value, list):
-        return [_normal(v) for v in value]
-    return value
 
 
 _PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
