@@ -75,6 +75,23 @@ def test_us_inference_geo_multiplies_every_kind_on_4_6_and_later() -> None:
         cost(usage, model="claude-opus-4-1", inference_geo="us")
 
 
+def test_fast_mode_doubles_every_kind_where_the_model_has_it() -> None:
+    # $10/$50 on Opus 5 and Opus 4.8, caching multipliers on top; elsewhere standard prices.
+    usage = {
+        "input_tokens": 1_000_000,
+        "cache_read_input_tokens": 1_000_000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1_000_000, "ephemeral_1h_input_tokens": 0},
+        "cache_creation_input_tokens": 1_000_000,
+        "output_tokens": 1_000_000,
+        "speed": "fast",
+    }
+    c = cost(usage, model="claude-opus-5")
+    assert (c.input_usd, c.output_usd) == (Decimal(10), Decimal(50))
+    assert (c.cache_write_5m_usd, c.cache_read_usd) == (Decimal("12.5"), Decimal(1))
+    assert cost(usage, model="claude-opus-5", speed="standard").input_usd == Decimal(5)
+    assert cost(usage, model="claude-opus-4-6").input_usd == Decimal(5)  # runs standard
+
+
 def test_haiku_5_5_price_band_switches_above_100k_prompt_tokens() -> None:
     low = cost({"input_tokens": 100_000, "output_tokens": 1000}, model="claude-haiku-5-5")
     high = cost(

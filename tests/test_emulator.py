@@ -72,6 +72,24 @@ def test_message_shape_and_headers(emu: Emulator) -> None:
     assert m.usage.service_tier == "standard"
 
 
+def test_fast_mode_is_reported_in_usage_and_priced_by_cost(emu: Emulator) -> None:
+    from cachewise import cost
+
+    client = emu.client()
+    fast = ask(client, model="claude-opus-5", extra_body={"speed": "fast"})
+    ignored = ask(client, model="claude-opus-4-6", extra_body={"speed": "fast"})
+    standard = ask(client, model="claude-opus-5", system=[block(SYSTEM)])
+    assert (fast.usage.speed, ignored.usage.speed, standard.usage.speed) == (
+        "fast",
+        "standard",
+        "standard",
+    )
+    assert (
+        cost(fast.usage, model="claude-opus-5").input_usd
+        == 2 * cost(fast.usage, model="claude-opus-5", speed="standard").input_usd
+    )
+
+
 def test_responses_are_deterministic(emu: Emulator) -> None:
     client = emu.client()
     assert ask(client, "same").content == ask(client, "same").content

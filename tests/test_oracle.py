@@ -113,7 +113,8 @@ def bill(events: list[tuple[float, dict[str, Any]]]) -> Decimal:
     for now, body in sorted(events, key=lambda e: e[0]):
         prompt = parse_request(body)
         acct = engine.account(prompt, now=now, ready_at=now + 0.5)
-        total += cost(normalize_usage(acct.usage()), model=prompt.model).total_usd
+        usage = normalize_usage(acct.usage())
+        total += cost(usage, model=prompt.model, speed=prompt.speed).total_usd
     return total
 
 
@@ -199,3 +200,23 @@ def test_expiry_is_tested_as_the_engine_tests_it_in_floating_point() -> None:
     rows = trace(84.47179488895173, 384.4717948889517)
     shared, rest, p = parts(rows)
     assert bound(rows) == rest + shared * (p.cache_write_5m + p.cache_read) / MTOK
+
+
+def test_fast_mode_is_priced_in_the_bound_and_a_standard_pre_warm_of_the_tools_holds() -> None:
+    # Fast requests pay twice the standard prices; a standard-speed request shares only the
+    # tools level with them (speed changes the system level), so it may write that for less.
+    model = "claude-opus-5"
+
+    def rows(**extra: Any) -> list[dict[str, Any]]:
+        return [
+            {"started_at": 10.0 + 60 * i, "request": r["request"] | {"model": model, **extra}}
+            for i, r in enumerate(trace(0, 0, 0))
+        ]
+
+    assert bound(rows(speed="fast")) == 2 * bound(rows())
+    tools = [{"name": "t", "description": text(2000, "tool"), "input_schema": {"type": "object"}}]
+    marked_tools = [tools[0] | {"cache_control": {"type": "ephemeral"}}]
+    fast = rows(speed="fast", tools=tools)
+    events = [(0.0, request(model=model, tools=marked_tools) | {"max_tokens": 0})]
+    events += [(r["started_at"], r["request"] | {"tools": marked_tools}) for r in fast]
+    assert bound(fast) <= bill(events)

@@ -37,6 +37,9 @@ class Prices:
     def to_json(self) -> dict[str, float]:
         return {kind: float(getattr(self, kind)) for kind in PRICE_KINDS}
 
+    def times(self, factor: Decimal) -> Prices:
+        return Prices(**{kind: getattr(self, kind) * factor for kind in PRICE_KINDS})
+
 
 @dataclass(frozen=True)
 class PriceBand:
@@ -97,6 +100,7 @@ class Model:
     price_bands: tuple[PriceBand, ...]
     batch_factor: Decimal
     inference_geo_us_multiplier: Decimal | None
+    fast_mode_multiplier: Decimal | None  # `speed: "fast"` prices, caching multipliers on top
     tool_system_prompt_tokens: dict[str, int] | None
     keeps_thinking: str | None
     itpm_counts_cache_reads: bool
@@ -120,12 +124,17 @@ class Model:
         fitted = f.tool_choice_any_extra if choice == "any" else f.tool_choice_tool_extra
         return f.tools_before, f.tools_after, (fitted or 0) if forced else 0
 
-    def prices_for(self, prompt_tokens: int) -> Prices | None:
-        """The prices that apply to a request whose prompt has `prompt_tokens` tokens."""
+    def prices_for(self, prompt_tokens: int, speed: str | None = None) -> Prices | None:
+        """The prices that apply to a request whose prompt has `prompt_tokens` tokens, at this
+        `speed` (fast mode costs more on the models that have it; the others run standard)."""
+        prices = self.prices
         for band in self.price_bands:
             if band.max_prompt_tokens is None or prompt_tokens <= band.max_prompt_tokens:
-                return band.prices
-        return self.prices
+                prices = band.prices
+                break
+        if prices is None or speed != "fast" or self.fast_mode_multiplier is None:
+            return prices
+        return prices.times(self.fast_mode_multiplier)
 
 
 class Catalog:
@@ -173,6 +182,7 @@ def _model(m: dict[str, Any], framings: dict[str, Framing]) -> Model:
         for b in m.get("price_bands") or ()
     )
     geo = m.get("inference_geo_us_multiplier")
+    fast = m.get("fast_mode_multiplier")
     return Model(
         id=m["id"],
         name=m["name"],
@@ -187,6 +197,7 @@ def _model(m: dict[str, Any], framings: dict[str, Framing]) -> Model:
         price_bands=bands,
         batch_factor=Decimal(m["batch_factor"]),
         inference_geo_us_multiplier=Decimal(geo) if geo else None,
+        fast_mode_multiplier=Decimal(fast) if fast else None,
         tool_system_prompt_tokens=m.get("tool_system_prompt_tokens"),
         keeps_thinking=m.get("keeps_thinking"),
         itpm_counts_cache_reads=bool(m.get("itpm_counts_cache_reads")),

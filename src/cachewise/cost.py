@@ -37,6 +37,7 @@ class Usage:
     web_search_requests: int = 0
     service_tier: str | None = None
     inference_geo: str | None = None
+    speed: str | None = None
 
     @property
     def cache_creation_input_tokens(self) -> int:
@@ -172,6 +173,7 @@ def normalize_usage(usage: Any) -> Usage:
         web_search_requests=_int(tools, "web_search_requests"),
         service_tier=usage.get("service_tier"),
         inference_geo=usage.get("inference_geo"),
+        speed=usage.get("speed"),
     )
 
 
@@ -181,6 +183,7 @@ def cost(
     model: str | Model,
     batch: bool | None = None,
     inference_geo: str | None = None,
+    speed: str | None = None,
 ) -> Cost:
     """The dollars a call with this usage costs.
 
@@ -191,6 +194,8 @@ def cost(
             `service_tier == "batch"`.
         inference_geo: "us" applies the US-only multiplier where the model has one; default: the
             usage's own `inference_geo`.
+        speed: "fast" applies fast-mode prices where the model has them (elsewhere the API runs
+            at standard speed and price); default: the usage's own `speed`.
 
     Raises:
         PricingError: the catalog has no price for the model, or the geo does not apply to it.
@@ -200,7 +205,7 @@ def cost(
     u = normalize_usage(usage)
     batch = (u.service_tier == "batch") if batch is None else batch
     geo = inference_geo if inference_geo is not None else u.inference_geo
-    prices = m.prices_for(u.prompt_tokens)
+    prices = m.prices_for(u.prompt_tokens, speed or u.speed)
     if prices is None:
         raise PricingError(f"{m.id} has no published price; cachewise will not guess one")
     factor = m.batch_factor if batch else Decimal(1)
@@ -220,6 +225,7 @@ def uncached_cost(usage: Any, *, model: str | Model, batch: bool | None = None) 
         web_search_requests=u.web_search_requests,
         service_tier=u.service_tier,
         inference_geo=u.inference_geo,
+        speed=u.speed,
     )
     return cost(plain, model=model, batch=batch)
 

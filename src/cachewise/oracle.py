@@ -39,11 +39,11 @@ from dataclasses import astuple, dataclass
 from decimal import Decimal
 from typing import Any
 
-from .catalog import Model, Prices, catalog
+from .catalog import Prices, catalog
 from .cost import Usage
 from .engine import minimum_for, violations
 from .errors import InvalidRequest, UnknownModel
-from .request import Prompt, parse_request, strip_markers
+from .request import Position, Prompt, parse_request, strip_markers
 from .trace import Row, timeline
 
 __all__ = ["oracle", "unmarked"]
@@ -174,7 +174,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
         latest = max(at, readable.get(space, at))
         readable[space] = max(readable.get(space, latest), latest + row.ttft_s)
         minimum, _ = minimum_for(prompt.model)
-        prices = prompt.model.prices_for(prompt.total_tokens)
+        prices = prompt.model.prices_for(prompt.total_tokens, prompt.speed)
         if prices is None:
             continue
         shared_at = max(
@@ -192,7 +192,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
                 index,
                 at,
                 latest,
-                _cheapest(prompt.model, p.cumulative, prices),
+                _cheapest(prompt, p, prices),
                 can_read=p.index <= shared_at,
                 joins_1h=p.index < recurs_to,
                 extends=p.index < len(prompt.positions) - 1,
@@ -205,8 +205,8 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
         cached = prompt.positions[-1].cumulative if prompt.positions else 0
         output = 0 if prompt.prewarm else int((row.usage or {}).get("output_tokens") or 0)
         rest = Usage(input_tokens=prompt.total_tokens - cached, output_tokens=output)
-        prices = prompt.model.prices_for(prompt.total_tokens)
-        if prices is not None:  # priced at the request's band, like its segments
+        prices = prompt.model.prices_for(prompt.total_tokens, prompt.speed)
+        if prices is not None:  # priced at the request's band and speed, like its segments
             total += (rest.input_tokens * prices.input + rest.output_tokens * prices.output) / MTOK
         usage = usage + rest
     wrote: set[int] = set()
@@ -242,10 +242,12 @@ def unmarked(body: dict[str, Any]) -> Prompt | None:
     return None if violations(prompt) else prompt
 
 
-def _cheapest(model: Model, cumulative: int, prices: Prices) -> Prices:
-    """The lowest price band a request holding this segment can be billed at: a keep-alive or a
-    pre-warm that stops at the segment has only `cumulative` prompt tokens (price bands)."""
-    small = model.prices_for(cumulative) or prices
+def _cheapest(prompt: Prompt, position: Position, prices: Prices) -> Prices:
+    """The lowest prices a request holding this segment can be billed at: a keep-alive or a
+    pre-warm that stops at the segment has only its cumulative tokens (price bands), and one at
+    standard speed shares the tools level with fast requests."""
+    speed = "standard" if position.level == "tools" else prompt.speed
+    small = prompt.model.prices_for(position.cumulative, speed) or prices
     return Prices(*(min(a, b) for a, b in zip(astuple(small), astuple(prices), strict=True)))
 
 

@@ -109,6 +109,13 @@ class Prompt:
     body: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def speed(self) -> str:
+        """The speed it runs at: "fast" only where the model has a fast mode (the API runs the
+        others at standard speed and price)."""
+        fast = self.level_params.get("system", {}).get("speed") == "fast"
+        return "fast" if fast and self.model.fast_mode_multiplier is not None else "standard"
+
+    @property
     def markers(self) -> list[Marker]:
         return [p.marker for p in self.positions if p.marker is not None]
 

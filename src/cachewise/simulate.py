@@ -124,7 +124,7 @@ def replay_strategy(
             output = 0 if prompt.prewarm else _output(row)
             usage = Usage(input_tokens=prompt.total_tokens, output_tokens=output)
         out.usage = out.usage + usage
-        out.cost_usd += cost(usage, model=prompt.model).total_usd
+        out.cost_usd += cost(usage, model=prompt.model, speed=prompt.speed).total_usd
         out.writes += usage.cache_creation_input_tokens > 0
         out.reads += usage.cache_read > 0
         if alive is not None:
@@ -184,7 +184,7 @@ class _KeepAlive:
             acct = self.engine.account(ping, now=t, workspace=key[0], ready_at=t)
             usage = normalize_usage(acct.usage())
             self.out.usage = self.out.usage + usage
-            self.out.cost_usd += cost(usage, model=ping.model).total_usd
+            self.out.cost_usd += cost(usage, model=ping.model, speed=ping.speed).total_usd
             self.out.keep_alives += 1
 
 

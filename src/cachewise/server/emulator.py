@@ -261,6 +261,7 @@ async def create_message(request: Request) -> Response:
         reply,
         account,
         inference_geo=str(body.get("inference_geo") or "global"),
+        speed=prompt.speed,
     )
     extra = {**_model_warning(prompt)}
     if st.limiter is not None:

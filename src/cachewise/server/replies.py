@@ -65,12 +65,14 @@ def message(
     *,
     service_tier: str = "standard",
     inference_geo: str = "global",
+    speed: str = "standard",
 ) -> dict[str, Any]:
     """The API's `Message` object."""
     usage = account.usage()
     usage["output_tokens"] = reply.output_tokens
     usage["service_tier"] = service_tier
     usage["inference_geo"] = inference_geo
+    usage["speed"] = speed
     return {
         "id": msg_id,
         "type": "message",
