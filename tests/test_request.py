@@ -369,3 +369,15 @@ def test_a_message_with_no_content_is_rejected_with_the_api_text() -> None:
     with pytest.raises(InvalidRequest, match="all messages must have non-empty content") as e:
         parse_request(request(messages=[*empty, {"role": "user", "content": "More?"}]))
     assert e.value.path == "/messages/1/content"
+
+
+def test_mid_conversation_system_messages_only_where_the_model_has_them() -> None:
+    turns = [
+        {"role": "user", "content": "Q?"},
+        {"role": "assistant", "content": "A."},
+        {"role": "system", "content": "From now on, be brief."},
+        {"role": "user", "content": "Q2?"},
+    ]
+    parse_request(request(model="claude-opus-5", messages=turns))
+    with pytest.raises(InvalidRequest, match="Input should be 'user' or 'assistant'"):
+        parse_request(request(model="claude-sonnet-5", messages=turns))

@@ -104,6 +104,7 @@ class Model:
     tool_system_prompt_tokens: dict[str, int] | None
     keeps_thinking: str | None
     itpm_counts_cache_reads: bool
+    system_messages: bool | None  # accepts `role: "system"` messages; None: not documented
     sources: dict[str, str]
     notes: tuple[str, ...]
     raw: dict[str, Any]
@@ -201,6 +202,7 @@ def _model(m: dict[str, Any], framings: dict[str, Framing]) -> Model:
         tool_system_prompt_tokens=m.get("tool_system_prompt_tokens"),
         keeps_thinking=m.get("keeps_thinking"),
         itpm_counts_cache_reads=bool(m.get("itpm_counts_cache_reads")),
+        system_messages=m.get("system_messages"),
         sources=dict(m.get("sources") or {}),
         notes=tuple(m.get("notes") or ()),
         raw=m,

@@ -285,7 +285,10 @@ class _Parser(_Builder):
                     f"messages.{m}: Input should be an object", path=f"/messages/{m}"
                 )
             role = message.get("role")
-            if role not in ("user", "assistant", "system"):
+            # Mid-conversation system messages exist on some models only (where it is not
+            # documented either way, they are let through).
+            system_ok = self.model.system_messages is not False
+            if role not in ("user", "assistant", "system") or (role == "system" and not system_ok):
                 raise InvalidRequest(
                     f"messages.{m}.role: Input should be 'user' or 'assistant'",
                     path=f"/messages/{m}/role",
