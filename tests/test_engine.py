@@ -502,11 +502,20 @@ def test_explicit_default_effort_equals_omitting_it() -> None:
 def test_speed_change_drops_the_system_level() -> None:
     e = Engine()
     tools = [tool(f"t{i}") for i in range(9)] + [tool("last", CC)]
-    body = request(tools=tools, system=[block(BIG, CC)])
+    body = request(model="claude-opus-5", tools=tools, system=[block(BIG, CC)])
     first = e.account(parse_request(body), now=0)
     assert first.breakpoints[0].outcome == "wrote"
     fast = e.account(parse_request({**body, "speed": "fast"}), now=1)
     assert fast.cache_read_input_tokens == first.breakpoints[0].breakpoint.tokens
+
+
+def test_a_model_without_fast_mode_runs_a_fast_request_standard_and_reads() -> None:
+    e = Engine()
+    body = request(model="claude-opus-4-6", system=[block(text(5000, "opus"), CC)])
+    e.account(parse_request(body), now=0)
+    fast = parse_request({**body, "speed": "fast"})
+    assert fast.speed == "standard"
+    assert e.account(fast, now=1).cache_read_input_tokens > 0
 
 
 def test_string_content_and_a_marked_text_block_share_a_prefix() -> None:

@@ -111,12 +111,17 @@ def test_workspace_changed() -> None:
     [
         ({"tool_choice": {"type": "any"}}, "tool_choice"),
         ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
-        ({"speed": "fast"}, "speed"),
+        ({"speed": "fast", "model": "claude-opus-5"}, "speed"),  # a model with fast mode
     ],
 )
 def test_param_changed(change: dict[str, Any], parameter: str) -> None:
     msgs = [{"role": "user", "content": [block(text(400, "history"), CC)]}]
-    a = request(tools=[tool("a")], system=[block(SYSTEM)], messages=msgs)
+    a = request(
+        model=change.get("model", "claude-sonnet-4-6"),
+        tools=[tool("a")],
+        system=[block(SYSTEM)],
+        messages=msgs,
+    )
     e = explain(a, {**a, **change})
     assert (e.cause, e.parameter) == ("param_changed", parameter)
 

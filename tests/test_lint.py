@@ -236,12 +236,15 @@ def test_cw108_an_earlier_block_changed() -> None:
     [
         ({"tool_choice": {"type": "any"}}, "tool_choice"),
         ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
-        ({"speed": "fast"}, "speed"),
+        ({"speed": "fast", "model": "claude-opus-5"}, "speed"),  # a model with fast mode
     ],
 )
 def test_cw109_a_parameter_changed(change: dict[str, Any], name: str) -> None:
     base = request(
-        tools=[tool("a")], system=[block(SYSTEM, CC)], messages=[{"role": "user", "content": "q"}]
+        model=change.get("model", "claude-sonnet-4-6"),
+        tools=[tool("a")],
+        system=[block(SYSTEM, CC)],
+        messages=[{"role": "user", "content": "q"}],
     )
     [f] = [f for f in lint([base, {**base, **change}]) if f.rule == "CW109"]
     assert name in f.message

@@ -107,7 +107,10 @@ def test_parameters_invalidate_from_their_level(
     change: dict[str, Any], first_changed_level: str
 ) -> None:
     base = request(
-        tools=[tool("a")], system=[block("sys")], messages=[{"role": "user", "content": "q"}]
+        model="claude-opus-5",  # a model with fast mode
+        tools=[tool("a")],
+        system=[block("sys")],
+        messages=[{"role": "user", "content": "q"}],
     )
     before, after = parse_request(base), parse_request({**base, **change})
     levels = [p.level for p in before.positions]
@@ -316,6 +319,10 @@ def test_markers_are_stripped_where_the_api_reads_them_and_nowhere_else() -> Non
     ) | {"cache_control": CC}
     bare = strip_markers(body)
     assert has_markers(body) and not has_markers(bare)
+    turn = bare["messages"][2]["content"]
+    for holder in (bare, bare["tools"][0], bare["system"][0], turn[0], turn[0]["content"][0]):
+        assert "cache_control" not in holder
+    assert "cache_control" not in turn[1]["source"]["content"][0]
     assert bare["tools"][0]["input_schema"] == schema  # content, kept
     assert bare["messages"][1]["content"][0]["input"] == {"cache_control": "no-cache"}
     assert "cache_control" in body["tools"][0]  # a copy: the caller's body is untouched
@@ -363,12 +370,74 @@ def test_a_turn_whose_thinking_is_dropped_still_starts_a_turn() -> None:
     assert hashes(a)[1:] != hashes(b)[1:]
 
 
-def test_a_message_with_no_content_is_rejected_with_the_api_text() -> None:
-    empty = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": []}]
+@pytest.mark.parametrize("nothing", [[], ""])
+def test_a_message_with_no_content_is_rejected_with_the_api_text(nothing: Any) -> None:
+    empty = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": nothing}]
     parse_request(request(messages=empty))  # the final assistant message may be empty
     with pytest.raises(InvalidRequest, match="all messages must have non-empty content") as e:
         parse_request(request(messages=[*empty, {"role": "user", "content": "More?"}]))
     assert e.value.path == "/messages/1/content"
+    with pytest.raises(InvalidRequest, match="content: Field required"):
+        parse_request(request(messages=[{"role": "user"}]))
+
+
+def test_a_marker_on_a_message_object_is_the_apis_extra_inputs_error() -> None:
+    turn = {"role": "user", "content": "Q?", "cache_control": CC}
+    with pytest.raises(InvalidRequest, match=r"messages\.0\.cache_control: Extra inputs"):
+        parse_request(request(messages=[turn]))
+
+
+def test_equal_prefix_hashes_mean_equal_token_counts_whatever_was_dropped() -> None:
+    # A review's case: turns whose blocks are all dropped thinking still leave separators.
+    thinking = {
+        "role": "assistant",
+        "content": [{"type": "thinking", "thinking": "h", "signature": "s"}],
+    }
+    first, last = {"role": "user", "content": "Q?"}, {"role": "user", "content": "Second question."}
+    one = parse_request(request(model="claude-haiku-4-5", messages=[first, thinking, last]))
+    two = parse_request(
+        request(model="claude-haiku-4-5", messages=[first, thinking, thinking, last])
+    )
+    for a, b in zip(one.positions, two.positions, strict=False):
+        assert a.prefix_hash != b.prefix_hash or a.cumulative == b.cumulative
+
+
+def test_a_blocks_key_order_changes_neither_its_identity_nor_its_count() -> None:
+    query = {"query": "weather in Paris."}
+    use = {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": query}
+    reordered = {
+        "type": "server_tool_use",
+        "id": "srvtoolu_01",
+        "input": query,
+        "name": "web_search",
+    }
+
+    def turns(block: dict[str, Any]) -> dict[str, Any]:
+        return request(
+            messages=[
+                {"role": "user", "content": "Search."},
+                {"role": "assistant", "content": [block]},
+            ]
+        )
+
+    a, b = parse_request(turns(use)), parse_request(turns(reordered))
+    assert [(p.prefix_hash, p.cumulative) for p in a.positions] == [
+        (p.prefix_hash, p.cumulative) for p in b.positions
+    ]
+
+
+def test_citations_on_a_search_result_change_the_system_level() -> None:
+    def turn(enabled: bool) -> dict[str, Any]:
+        result = {
+            "type": "search_result",
+            "title": "Doc",
+            "source": "https://example.com/doc",
+            "content": [block("Paris is in France.")],
+            "citations": {"enabled": enabled},
+        }
+        return request(system=[block("sys")], messages=[{"role": "user", "content": [result]}])
+
+    assert hashes(turn(False))[0] != hashes(turn(True))[0]
 
 
 def test_mid_conversation_system_messages_only_where_the_model_has_them() -> None:

@@ -202,6 +202,24 @@ def test_a_request_only_its_markers_break_costs_its_uncached_retry() -> None:
     assert as_is.cost_usd == none.cost_usd > 0
 
 
+def test_a_pre_warm_that_only_its_markers_break_retries_without_output() -> None:
+    system = [block(text(400, f"part{i}"), CC) for i in range(5)]
+    body = request(system=system) | {"max_tokens": 0}
+    rows = rows_from([{"started_at": 0, "request": body, "usage": {"output_tokens": 50}}])
+    as_is = replay_strategy(rows, "as-is", STRATEGIES["as-is"])
+    assert as_is.errors == 1 and as_is.usage.output_tokens == 0 and as_is.usage.input_tokens > 0
+
+
+def test_each_request_is_priced_at_its_speed() -> None:
+    def rows(**extra: Any) -> list[dict[str, Any]]:
+        body = request(model="claude-opus-5", system=SYSTEM) | extra
+        return [{"started_at": 60.0 * i, "request": body} for i in range(3)]
+
+    fast = {o.name: o.cost_usd for o in simulate(rows(speed="fast"))}
+    standard = {o.name: o.cost_usd for o in simulate(rows())}
+    assert fast["none"] == 2 * standard["none"] and fast["oracle"] == 2 * standard["oracle"]
+
+
 def test_the_bound_bills_no_output_for_a_pre_warm() -> None:
     body = request(system=SYSTEM) | {"max_tokens": 0}
     row = {"started_at": 0, "request": body, "usage": {"output_tokens": 50}}

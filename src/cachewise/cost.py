@@ -85,6 +85,7 @@ class Cost:
     web_search_usd: Decimal = Decimal(0)
     batch: bool = False
     inference_geo: str | None = None
+    speed: str = "standard"  # the speed it was priced at
 
     @property
     def total_usd(self) -> Decimal:
@@ -114,6 +115,7 @@ class Cost:
             "breakdown_usd": {k: float(v) for k, v in self.breakdown().items()},
             "batch": self.batch,
             "inference_geo": self.inference_geo,
+            "speed": self.speed,
         }
 
 
@@ -205,7 +207,8 @@ def cost(
     u = normalize_usage(usage)
     batch = (u.service_tier == "batch") if batch is None else batch
     geo = inference_geo if inference_geo is not None else u.inference_geo
-    prices = m.prices_for(u.prompt_tokens, speed or u.speed)
+    speed = speed if speed is not None else u.speed
+    prices = m.prices_for(u.prompt_tokens, speed)
     if prices is None:
         raise PricingError(f"{m.id} has no published price; cachewise will not guess one")
     factor = m.batch_factor if batch else Decimal(1)
@@ -213,7 +216,8 @@ def cost(
         if m.inference_geo_us_multiplier is None:
             raise PricingError(f"{m.id} does not accept inference_geo; the API rejects it with 400")
         factor *= m.inference_geo_us_multiplier
-    return _priced(m.id, u, prices, factor, batch, geo)
+    fast = speed == "fast" and m.fast_mode_multiplier is not None
+    return _priced(m.id, u, prices, factor, batch, geo, "fast" if fast else "standard")
 
 
 def uncached_cost(usage: Any, *, model: str | Model, batch: bool | None = None) -> Cost:
@@ -240,7 +244,9 @@ def break_even_reads(model: Model, ttl: Literal["5m", "1h"]) -> int | None:
     return max(1, math.ceil(premium / saving)) if saving > 0 else None
 
 
-def _priced(model: str, u: Usage, p: Prices, factor: Decimal, batch: bool, geo: str | None) -> Cost:
+def _priced(
+    model: str, u: Usage, p: Prices, factor: Decimal, batch: bool, geo: str | None, speed: str
+) -> Cost:
     def usd(tokens: int, rate: Decimal) -> Decimal:
         return Decimal(tokens) * rate * factor / MTOK
 
@@ -254,6 +260,7 @@ def _priced(model: str, u: Usage, p: Prices, factor: Decimal, batch: bool, geo: 
         web_search_usd=Decimal(u.web_search_requests) * WEB_SEARCH_USD,
         batch=batch,
         inference_geo=geo,
+        speed=speed,
     )
 
 

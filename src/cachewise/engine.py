@@ -20,13 +20,13 @@ The rules, as implemented:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .catalog import Model, catalog
-from .errors import InvalidRequest
-from .request import TTL, Position, Prompt
+from .errors import InvalidRequest, UnknownModel
+from .request import TTL, Position, Prompt, parse_request, strip_markers
 
 __all__ = [
     "Account",
@@ -34,8 +34,10 @@ __all__ = [
     "BreakpointAccount",
     "Engine",
     "Entry",
+    "billed_output",
     "breakpoints",
     "minimum_for",
+    "unmarked",
     "validate",
 ]
 
@@ -213,6 +215,22 @@ def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> lis
     return found
 
 
+def billed_output(prompt: Prompt, output_tokens: int) -> int:
+    """A pre-warm (`max_tokens: 0`) generates nothing, whatever a recorded usage says."""
+    return 0 if prompt.prewarm else output_tokens
+
+
+def unmarked(body: Mapping[str, Any]) -> Prompt | None:
+    """The request without any cache marker, or None when the API would reject it whatever its
+    markers (a malformed body, an unknown model, whitespace-only text, a pre-warm that streams):
+    such a request is billed nothing."""
+    try:
+        prompt = parse_request(strip_markers(body))
+    except (InvalidRequest, UnknownModel):
+        return None
+    return None if violations(prompt) else prompt
+
+
 def minimum_for(model: Model) -> tuple[int, bool]:
     """The model's minimum cacheable prefix, and whether it is the catalog's assumption."""
     if model.min_cacheable_tokens is None:
@@ -376,7 +394,7 @@ class Engine:
             cache_read_input_tokens=a,
             cache_write_5m=c - b,
             cache_write_1h=b - a,
-            output_tokens=0 if prompt.prewarm else output_tokens,
+            output_tokens=billed_output(prompt, output_tokens),
             total_prompt_tokens=prompt.total_tokens,
             read_position=read_at,
             breakpoints=tuple(accounts),

@@ -17,12 +17,13 @@ request can be held (until every earlier write in its workspace and model is rea
 
 For each segment this is a small problem solved exactly by dynamic programming over its uses,
 with three states (no entry, a 5m entry, a 1h entry); the bound is the sum over segments, plus
-the framing after the last block and the output, which no strategy changes.
+the framing after the last block and the output (none for a pre-warm), which no strategy changes.
 
 It is a bound, not always reachable. It lets each segment choose on its own (a real request has
 four breakpoints and one read point), ignores the lookback window, and lets an entry be read the
 moment its write starts. It prices a segment at the cheapest band a request holding it can have
-(a ping that stops at the segment is smaller than the request). And it grants moves that need
+(a ping that stops at the segment is smaller than the request), and a tools segment of a fast
+request at standard speed (a standard request shares the tools level). And it grants moves that need
 hindsight or other tokens to pay: a segment joins a 1h entry for the price of a read where its
 request has later blocks another request shares (the 1h write is paid by those blocks); and
 a keep-alive sent before a 5m entry expires may read it and write a 1h entry one block longer,
@@ -41,12 +42,11 @@ from typing import Any
 
 from .catalog import Prices, catalog
 from .cost import Usage
-from .engine import minimum_for, violations
-from .errors import InvalidRequest, UnknownModel
-from .request import Position, Prompt, parse_request, strip_markers
+from .engine import billed_output, minimum_for, unmarked
+from .request import Position, Prompt
 from .trace import Row, timeline
 
-__all__ = ["oracle", "unmarked"]
+__all__ = ["oracle"]
 
 MTOK = Decimal(1_000_000)
 ZERO = Decimal(0)
@@ -203,7 +203,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
     for _, row, prompt in requests:
         # Output, and the framing after the last block, which no breakpoint can reach.
         cached = prompt.positions[-1].cumulative if prompt.positions else 0
-        output = 0 if prompt.prewarm else int((row.usage or {}).get("output_tokens") or 0)
+        output = billed_output(prompt, row.output_tokens)
         rest = Usage(input_tokens=prompt.total_tokens - cached, output_tokens=output)
         prices = prompt.model.prices_for(prompt.total_tokens, prompt.speed)
         if prices is not None:  # priced at the request's band and speed, like its segments
@@ -229,17 +229,6 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
             elif action != INPUT:
                 wrote.add(use.request)
     return OracleResult(usage, total, len(wrote), len(read), sum(pings.values()))
-
-
-def unmarked(body: dict[str, Any]) -> Prompt | None:
-    """The request without any cache marker, or None when the API would reject it whatever its
-    markers (a malformed body, an unknown model, whitespace-only text, a pre-warm that streams):
-    such a request is billed nothing, under every strategy."""
-    try:
-        prompt = parse_request(strip_markers(body))
-    except (InvalidRequest, UnknownModel):
-        return None
-    return None if violations(prompt) else prompt
 
 
 def _cheapest(prompt: Prompt, position: Position, prices: Prices) -> Prices:

@@ -37,6 +37,8 @@ __all__ = [
     "MarkerProblem",
     "Position",
     "Prompt",
+    "content_blocks",
+    "copy_json",
     "has_markers",
     "marker_holders",
     "parse_request",
@@ -112,8 +114,7 @@ class Prompt:
     def speed(self) -> str:
         """The speed it runs at: "fast" only where the model has a fast mode (the API runs the
         others at standard speed and price)."""
-        fast = self.level_params.get("system", {}).get("speed") == "fast"
-        return "fast" if fast and self.model.fast_mode_multiplier is not None else "standard"
+        return str(self.level_params.get("system", {}).get("speed", "standard"))
 
     @property
     def markers(self) -> list[Marker]:
@@ -194,9 +195,12 @@ class _Builder:
     ) -> None:
         """Append a position whose identity is `canon` (its rendered content, markers excluded)."""
         digest = hashlib.sha256(f"{level}\x00{canon}".encode("utf-8", "surrogatepass")).hexdigest()
-        self.hash = hashlib.sha256(f"{self.hash}{digest}".encode()).hexdigest()
         tokens += self.pending_frame  # frame tokens belong to the block they precede
         self.pending_frame = 0
+        # The count is part of the identity, so equal prefix hashes mean equal token counts by
+        # construction, whatever the frames before a block (a turn whose blocks were all dropped
+        # still leaves its separator).
+        self.hash = hashlib.sha256(f"{self.hash}{digest}\x00{tokens}".encode()).hexdigest()
         self.cumulative += tokens
         self.positions.append(
             Position(
@@ -279,16 +283,18 @@ class _Parser(_Builder):
         # What tool_choice adds is rendered here: changing it keeps the system prefix.
         self.pending_frame += f.messages_start + forced
         stripped = self._stripped_thinking(messages)
+        # Mid-conversation system messages exist on some models only (where it is not documented
+        # either way, they are let through).
+        roles: tuple[str, ...] = ("user", "assistant")
+        if self.model.system_messages is not False:
+            roles += ("system",)
         for m, message in enumerate(messages):
             if not isinstance(message, dict):
                 raise InvalidRequest(
                     f"messages.{m}: Input should be an object", path=f"/messages/{m}"
                 )
             role = message.get("role")
-            # Mid-conversation system messages exist on some models only (where it is not
-            # documented either way, they are let through).
-            system_ok = self.model.system_messages is not False
-            if role not in ("user", "assistant", "system") or (role == "system" and not system_ok):
+            if role not in roles:
                 raise InvalidRequest(
                     f"messages.{m}.role: Input should be 'user' or 'assistant'",
                     path=f"/messages/{m}/role",
@@ -301,14 +307,23 @@ class _Parser(_Builder):
                 self.pending_frame += f.same_role_separator if same else f.message_separator
                 tag = f"{role}=" if same else role
             content = message.get("content")
-            if isinstance(content, str):
-                content = [{"type": "text", "text": content}]
-            if content == [] and not (m == len(messages) - 1 and role == "assistant"):
+            if content is None:
+                raise InvalidRequest(
+                    f"messages.{m}.content: Field required", path=f"/messages/{m}/content"
+                )
+            if "cache_control" in message:
+                raise InvalidRequest(
+                    f"messages.{m}.cache_control: Extra inputs are not permitted",
+                    path=f"/messages/{m}/cache_control",
+                )
+            if content in ("", []) and not (m == len(messages) - 1 and role == "assistant"):
                 raise InvalidRequest(
                     f"messages.{m}: all messages must have non-empty content except for the "
                     "optional final assistant message",
                     path=f"/messages/{m}/content",
                 )
+            if isinstance(content, str):
+                content = [{"type": "text", "text": content}] if content else []
             for b, block in enumerate(_list(content, f"messages.{m}.content")):
                 if (m, b) in stripped:
                     continue
@@ -444,7 +459,7 @@ class _Parser(_Builder):
                 "parameters": tool.get("input_schema", {}),
             }
             return self._text(json.dumps(rendered, ensure_ascii=False))
-        return self._text(_canon(_strip(tool)))
+        return self._text(_canon(_envelope(tool)))
 
     def _block_tokens(self, block: dict[str, Any], slot: Slot = "user") -> int:
         kind = block["type"]
@@ -468,7 +483,7 @@ class _Parser(_Builder):
             return self._text(
                 f"{block.get('title', '')}\n{block.get('source', '')}"
             ) + self._content_tokens(block.get("content"))
-        return self._text(_canon(_strip(block)))
+        return self._text(_canon(_envelope(block)))
 
     def _content_tokens(self, content: Any) -> int:
         if content is None:
@@ -500,15 +515,15 @@ class _Parser(_Builder):
     def _level_params(self, tools: list[Any], messages: list[Any]) -> dict[str, Any]:
         body = self.body
         types = {str(t.get("type", "custom")) for t in tools if isinstance(t, dict)}
-        # Anywhere in the messages, inside tool results too.
-        blocks = list(marker_holders({"messages": messages}))[1:]
+        # Anywhere in the messages, inside tool results too; citations on documents and search
+        # results alike.
+        blocks = list(content_blocks(messages))
         citations = any(
-            b.get("type") == "document"
-            and isinstance(b.get("citations"), dict)
-            and b["citations"].get("enabled")
-            for b in blocks
+            isinstance(b.get("citations"), dict) and b["citations"].get("enabled") for b in blocks
         )
         images = any(b.get("type") == "image" for b in blocks)
+        # The speed it runs at: a model without fast mode runs a fast request at standard speed.
+        fast = body.get("speed") == "fast" and self.model.fast_mode_multiplier is not None
         output_config = dict(body.get("output_config") or {})
         output_config.setdefault("effort", "high")  # the documented default: omitting = default
         thinking = body.get("thinking") or {"type": "disabled"}
@@ -518,7 +533,7 @@ class _Parser(_Builder):
                 "web_search": any(t.startswith("web_search") for t in types),
                 "web_fetch": any(t.startswith("web_fetch") for t in types),
                 "citations": citations,
-                "speed": body.get("speed") or "standard",
+                "speed": "fast" if fast else "standard",
             },
             "messages": {
                 "tool_choice": choice,
@@ -585,19 +600,24 @@ def value_at(body: Mapping[str, Any], pointer: str) -> Any:
     return node
 
 
-def marker_holders(body: Any) -> Iterator[dict[str, Any]]:
+def marker_holders(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every object of a request body where the API reads `cache_control` as a marker: the body
     itself, tools, system blocks, message content blocks, and the inner blocks of tool results and
     documents. A key of that name anywhere else (a tool's schema, a tool_use input) is content."""
-    if not isinstance(body, dict):
-        return
     yield body
-    lists = [body.get("tools"), body.get("system")]
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        lists += [m.get("content") for m in messages if isinstance(m, dict)]
-    for blocks in lists:
+    for key in ("tools", "system"):
+        blocks = body.get(key)
         for block in blocks if isinstance(blocks, list) else []:
+            yield from _block_holders(block)
+    if isinstance(body.get("messages"), list):
+        yield from content_blocks(body["messages"])
+
+
+def content_blocks(messages: list[Any]) -> Iterator[dict[str, Any]]:
+    """Every content block of the messages, the inner blocks of tool results and documents too."""
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
             yield from _block_holders(block)
 
 
@@ -613,24 +633,26 @@ def _block_holders(block: Any) -> Iterator[dict[str, Any]]:
         yield from (b for b in inner if isinstance(b, dict))
 
 
-def strip_markers(body: Any) -> Any:
+def strip_markers(body: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a request body without its cache markers (see `marker_holders`)."""
-    out = _copy(body)
+    out: dict[str, Any] = copy_json(dict(body))
     for holder in marker_holders(out):
         holder.pop("cache_control", None)
     return out
 
 
-def has_markers(body: Any) -> bool:
+def has_markers(body: Mapping[str, Any]) -> bool:
     """Whether a request body carries a cache marker anywhere the API reads one."""
-    return any("cache_control" in holder for holder in marker_holders(body))
+    return any("cache_control" in holder for holder in marker_holders(dict(body)))
 
 
-def _copy(value: Any) -> Any:
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than
+    `copy.deepcopy` on a big request."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: copy_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [copy_json(v) for v in value]
     return value
 
 
@@ -702,9 +724,10 @@ def _list(value: Any, where: str) -> list[Any]:
 def _strip(block: Any) -> Any:
     """A block or tool as its identity sees it: without its markers (see `marker_holders`),
     keeping key order; string tool_result content becomes one text block, and a text content
-    block keeps only what is rendered, because the prompt does not tell those forms apart. Inside
-    a schema, an input or a document's source, everything is content and stays."""
-    out = _copy(block)
+    block (the block itself, or an inner block of a tool result or document) keeps only what is
+    rendered, because the prompt does not tell those forms apart. Anything else nested (a
+    schema, an input, a document's source data) is content and stays as given."""
+    out = copy_json(block)
     if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
         out["content"] = [{"type": "text", "text": out["content"]}]
     for holder in _block_holders(out):

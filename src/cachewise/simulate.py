@@ -20,10 +20,10 @@ from typing import Any
 
 from .catalog import catalog
 from .cost import Usage, cost, normalize_usage
-from .engine import Account, Engine, first_cacheable
+from .engine import Account, Engine, billed_output, first_cacheable, unmarked
 from .errors import InvalidRequest, UnknownModel
 from .keepalive import KeepAlivePolicy, ping
-from .oracle import oracle, unmarked
+from .oracle import oracle
 from .request import Prompt, parse_request
 from .strategies import STRATEGIES, Strategy
 from .trace import Row, rows_from, timeline
@@ -72,10 +72,6 @@ def _parsed(body: dict[str, Any]) -> Prompt | None:
         return None  # whoever reads the history parses it, and says what is wrong with it
 
 
-def _output(row: Row) -> int:
-    return int((row.usage or {}).get("output_tokens") or 0)
-
-
 def replay_strategy(
     rows: Sequence[Row],
     name: str,
@@ -110,7 +106,7 @@ def replay_strategy(
                 now=start,
                 workspace=workspace,
                 ready_at=start + ttft,
-                output_tokens=_output(row),
+                output_tokens=row.output_tokens,
             )
             usage = normalize_usage(acct.usage())
         except (InvalidRequest, UnknownModel):
@@ -121,7 +117,7 @@ def replay_strategy(
             if bare is None:
                 continue
             prompt = bare
-            output = 0 if prompt.prewarm else _output(row)
+            output = billed_output(prompt, row.output_tokens)
             usage = Usage(input_tokens=prompt.total_tokens, output_tokens=output)
         out.usage = out.usage + usage
         out.cost_usd += cost(usage, model=prompt.model, speed=prompt.speed).total_usd

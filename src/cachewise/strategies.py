@@ -2,14 +2,14 @@
 
 Each strategy is a small function from a request body (and the trace rows it has seen so far,
 `{"started_at", "request"}`) to the body it would send. The peers' strategies follow their
-documented default behaviour as described in our reference notes (peers.md, late 2026):
+default behaviour in their source and documentation as of late 2026 (docs/simulate.md):
 
 - `none`: no caching, every marker removed.
 - `as-is`: the trace's own markers.
 - `seed`: one 5m breakpoint on the last system block (the seed article's pattern).
 - `auto`: Anthropic's top-level automatic caching, 5m.
-- `litellm`: LiteLLM's default injection points: the system message and the last message, 5m;
-  they stand down when the request already carries a marker.
+- `litellm`: LiteLLM's default injection points: the last system block and the last message's
+  last block, 5m; they stand down when the request already carries a marker.
 - `langchain`: LangChain's AnthropicPromptCachingMiddleware (2026-03): last system block, last
   tool, automatic tail, 5m, on top of the request's own markers.
 - `pydantic-ai`: the request's message markers (CachePoints), instructions, the last tool not
@@ -23,11 +23,10 @@ documented default behaviour as described in our reference notes (peers.md, late
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from copy import deepcopy
 from typing import Any, Protocol
 
 from .plan import plan
-from .request import has_markers, marker_holders, strip_markers
+from .request import content_blocks, copy_json, has_markers, marker_holders, strip_markers
 from .trace import Row
 
 __all__ = ["STRATEGIES", "Strategy"]
@@ -118,7 +117,7 @@ def litellm(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> di
 
 def langchain(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     # The middleware adds its three on top of whatever the client marked (more than 4 is a 400).
-    out: dict[str, Any] = deepcopy(dict(body))
+    out: dict[str, Any] = copy_json(dict(body))
     _mark_last(_blocks(out, "system"))
     _mark_last(_tools(out))
     out["cache_control"] = dict(CC)
@@ -131,7 +130,7 @@ def pydantic_ai(body: Mapping[str, Any], seen: Seen, now: float | None = None) -
     # and automatic caching; then the oldest CachePoints are dropped to fit.
     out = _fresh(body)
     if "messages" in body:
-        out["messages"] = deepcopy(body["messages"])
+        out["messages"] = copy_json(body["messages"])
     _mark_last(_blocks(out, "system"))
     _mark_last([t for t in _tools(out) if isinstance(t, dict) and not t.get("defer_loading")])
     out["cache_control"] = dict(CC)
@@ -177,9 +176,8 @@ def _fit(body: dict[str, Any]) -> dict[str, Any]:
     for message in body.get("messages") or []:
         if count(body) <= 4:
             break
-        for block in message.get("content") or [] if isinstance(message, dict) else []:
-            if isinstance(block, dict):
-                block.pop("cache_control", None)
+        for holder in content_blocks([message]):
+            holder.pop("cache_control", None)
     return body
 
 

@@ -57,6 +57,11 @@ class Row:
     prompt: Prompt | None = field(default=None, repr=False, compare=False)
 
     @property
+    def output_tokens(self) -> int:
+        """The output its recorded usage shows (0 when it has none): every strategy pays it."""
+        return int((self.usage or {}).get("output_tokens") or 0)
+
+    @property
     def ttft_s(self) -> float:
         """Seconds from the start to the response's first byte, when its entries turn readable."""
         return (self.ttft_ms if self.ttft_ms is not None else DEFAULT_TTFT_MS) / 1000
