@@ -637,6 +637,20 @@ def test_a_key_named_cache_control_inside_a_tool_schema_is_content() -> None:
     assert a.positions[0].prefix_hash != b.positions[0].prefix_hash
 
 
+def test_a_marker_on_a_deferred_tool_or_a_dropped_thinking_block_is_rejected() -> None:
+    deferred = tool("later", CC) | {"defer_loading": True}
+    found = violations(parse_request(request(tools=[tool("a"), deferred], system=[block(BIG)])))
+    assert [v.path for v in found] == ["/tools/1/cache_control"]
+    thinking = {"type": "thinking", "thinking": "h", "signature": "s", "cache_control": CC}
+    turns = [
+        {"role": "user", "content": "Q?"},
+        {"role": "assistant", "content": [thinking, block("A.")]},
+        {"role": "user", "content": "Next?"},
+    ]
+    prompt = parse_request(request(model="claude-sonnet-4-5", messages=turns))
+    assert "Extra inputs are not permitted" in violations(prompt)[0].message
+
+
 def test_a_dry_run_changes_nothing() -> None:
     e = Engine()
     body = request(system=[block(BIG, CC)])

@@ -450,3 +450,10 @@ def test_mid_conversation_system_messages_only_where_the_model_has_them() -> Non
     parse_request(request(model="claude-opus-5", messages=turns))
     with pytest.raises(InvalidRequest, match="Input should be 'user' or 'assistant'"):
         parse_request(request(model="claude-sonnet-5", messages=turns))
+
+
+def test_a_null_marker_is_no_marker() -> None:
+    from cachewise.request import has_markers
+
+    body = request(system=[block("Rules.", None) | {"cache_control": None}])
+    assert not has_markers(body) and not parse_request(body).markers

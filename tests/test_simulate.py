@@ -106,6 +106,14 @@ def test_pydantic_ai_marks_the_last_tool_that_is_not_deferred() -> None:
     assert "/tools/0" in markers(STRATEGIES["pydantic-ai"](body, []))
 
 
+def test_litellm_leaves_an_empty_final_assistant_turn_empty() -> None:
+    body = CONVO | {"messages": [*CONVO["messages"], {"role": "assistant", "content": ""}]}
+    sent = STRATEGIES["litellm"](body, [])
+    assert [p.prefix_hash for p in parse_request(sent).positions] == [
+        p.prefix_hash for p in parse_request(body).positions
+    ]
+
+
 def test_every_strategy_changes_markers_and_nothing_else() -> None:
     # The replay compares costs of the same traffic: a strategy that touched content (say a
     # schema property named cache_control) would be pricing other requests. A string turned
@@ -190,6 +198,22 @@ def test_a_request_the_api_rejects_whatever_its_markers_costs_nothing() -> None:
         same = next(c for c in clean if c.name == o.name)
         assert o.cost_usd == same.cost_usd, o.name
         assert o.errors == (0 if o.name == "oracle" else 1), o.name
+
+
+def test_a_rejected_request_changes_nothing_for_any_strategy() -> None:
+    # A review's case: it used to reach the planner's history and stop the whole replay.
+    good = request(system=SYSTEM, messages=[{"role": "user", "content": "Q"}])
+    bads = [
+        good | {"model": "claude-nonexistent-9"},
+        good | {"messages": [{"role": "user", "content": "Q", "cache_control": CC}]},
+        good | {"messages": [{"role": "user", "content": ""}]},
+    ]
+    clean = {o.name: o.cost_usd for o in simulate([{"started_at": 10, "request": good}])}
+    for bad in bads:
+        rows = [{"started_at": 0, "request": bad}, {"started_at": 10, "request": good}]
+        for o in simulate(rows):
+            assert o.cost_usd == clean[o.name], o.name
+            assert o.errors == (0 if o.name == "oracle" else 1), o.name
 
 
 def test_a_request_only_its_markers_break_costs_its_uncached_retry() -> None:

@@ -146,6 +146,8 @@ def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> lis
                 f"{p.api_path}: cache_control may only be set on the last block of this content; "
                 "set it on the parent block instead"
             )
+        elif p.kind == "deferred":
+            text = f"{p.api_path}: cache_control cannot be set on a tool with defer_loading"
         elif p.kind == "bad_type":
             text = f"{p.api_path}: Input should be 'ephemeral'"
         else:

@@ -71,7 +71,7 @@ class Marker:
 class MarkerProblem:
     """A marker the API rejects, found while parsing; the engine turns it into the API's 400."""
 
-    kind: Literal["thinking", "empty_text", "inner_content", "bad_type", "bad_ttl"]
+    kind: Literal["thinking", "empty_text", "inner_content", "bad_type", "bad_ttl", "deferred"]
     path: str
     api_path: str
     block_type: str = ""
@@ -251,6 +251,11 @@ class _Parser(_Builder):
 
         self.pending_frame = f.start
         live_tools = [(i, t) for i, t in enumerate(tools) if not _deferred(t)]
+        for i, tool in enumerate(tools):
+            if _deferred(tool) and tool.get("cache_control") is not None:
+                # A deferred tool is not in the prompt: it cannot end a cached prefix.
+                path = f"/tools/{i}/cache_control"
+                self.problems.append(MarkerProblem("deferred", path, f"tools.{i}.cache_control"))
         choice = body.get("tool_choice")
         choice_type = str(choice.get("type", "auto")) if isinstance(choice, dict) else "auto"
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
@@ -325,7 +330,12 @@ class _Parser(_Builder):
             if isinstance(content, str):
                 content = [{"type": "text", "text": content}] if content else []
             for b, block in enumerate(_list(content, f"messages.{m}.content")):
-                if (m, b) in stripped:
+                if (m, b) in stripped:  # not in the prompt, but the API still checks its marker
+                    if block.get("cache_control") is not None:
+                        path, api_path = f"/messages/{m}/content/{b}", f"messages.{m}.content.{b}"
+                        kind = str(block.get("type"))
+                        problem = MarkerProblem("thinking", path, f"{api_path}.{kind}", kind)
+                        self.problems.append(problem)
                     continue
                 self._block(
                     "messages",
@@ -374,7 +384,7 @@ class _Parser(_Builder):
                 marker = None
             elif text and not text.strip():
                 self.whitespace.append(api_path)
-        if kind in UNMARKABLE and "cache_control" in block:
+        if kind in UNMARKABLE and block.get("cache_control") is not None:
             self.problems.append(MarkerProblem("thinking", path, f"{api_path}.{kind}", kind))
             marker = None
         marker = self._inner_markers(block, path, api_path) or marker
@@ -643,7 +653,7 @@ def strip_markers(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def has_markers(body: Mapping[str, Any]) -> bool:
     """Whether a request body carries a cache marker anywhere the API reads one."""
-    return any("cache_control" in holder for holder in marker_holders(dict(body)))
+    return any(holder.get("cache_control") is not None for holder in marker_holders(dict(body)))
 
 
 def copy_json(value: Any) -> Any:

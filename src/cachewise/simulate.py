@@ -21,7 +21,7 @@ from typing import Any
 from .catalog import catalog
 from .cost import Usage, cost, normalize_usage
 from .engine import Account, Engine, billed_output, first_cacheable, unmarked
-from .errors import InvalidRequest, UnknownModel
+from .errors import InputError, InvalidRequest, UnknownModel
 from .keepalive import KeepAlivePolicy, ping
 from .oracle import oracle
 from .request import Prompt, parse_request
@@ -69,7 +69,7 @@ def _parsed(body: dict[str, Any]) -> Prompt | None:
     try:
         return parse_request(body)
     except (InvalidRequest, UnknownModel):
-        return None  # whoever reads the history parses it, and says what is wrong with it
+        return None
 
 
 def replay_strategy(
@@ -90,12 +90,11 @@ def replay_strategy(
     alive = _KeepAlive(engine, out) if keep_alive else None
     for start, row in timeline(rows):
         body = _body(row, model)
-        sent = strategy(body, seen, start)
-        seen.append(Row(body, started_at=start, prompt=_parsed(body)))
         workspace = row.workspace or "default"
-        ttft = row.ttft_s
         acct: Account | None = None
+        sent = body
         try:
+            sent = strategy(body, seen, start)
             prompt = parse_request(sent)
             if gate:
                 start = _after_pending_write(engine, prompt, start, workspace, out)
@@ -105,17 +104,17 @@ def replay_strategy(
                 prompt,
                 now=start,
                 workspace=workspace,
-                ready_at=start + ttft,
+                ready_at=start + row.ttft_s,
                 output_tokens=row.output_tokens,
             )
             usage = normalize_usage(acct.usage())
-        except (InvalidRequest, UnknownModel):
+        except (InvalidRequest, UnknownModel, InputError):
             # The API bills a rejected request nothing. If only the strategy's markers broke
             # it, the caller resends it without them: that retry is what it costs.
             out.errors += 1
             bare = unmarked(body)
             if bare is None:
-                continue
+                continue  # nor does it reach the cache, or the history later requests see
             prompt = bare
             output = billed_output(prompt, row.output_tokens)
             usage = Usage(input_tokens=prompt.total_tokens, output_tokens=output)
@@ -125,6 +124,9 @@ def replay_strategy(
         out.reads += usage.cache_read > 0
         if alive is not None:
             alive.used(prompt, sent, start, workspace, acct)
+        parsed = _parsed(body)
+        if parsed is not None:  # the planner reads its history parsed
+            seen.append(Row(body, started_at=start, prompt=parsed))
     if alive is not None:
         alive.until(math.inf)
     return out

@@ -51,8 +51,8 @@ CC: dict[str, Any] = {"type": "ephemeral"}
 def _blocks(body: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
     """The block list of `system` or a message (a string becomes one text block)."""
     value = body.get(key)
-    if isinstance(value, str):
-        body[key] = [{"type": "text", "text": value}]
+    if isinstance(value, str):  # as the parser reads it: "" is no block at all
+        body[key] = [{"type": "text", "text": value}] if value else []
     return body.get(key) if isinstance(body.get(key), list) else None
 
 
@@ -171,7 +171,7 @@ def _fit(body: dict[str, Any]) -> dict[str, Any]:
     """Drop the oldest message markers until the markers (automatic one included) fit in 4."""
 
     def count(value: Any) -> int:
-        return sum("cache_control" in holder for holder in marker_holders(value))
+        return sum(holder.get("cache_control") is not None for holder in marker_holders(value))
 
     for message in body.get("messages") or []:
         if count(body) <= 4:
