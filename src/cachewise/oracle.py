@@ -23,9 +23,9 @@ It is a bound, not always reachable. It lets each segment choose on its own (a r
 four breakpoints and one read point), ignores the lookback window, and lets an entry be read the
 moment its write starts. It prices a segment at the cheapest band a request holding it can have
 (a ping that stops at the segment is smaller than the request), and a tools segment of a fast
-request at standard speed (a standard request shares the tools level). And it grants moves that need
-hindsight or other tokens to pay: a segment joins a 1h entry for the price of a read where its
-request has later blocks another request shares (the 1h write is paid by those blocks); and
+request at standard speed (a standard request shares the tools level). And it grants moves that
+need hindsight or other tokens to pay: a segment joins a 1h entry for the price of a read where
+its request has later blocks another request shares (the 1h write is paid by those blocks); and
 a keep-alive sent before a 5m entry expires may read it and write a 1h entry one block longer,
 ending in the next use's next block, which that use then reads (one read per hour of gap, not
 one per five minutes). A hypothesis test and hand-made strategies with such pings check that no
