@@ -457,3 +457,11 @@ def test_a_null_marker_is_no_marker() -> None:
 
     body = request(system=[block("Rules.", None) | {"cache_control": None}])
     assert not has_markers(body) and not parse_request(body).markers
+
+
+def test_fast_mode_is_an_error_on_opus_4_7_and_standard_on_models_without_it() -> None:
+    with pytest.raises(InvalidRequest, match="fast mode is not available") as e:
+        parse_request(request(model="claude-opus-4-7", speed="fast"))
+    assert e.value.path == "/speed"
+    assert parse_request(request(model="claude-opus-4-6", speed="fast")).speed == "standard"
+    assert parse_request(request(model="claude-opus-5", speed="fast")).speed == "fast"

@@ -101,6 +101,7 @@ class Model:
     batch_factor: Decimal
     inference_geo_us_multiplier: Decimal | None
     fast_mode_multiplier: Decimal | None  # `speed: "fast"` prices, caching multipliers on top
+    fast_mode_rejected: bool  # `speed: "fast"` is an error (elsewhere it runs at standard speed)
     tool_system_prompt_tokens: dict[str, int] | None
     keeps_thinking: str | None
     itpm_counts_cache_reads: bool
@@ -199,6 +200,7 @@ def _model(m: dict[str, Any], framings: dict[str, Framing]) -> Model:
         batch_factor=Decimal(m["batch_factor"]),
         inference_geo_us_multiplier=Decimal(geo) if geo else None,
         fast_mode_multiplier=Decimal(fast) if fast else None,
+        fast_mode_rejected=bool(m.get("fast_mode_rejected")),
         tool_system_prompt_tokens=m.get("tool_system_prompt_tokens"),
         keeps_thinking=m.get("keeps_thinking"),
         itpm_counts_cache_reads=bool(m.get("itpm_counts_cache_reads")),

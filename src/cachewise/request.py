@@ -243,6 +243,11 @@ class _Parser(_Builder):
         for key in OBJECT_PARAMS:
             if body.get(key) is not None and not isinstance(body[key], dict):
                 raise InvalidRequest(f"{key}: Input should be an object", path=f"/{key}")
+        if body.get("speed") == "fast" and self.model.fast_mode_rejected:
+            # The API's text is not published; this says what happened.
+            raise InvalidRequest(
+                f"speed: fast mode is not available on {self.model.id}", path="/speed"
+            )
         tools = _list(body.get("tools"), "tools")
         messages = body.get("messages")
         if not isinstance(messages, list):
