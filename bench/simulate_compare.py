@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from workloads import TARGETS, WORKLOADS
 
-from cachewise.simulate import simulate
+from cachewise.simulate import replay_strategy, simulate
+from cachewise.strategies import STRATEGIES
 from cachewise.trace import rows_from
 
 SEEDS = range(10)
@@ -56,6 +57,27 @@ def spread() -> list[str]:
             f"| {name} | {statistics.median(ratios):.3f}x | {max(ratios):.3f}x | "
             f"{f'{target:.2f}x' if target else '—'} | {max(versus):.3f}x |"
         )
+    return lines
+
+
+def keep_alive_worth() -> list[str]:
+    """cachewise with and without its keep-alive reads, where they make a difference."""
+    lines = [
+        "What keep-alive reads are worth (seed 0; cachewise with and without them):",
+        "",
+        "| workload | with | keep-alives | writes | without | writes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, make in WORKLOADS.items():
+        rows = rows_from(make())
+        plan = STRATEGIES["cachewise"]
+        on = replay_strategy(rows, "on", plan, gate=True, keep_alive=True)
+        off = replay_strategy(rows, "off", plan, gate=True, keep_alive=False)
+        if on.keep_alives:
+            lines.append(
+                f"| {name} | ${float(on.cost_usd):.4f} | {on.keep_alives} | {on.writes} | "
+                f"${float(off.cost_usd):.4f} | {off.writes} |"
+            )
     return lines
 
 
@@ -119,6 +141,8 @@ def run() -> str:
         *verdicts,
         "",
         *spread(),
+        "",
+        *keep_alive_worth(),
         "",
         "### Simulator speed",
         "",

@@ -9,7 +9,7 @@ from anthropic.types import CacheCreation
 from anthropic.types import Usage as SdkUsage
 
 from cachewise import InputError, PricingError, cost
-from cachewise.cost import normalize_usage, uncached_cost
+from cachewise.cost import Usage, normalize_usage, uncached_cost
 
 
 def test_seed_numbers_for_opus_4_1() -> None:
@@ -77,14 +77,8 @@ def test_us_inference_geo_multiplies_every_kind_on_4_6_and_later() -> None:
 
 def test_fast_mode_doubles_every_kind_where_the_model_has_it() -> None:
     # $10/$50 on Opus 5 and Opus 4.8, caching multipliers on top; elsewhere standard prices.
-    usage = {
-        "input_tokens": 1_000_000,
-        "cache_read_input_tokens": 1_000_000,
-        "cache_creation": {"ephemeral_5m_input_tokens": 1_000_000, "ephemeral_1h_input_tokens": 0},
-        "cache_creation_input_tokens": 1_000_000,
-        "output_tokens": 1_000_000,
-        "speed": "fast",
-    }
+    m = 1_000_000
+    usage = Usage(input_tokens=m, cache_write_5m=m, cache_read=m, output_tokens=m, speed="fast")
     c = cost(usage, model="claude-opus-5")
     assert (c.input_usd, c.output_usd) == (Decimal(10), Decimal(50))
     assert (c.cache_write_5m_usd, c.cache_read_usd) == (Decimal("12.5"), Decimal(1))

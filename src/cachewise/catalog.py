@@ -126,15 +126,20 @@ class Model:
         fitted = f.tool_choice_any_extra if choice == "any" else f.tool_choice_tool_extra
         return f.tools_before, f.tools_after, (fitted or 0) if forced else 0
 
+    def runs_at(self, speed: str | None) -> str:
+        """The speed a request asking for `speed` runs at: "fast" only on a model with fast mode
+        (the others run a fast request at standard speed and price)."""
+        return "fast" if speed == "fast" and self.fast_mode_multiplier is not None else "standard"
+
     def prices_for(self, prompt_tokens: int, speed: str | None = None) -> Prices | None:
-        """The prices that apply to a request whose prompt has `prompt_tokens` tokens, at this
-        `speed` (fast mode costs more on the models that have it; the others run standard)."""
+        """The prices that apply to a request whose prompt has `prompt_tokens` tokens, at the
+        speed it runs at (see `runs_at`)."""
         prices = self.prices
         for band in self.price_bands:
             if band.max_prompt_tokens is None or prompt_tokens <= band.max_prompt_tokens:
                 prices = band.prices
                 break
-        if prices is None or speed != "fast" or self.fast_mode_multiplier is None:
+        if prices is None or self.fast_mode_multiplier is None or self.runs_at(speed) != "fast":
             return prices
         return prices.times(self.fast_mode_multiplier)
 

@@ -216,8 +216,7 @@ def cost(
         if m.inference_geo_us_multiplier is None:
             raise PricingError(f"{m.id} does not accept inference_geo; the API rejects it with 400")
         factor *= m.inference_geo_us_multiplier
-    fast = speed == "fast" and m.fast_mode_multiplier is not None
-    return _priced(m.id, u, prices, factor, batch, geo, "fast" if fast else "standard")
+    return _priced(m.id, u, prices, factor, batch, geo, m.runs_at(speed))
 
 
 def uncached_cost(usage: Any, *, model: str | Model, batch: bool | None = None) -> Cost:

@@ -34,6 +34,7 @@ __all__ = [
     "BreakpointAccount",
     "Engine",
     "Entry",
+    "alive",
     "billed_output",
     "breakpoints",
     "minimum_for",
@@ -62,6 +63,12 @@ class Breakpoint:
     automatic: bool = False
 
 
+def alive(expires_at: float, now: float, grace: float = 0.0) -> bool:
+    """Whether an entry expiring at `expires_at` can still be read at `now`: the one test of
+    expiry (the oracle counts keep-alive reads with it too)."""
+    return now < expires_at + grace
+
+
 @dataclass
 class Entry:
     """One cache entry: the prefix up to a breakpoint, in one workspace."""
@@ -78,8 +85,11 @@ class Entry:
     reads: int = 0
     writes: int = 1
 
-    def readable(self, now: float) -> bool:
-        return self.readable_at <= now < self.expires_at
+    def alive(self, now: float, grace: float = 0.0) -> bool:
+        return alive(self.expires_at, now, grace)
+
+    def readable(self, now: float, grace: float = 0.0) -> bool:
+        return self.readable_at <= now and self.alive(now, grace)
 
 
 Outcome = Literal["hit", "wrote", "refreshed", "below_minimum"]
@@ -323,7 +333,7 @@ class Engine:
 
     def snapshot(self, now: float) -> list[Entry]:
         """The entries alive at `now` (readable or still pending), oldest first."""
-        return [e for e in self.entries.values() if now < e.expires_at + self.expiry_grace]
+        return [e for e in self.entries.values() if e.alive(now, self.expiry_grace)]
 
     def account(
         self,
@@ -421,7 +431,7 @@ class Engine:
             entry = self.entries.get(key)
             if entry is None:
                 continue
-            if now >= entry.expires_at + self.expiry_grace:
+            if not entry.alive(now, self.expiry_grace):
                 if look.expired is None:
                     look.expired = index
                     look.why = f"the entry at position {index} had expired"
@@ -445,7 +455,7 @@ class Engine:
         for index in range(lowest - 1, -1, -1):
             key = self._key(workspace, prompt.positions[index].prefix_hash, bp.ttl)
             entry = self.entries.get(key)
-            if entry is not None and entry.readable(now):
+            if entry is not None and entry.readable(now, self.expiry_grace):
                 look.beyond = index
                 look.why = look.why or (
                     f"the entry at position {index} is "
@@ -498,9 +508,9 @@ class Engine:
         key = self._key(workspace, position.prefix_hash, ttl)
         expires = now + self._ttl_seconds[ttl]
         entry = self.entries.get(key)
-        if entry is not None and now >= entry.expires_at + self.expiry_grace:
+        if entry is not None and not entry.alive(now, self.expiry_grace):
             entry = None  # expired: a write starts a new one
-        if entry is not None and entry.readable(now):
+        if entry is not None and entry.readable(now, self.expiry_grace):
             # A refresh, not a write: it renews the entry's own TTL. A 1h marker on a live 5m
             # entry does not upgrade it for the price of a read (the one observation of an
             # upgrade shows a rewrite; `ttl_in_key` models that).

@@ -42,7 +42,7 @@ from typing import Any
 
 from .catalog import Prices, catalog
 from .cost import Usage
-from .engine import billed_output, minimum_for, unmarked
+from .engine import alive, billed_output, minimum_for, unmarked
 from .request import Position, Prompt
 from .trace import Row, timeline
 
@@ -77,9 +77,9 @@ class _Plan:
 
 def _renewals(since: float, at: float, ttl: float) -> int:
     """How many reads in between keep an entry renewed at `since` alive until `at`, by the
-    engine's own test (alive while `at < renewed + ttl`), so that floating point rounds alike."""
+    engine's own test of expiry, so that floating point rounds alike."""
     k = int(max(0.0, at - since) // ttl)
-    while k > 0 and at < since + k * ttl:
+    while k > 0 and alive(since + k * ttl, at):
         k -= 1
     return k
 

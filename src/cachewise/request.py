@@ -112,8 +112,7 @@ class Prompt:
 
     @property
     def speed(self) -> str:
-        """The speed it runs at: "fast" only where the model has a fast mode (the API runs the
-        others at standard speed and price)."""
+        """The speed it runs at (`Model.runs_at`), as folded into the system level."""
         return str(self.level_params.get("system", {}).get("speed", "standard"))
 
     @property
@@ -537,8 +536,6 @@ class _Parser(_Builder):
             isinstance(b.get("citations"), dict) and b["citations"].get("enabled") for b in blocks
         )
         images = any(b.get("type") == "image" for b in blocks)
-        # The speed it runs at: a model without fast mode runs a fast request at standard speed.
-        fast = body.get("speed") == "fast" and self.model.fast_mode_multiplier is not None
         output_config = dict(body.get("output_config") or {})
         output_config.setdefault("effort", "high")  # the documented default: omitting = default
         thinking = body.get("thinking") or {"type": "disabled"}
@@ -548,7 +545,7 @@ class _Parser(_Builder):
                 "web_search": any(t.startswith("web_search") for t in types),
                 "web_fetch": any(t.startswith("web_fetch") for t in types),
                 "citations": citations,
-                "speed": "fast" if fast else "standard",
+                "speed": self.model.runs_at(body.get("speed")),  # the speed it runs at
             },
             "messages": {
                 "tool_choice": choice,

@@ -458,7 +458,7 @@ async def control(request: Request) -> Response:
                             "tokens": e.tokens,
                             "ttl": e.ttl,
                             "expires_at": e.expires_at,
-                            "readable": e.readable(now),
+                            "readable": e.readable(now, st.engine.expiry_grace),
                             "readable_at": e.readable_at,
                             "reads": e.reads,
                             "writes": e.writes,
