@@ -295,6 +295,9 @@ def test_expiry_grace_is_a_knob() -> None:
     body = request(system=[block(BIG, CC)])
     usage(e, body, 0)
     assert usage(e, body, 330)["cache_read_input_tokens"] > 0
+    # A read in the grace renews the entry like any read; it is not a second write.
+    [entry] = e.snapshot(331)
+    assert entry.writes == 1 and entry.expires_at == 330 + 300
 
 
 # -- mixed TTL billing -----------------------------------------------------------------------------
