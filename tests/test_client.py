@@ -13,8 +13,8 @@ import anthropic
 import pytest
 
 from cachewise import cost, wrap
-from cachewise.client import CachewiseWarning, LintError
 from cachewise.cost import uncached_cost
+from cachewise.errors import CachewiseWarning, LintError
 from cachewise.ledger import Ledger
 from cachewise.report import report
 from cachewise.testing import Emulator
@@ -133,9 +133,9 @@ def test_streaming_calls_are_recorded(emu: Emulator, ledger: Ledger) -> None:
     events = list(client.messages.create(stream=True, **kw))
     assert text_out and events[0].type == "message_start"
     first, second = ledger.calls()
-    assert first.ephemeral_5m_input_tokens == final.usage.cache_creation_input_tokens > 0
-    assert first.output_tokens == final.usage.output_tokens and first.first_byte_at
-    assert second.cache_read_input_tokens == first.ephemeral_5m_input_tokens
+    assert first.usage.ephemeral_5m_input_tokens == final.usage.cache_creation_input_tokens > 0
+    assert first.usage.output_tokens == final.usage.output_tokens and first.first_byte_at
+    assert second.usage.cache_read_input_tokens == first.usage.ephemeral_5m_input_tokens
 
 
 def test_auto_plan_makes_the_second_unmarked_call_read(emu: Emulator, ledger: Ledger) -> None:
@@ -263,5 +263,5 @@ def test_async_streams_are_recorded(emu: Emulator, ledger: Ledger) -> None:
     final, events = asyncio.run(main())
     assert events[-1].type == "message_stop"
     first, second = ledger.calls()
-    assert first.ephemeral_5m_input_tokens == final.usage.cache_creation_input_tokens > 0
-    assert second.cache_read_input_tokens == first.ephemeral_5m_input_tokens
+    assert first.usage.ephemeral_5m_input_tokens == final.usage.cache_creation_input_tokens > 0
+    assert second.usage.cache_read_input_tokens == first.usage.ephemeral_5m_input_tokens

@@ -9,7 +9,8 @@ from anthropic.types import CacheCreation
 from anthropic.types import Usage as SdkUsage
 
 from cachewise import InputError, PricingError, cost
-from cachewise.cost import Usage, normalize_usage, uncached_cost
+from cachewise.cost import uncached_cost
+from cachewise.usage import Usage, normalize_usage
 
 
 def test_seed_numbers_for_opus_4_1() -> None:
@@ -78,7 +79,13 @@ def test_us_inference_geo_multiplies_every_kind_on_4_6_and_later() -> None:
 def test_fast_mode_doubles_every_kind_where_the_model_has_it() -> None:
     # $10/$50 on Opus 5 and Opus 4.8, caching multipliers on top; elsewhere standard prices.
     m = 1_000_000
-    usage = Usage(input_tokens=m, cache_write_5m=m, cache_read=m, output_tokens=m, speed="fast")
+    usage = Usage(
+        input_tokens=m,
+        ephemeral_5m_input_tokens=m,
+        cache_read_input_tokens=m,
+        output_tokens=m,
+        speed="fast",
+    )
     c = cost(usage, model="claude-opus-5")
     assert (c.input_usd, c.output_usd) == (Decimal(10), Decimal(50))
     assert (c.cache_write_5m_usd, c.cache_read_usd) == (Decimal("12.5"), Decimal(1))
@@ -105,7 +112,12 @@ def test_the_sdk_usage_object_is_accepted() -> None:
         cache_creation=CacheCreation(ephemeral_5m_input_tokens=20, ephemeral_1h_input_tokens=30),
     )
     u = normalize_usage(sdk)
-    assert (u.input_tokens, u.cache_read, u.cache_write_5m, u.cache_write_1h) == (10, 100, 20, 30)
+    assert (
+        u.input_tokens,
+        u.cache_read_input_tokens,
+        u.ephemeral_5m_input_tokens,
+        u.ephemeral_1h_input_tokens,
+    ) == (10, 100, 20, 30)
 
 
 def test_openai_shape_is_normalized_from_its_inclusive_total() -> None:
@@ -116,7 +128,7 @@ def test_openai_shape_is_normalized_from_its_inclusive_total() -> None:
             "prompt_tokens_details": {"cached_tokens": 900},
         }
     )
-    assert (u.input_tokens, u.cache_read, u.output_tokens) == (100, 900, 7)
+    assert (u.input_tokens, u.cache_read_input_tokens, u.output_tokens) == (100, 900, 7)
 
 
 def test_otel_shape_is_normalized_from_its_inclusive_total() -> None:
@@ -128,7 +140,11 @@ def test_otel_shape_is_normalized_from_its_inclusive_total() -> None:
             "gen_ai.usage.cache_creation.input_tokens": 300,
         }
     )
-    assert (u.input_tokens, u.cache_read, u.cache_write_5m) == (100, 600, 300)
+    assert (u.input_tokens, u.cache_read_input_tokens, u.ephemeral_5m_input_tokens) == (
+        100,
+        600,
+        300,
+    )
 
 
 def test_contradictory_usage_is_an_input_error() -> None:

@@ -24,7 +24,7 @@ def convo(n_blocks: int, marks: dict[int, dict[str, Any]], first: str = BIG) -> 
 
 
 def usage(engine: Engine, body: dict[str, Any], now: float = 0.0, **kw: Any) -> dict[str, Any]:
-    return engine.account(parse_request(body), now=now, **kw).usage()
+    return engine.account(parse_request(body), now=now, **kw).usage.to_api()
 
 
 def written(u: dict[str, Any]) -> int:
@@ -72,13 +72,13 @@ def test_lookback_worked_example_10_15_35() -> None:
     checks 35..16 and misses, because 15 is one position outside the 20-block window."""
     e = Engine()
     t1 = e.account(parse_request(convo(10, {10: CC})), now=0)
-    assert t1.cache_read_input_tokens == 0 and t1.cache_write_5m > 0
+    assert t1.usage.cache_read_input_tokens == 0 and t1.usage.ephemeral_5m_input_tokens > 0
     t2 = e.account(parse_request(convo(15, {15: CC})), now=10)
     assert t2.read_position == 9  # block 10, zero-based
-    assert t2.cache_read_input_tokens == t1.cache_write_5m
-    assert t2.cache_write_5m > 0
+    assert t2.usage.cache_read_input_tokens == t1.usage.ephemeral_5m_input_tokens
+    assert t2.usage.ephemeral_5m_input_tokens > 0
     t3 = e.account(parse_request(convo(35, {35: CC})), now=20)
-    assert t3.cache_read_input_tokens == 0
+    assert t3.usage.cache_read_input_tokens == 0
     assert t3.read_position is None
 
 
@@ -89,7 +89,10 @@ def test_lookback_second_breakpoint_within_window_rescues_turn_3() -> None:
     t2 = e.account(parse_request(convo(15, {15: CC})), now=10)
     t3 = e.account(parse_request(convo(35, {15: CC, 35: CC})), now=20)
     assert t3.read_position == 14
-    assert t3.cache_read_input_tokens == t2.cache_read_input_tokens + t2.cache_write_5m
+    assert (
+        t3.usage.cache_read_input_tokens
+        == t2.usage.cache_read_input_tokens + t2.usage.ephemeral_5m_input_tokens
+    )
 
 
 def test_lookback_counts_the_breakpoint_as_first_position() -> None:
@@ -115,7 +118,7 @@ def test_legacy_lookback_hits_unmarked_earlier_positions_when_switched_on() -> N
     current, legacy = Engine(), Engine(legacy_lookback=True)
     for e in (current, legacy):
         e.account(parse_request(body1), now=0)
-    assert current.account(parse_request(changed), now=1).cache_read_input_tokens == 0
+    assert current.account(parse_request(changed), now=1).usage.cache_read_input_tokens == 0
     hit = legacy.account(parse_request(changed), now=1)
     assert hit.read_position == 23
 
@@ -309,7 +312,7 @@ def test_mixed_ttl_billing_a_b_c() -> None:
     sys1 = block(BIG, CC_1H)
     first = request(system=[sys1], messages=[{"role": "user", "content": "q1"}])
     a = e.account(parse_request(first), now=0)
-    a_tokens = a.cache_write_1h
+    a_tokens = a.usage.ephemeral_1h_input_tokens
     body = request(
         system=[sys1, block(text(300, "docs"), CC_1H)],
         messages=[{"role": "user", "content": [block(text(200, "turn"), CC)]}],
@@ -318,10 +321,10 @@ def test_mixed_ttl_billing_a_b_c() -> None:
     acct = e.account(prompt, now=5)
     b_tokens = prompt.positions[1].cumulative
     c_tokens = prompt.positions[2].cumulative
-    assert acct.cache_read_input_tokens == a_tokens
-    assert acct.cache_write_1h == b_tokens - a_tokens
-    assert acct.cache_write_5m == c_tokens - b_tokens
-    assert acct.input_tokens == prompt.total_tokens - c_tokens
+    assert acct.usage.cache_read_input_tokens == a_tokens
+    assert acct.usage.ephemeral_1h_input_tokens == b_tokens - a_tokens
+    assert acct.usage.ephemeral_5m_input_tokens == c_tokens - b_tokens
+    assert acct.usage.input_tokens == prompt.total_tokens - c_tokens
 
 
 # -- automatic caching -----------------------------------------------------------------------------
@@ -403,7 +406,7 @@ def test_entry_becomes_readable_only_when_the_response_begins() -> None:
     body = request(system=[block(BIG, CC)])
     usage(e, body, 0, ready_at=2.0)
     early = e.account(parse_request(body), now=1.0)
-    assert early.cache_read_input_tokens == 0 and early.cache_write_5m > 0
+    assert early.usage.cache_read_input_tokens == 0 and early.usage.ephemeral_5m_input_tokens > 0
     assert early.breakpoints[0].pending_at == 0
     assert usage(e, body, 2.5)["cache_read_input_tokens"] > 0
 
@@ -414,7 +417,7 @@ def test_concurrent_cold_requests_each_pay_the_write() -> None:
     accounts = [
         e.account(parse_request(body), now=0.1 * i, ready_at=1.0 + 0.1 * i) for i in range(8)
     ]
-    assert all(a.cache_write_5m > 0 for a in accounts)
+    assert all(a.usage.ephemeral_5m_input_tokens > 0 for a in accounts)
     assert usage(e, body, 5)["cache_read_input_tokens"] > 0
 
 
@@ -453,9 +456,12 @@ def test_tool_choice_change_keeps_the_system_level_and_drops_the_messages_level(
     first = e.account(parse_request(base), now=0)
     forced = e.account(parse_request({**base, "tool_choice": {"type": "any"}}), now=1)
     system_prefix = first.breakpoints[0].breakpoint.tokens
-    assert forced.cache_read_input_tokens == system_prefix
+    assert forced.usage.cache_read_input_tokens == system_prefix
     forced_extra = parse_request(base).model.tool_frame("any")[2]
-    assert forced.cache_write_5m == first.cache_write_5m - system_prefix + forced_extra
+    assert (
+        forced.usage.ephemeral_5m_input_tokens
+        == first.usage.ephemeral_5m_input_tokens - system_prefix + forced_extra
+    )
 
 
 @pytest.mark.parametrize("inside_a_tool_result", [False, True])
@@ -493,7 +499,7 @@ def test_thinking_and_effort_changes_drop_the_messages_level(change: dict[str, A
     )
     first = e.account(parse_request(base), now=0)
     after = e.account(parse_request({**base, **change}), now=1)
-    assert after.cache_read_input_tokens == first.breakpoints[0].breakpoint.tokens
+    assert after.usage.cache_read_input_tokens == first.breakpoints[0].breakpoint.tokens
 
 
 def test_explicit_default_effort_equals_omitting_it() -> None:
@@ -509,7 +515,7 @@ def test_speed_change_drops_the_system_level() -> None:
     first = e.account(parse_request(body), now=0)
     assert first.breakpoints[0].outcome == "wrote"
     fast = e.account(parse_request({**body, "speed": "fast"}), now=1)
-    assert fast.cache_read_input_tokens == first.breakpoints[0].breakpoint.tokens
+    assert fast.usage.cache_read_input_tokens == first.breakpoints[0].breakpoint.tokens
 
 
 def test_a_model_without_fast_mode_runs_a_fast_request_standard_and_reads() -> None:
@@ -518,7 +524,7 @@ def test_a_model_without_fast_mode_runs_a_fast_request_standard_and_reads() -> N
     e.account(parse_request(body), now=0)
     fast = parse_request({**body, "speed": "fast"})
     assert fast.speed == "standard"
-    assert e.account(fast, now=1).cache_read_input_tokens > 0
+    assert e.account(fast, now=1).usage.cache_read_input_tokens > 0
 
 
 def test_string_content_and_a_marked_text_block_share_a_prefix() -> None:
@@ -543,9 +549,10 @@ def test_prewarm_with_max_tokens_zero_writes_and_bills_no_output() -> None:
     e = Engine()
     body = request(system=[block(BIG, CC)], max_tokens=0)
     warm = e.account(parse_request(body), now=0, output_tokens=50)
-    assert warm.cache_write_5m > 0 and warm.output_tokens == 0
+    assert warm.usage.ephemeral_5m_input_tokens > 0 and warm.usage.output_tokens == 0
     assert (
-        usage(e, {**body, "max_tokens": 100}, 1)["cache_read_input_tokens"] == warm.cache_write_5m
+        usage(e, {**body, "max_tokens": 100}, 1)["cache_read_input_tokens"]
+        == warm.usage.ephemeral_5m_input_tokens
     )
 
 
@@ -668,5 +675,5 @@ def test_segments_behave_like_blocks() -> None:
     e = Engine()
     first = e.account(Prompt.from_segments(m, [("ctx", 8000, "5m"), ("q1", 420, None)]), now=0)
     again = e.account(Prompt.from_segments(m, [("ctx", 8000, "5m"), ("q2", 420, None)]), now=1)
-    assert (first.cache_write_5m, first.input_tokens) == (8000, 420)
-    assert (again.cache_read_input_tokens, again.cache_write_5m) == (8000, 0)
+    assert (first.usage.ephemeral_5m_input_tokens, first.usage.input_tokens) == (8000, 420)
+    assert (again.usage.cache_read_input_tokens, again.usage.ephemeral_5m_input_tokens) == (8000, 0)

@@ -54,7 +54,7 @@ def replay(engine: Engine, trace: list[Call]) -> list[dict[str, object]]:
         acct = engine.account(
             call.prompt(), now=now, workspace=call.workspace, ready_at=now + call.ttft
         )
-        out.append(acct.usage())
+        out.append(acct.usage.to_api())
     return out
 
 
@@ -67,10 +67,18 @@ def test_prompt_total_is_input_plus_cache_read_plus_cache_write(trace: list[Call
         prompt = call.prompt()
         a = engine.account(prompt, now=now, workspace=call.workspace, ready_at=now + call.ttft)
         assert (
-            min(a.input_tokens, a.cache_read_input_tokens, a.cache_write_5m, a.cache_write_1h) >= 0
+            min(
+                a.usage.input_tokens,
+                a.usage.cache_read_input_tokens,
+                a.usage.ephemeral_5m_input_tokens,
+                a.usage.ephemeral_1h_input_tokens,
+            )
+            >= 0
         )
         assert (
-            a.input_tokens + a.cache_read_input_tokens + a.cache_creation_input_tokens
+            a.usage.input_tokens
+            + a.usage.cache_read_input_tokens
+            + a.usage.cache_creation_input_tokens
             == prompt.total_tokens
         )
 
@@ -88,9 +96,9 @@ def test_a_read_is_always_a_prefix_an_earlier_request_wrote(trace: list[Call]) -
         if a.read_position is not None:
             hit = prompt.positions[a.read_position]
             assert (call.workspace, hit.prefix_hash) in written
-            assert a.cache_read_input_tokens == hit.cumulative <= most[call.workspace]
+            assert a.usage.cache_read_input_tokens == hit.cumulative <= most[call.workspace]
         else:
-            assert a.cache_read_input_tokens == 0
+            assert a.usage.cache_read_input_tokens == 0
         for bp in breakpoints(prompt):
             if bp.tokens >= a.minimum:
                 written.add((call.workspace, prompt.positions[bp.position].prefix_hash))
@@ -106,7 +114,7 @@ def test_nothing_is_written_when_no_breakpoint_reaches_the_minimum(trace: list[C
         prompt = call.prompt()
         a = engine.account(prompt, now=now, workspace=call.workspace)
         if all(bp.tokens < a.minimum for bp in breakpoints(prompt)):
-            assert a.cache_creation_input_tokens == 0 and a.cache_read_input_tokens == 0
+            assert a.usage.cache_creation_input_tokens == 0 and a.usage.cache_read_input_tokens == 0
 
 
 @settings(max_examples=100, deadline=None)
@@ -145,9 +153,9 @@ def test_an_identical_repeat_reads_everything_the_first_cached(
     prompt = call.prompt()
     first = engine.account(prompt, now=now, ready_at=now + 1)
     second = engine.account(prompt, now=now + 2)
-    cached = first.cache_read_input_tokens + first.cache_creation_input_tokens
-    assert second.cache_read_input_tokens == cached
-    assert second.cache_creation_input_tokens == 0
+    cached = first.usage.cache_read_input_tokens + first.usage.cache_creation_input_tokens
+    assert second.usage.cache_read_input_tokens == cached
+    assert second.usage.cache_creation_input_tokens == 0
 
 
 @settings(max_examples=100, deadline=None)
@@ -162,6 +170,6 @@ def test_more_lookback_never_reads_less(trace: list[Call]) -> None:
         probe_n = narrow.account(prompt, now=now, workspace=call.workspace, commit=False)
         probe_w = wide.account(prompt, now=now, workspace=call.workspace, commit=False)
         if narrow.entries.keys() == wide.entries.keys():
-            assert probe_w.cache_read_input_tokens >= probe_n.cache_read_input_tokens
+            assert probe_w.usage.cache_read_input_tokens >= probe_n.usage.cache_read_input_tokens
         narrow.account(prompt, now=now, workspace=call.workspace)
         wide.account(prompt, now=now, workspace=call.workspace)

@@ -73,12 +73,15 @@ def test_a_ping_for_a_history_entry_ends_on_a_user_turn() -> None:
 def test_a_ping_reads_the_entry_and_pays_almost_nothing_else() -> None:
     body = request(system=[block(SYSTEM, CC)], messages=[{"role": "user", "content": "Q?"}])
     engine = Engine()
-    written = engine.account(parse_request(body), now=0).cache_creation_input_tokens
+    written = engine.account(parse_request(body), now=0).usage.cache_creation_input_tokens
     acct = engine.account(parse_request(ping(body, "/system/0", "5m")), now=290)
-    assert acct.cache_read_input_tokens == written and acct.cache_creation_input_tokens == 0
-    assert acct.input_tokens < 20 and acct.output_tokens == 0
+    assert (
+        acct.usage.cache_read_input_tokens == written
+        and acct.usage.cache_creation_input_tokens == 0
+    )
+    assert acct.usage.input_tokens < 20 and acct.usage.output_tokens == 0
     later = engine.account(parse_request(body), now=290 + 299)  # the ping renewed the entry
-    assert later.cache_read_input_tokens == written
+    assert later.usage.cache_read_input_tokens == written
 
 
 # -- the policy ----------------------------------------------------------------------------------

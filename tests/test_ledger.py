@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cachewise.ledger import MIGRATIONS, CallRecord, Ledger, default_path, key_workspace
+from cachewise.usage import Usage
 
 EXPECTED_COLUMNS = [
     "id",
@@ -46,18 +47,20 @@ def sample(**kw: object) -> CallRecord:
         "model": "claude-sonnet-4-6",
         "ended_at": 1_763_790_001.5,
         "workspace": key_workspace("sk-secret"),
-        "input_tokens": 7,
-        "ephemeral_5m_input_tokens": 3,
-        "ephemeral_1h_input_tokens": 2,
-        "cache_read_input_tokens": 100,
-        "output_tokens": 9,
+        "usage": Usage(
+            input_tokens=7,
+            ephemeral_5m_input_tokens=3,
+            ephemeral_1h_input_tokens=2,
+            cache_read_input_tokens=100,
+            output_tokens=9,
+        ),
         "cost_usd": Decimal("0.000123456789"),
         "cost_without_cache_usd": Decimal("0.0004"),
         "prefix_hashes": ["abc"],
         "breakpoints": [{"path": "/system/0", "ttl": "5m", "tokens": 105}],
         "cause": "hit",
         "tags": {"job": "nightly"},
-        "usage": {"input_tokens": 7},
+        "raw_usage": {"input_tokens": 7},
     }
     base.update(kw)
     return CallRecord(**base)  # type: ignore[arg-type]
@@ -78,7 +81,7 @@ def roundtrip(ledger: Ledger) -> None:
     calls = ledger.calls()
     assert [c.id for c in calls] == [first, first + 1]
     c = calls[0]
-    assert c.cost_usd == Decimal("0.000123456789") and c.cache_creation_input_tokens == 5
+    assert c.cost_usd == Decimal("0.000123456789") and c.usage.cache_creation_input_tokens == 5
     assert c.tags == {"job": "nightly"} and c.breakpoints[0]["ttl"] == "5m"
     assert [c.status for c in ledger.calls(since=1_763_790_050.0)] == ["error"]
     assert ledger.prompts() == {first + 1: {"model": "m", "messages": []}}
@@ -118,7 +121,7 @@ def test_the_workspace_is_a_one_way_hash() -> None:
 
 
 def test_an_unreachable_postgres_is_a_clear_error() -> None:
-    from cachewise.ledger import LedgerError
+    from cachewise.errors import LedgerError
 
     with pytest.raises(LedgerError, match="cannot connect"):
         Ledger("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")

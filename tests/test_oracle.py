@@ -85,7 +85,7 @@ def test_uses_a_day_apart_are_cheapest_uncached() -> None:
 
 def test_a_prefix_below_the_minimum_is_never_read() -> None:
     rows = trace(0, 1, system="Be brief.")
-    assert oracle(rows_from(rows)).usage.cache_read == 0
+    assert oracle(rows_from(rows)).usage.cache_read_input_tokens == 0
 
 
 def test_workspaces_do_not_share() -> None:
@@ -98,7 +98,7 @@ def test_workspaces_do_not_share() -> None:
 def test_the_result_counts_writes_reads_and_keep_alives() -> None:
     result = oracle(rows_from(trace(0, 400, 450)))
     assert (result.writes, result.reads, result.keep_alives) == (1, 2, 1)
-    assert result.usage.cache_write_5m > 0 and result.usage.cache_read > 0
+    assert result.usage.ephemeral_5m_input_tokens > 0 and result.usage.cache_read_input_tokens > 0
 
 
 # -- strategies with pings the trace does not show: the bound must hold against them too ---------
@@ -107,13 +107,13 @@ def test_the_result_counts_writes_reads_and_keep_alives() -> None:
 def bill(events: list[tuple[float, dict[str, Any]]]) -> Decimal:
     """What requests sent at these times cost through a fresh engine."""
     from cachewise import Engine
-    from cachewise.cost import cost, normalize_usage
+    from cachewise.cost import cost
 
     engine, total = Engine(), Decimal(0)
     for now, body in sorted(events, key=lambda e: e[0]):
         prompt = parse_request(body)
         acct = engine.account(prompt, now=now, ready_at=now + 0.5)
-        usage = normalize_usage(acct.usage())
+        usage = acct.usage
         total += cost(usage, model=prompt.model, speed=prompt.speed).total_usd
     return total
 

@@ -27,7 +27,7 @@ def run_cost(bodies: list[dict[str, Any]], gap: float = 1.0) -> Decimal:
     engine, total = Engine(), Decimal(0)
     for i, body in enumerate(bodies):
         acct = engine.account(parse_request(body), now=i * gap)
-        total += cost(acct.usage(), model=body["model"]).total_usd
+        total += cost(acct.usage, model=body["model"]).total_usd
     return total
 
 

@@ -14,23 +14,28 @@ from cachewise import InputError
 from cachewise.cli import main
 from cachewise.ledger import CallRecord, Ledger
 from cachewise.report import parse_duration, report
+from cachewise.usage import Usage
 
 DAY = 86_400.0
 T0 = 1_763_769_600.0  # 2025-11-22 00:00 UTC
 
 
+TOKENS = ("input_tokens", "output_tokens", "ephemeral_5m_input_tokens", "cache_read_input_tokens")
+
+
 def call(t: float, **kw: object) -> CallRecord:
+    tokens: dict[str, object] = {"input_tokens": 10, "output_tokens": 5}
+    tokens.update({k: v for k, v in kw.items() if k in TOKENS})
     base: dict[str, object] = {
         "started_at": t,
         "ended_at": t + 1,
         "model": "claude-sonnet-4-6",
         "workspace": "key_a",
-        "input_tokens": 10,
-        "output_tokens": 5,
+        "usage": Usage(**tokens),  # type: ignore[arg-type]
         "cost_usd": Decimal("0.001"),
         "cost_without_cache_usd": Decimal("0.004"),
     }
-    base.update(kw)
+    base.update({k: v for k, v in kw.items() if k not in TOKENS})
     return CallRecord(**base)  # type: ignore[arg-type]
 
 

@@ -77,8 +77,8 @@ def test_replay_orders_by_time_and_defaults_the_first_byte() -> None:
     body = request(system=[block(text(1500, "s"), CC)])
     rows = read_rows_from([{"started_at": 10, "request": body}, {"started_at": 0, "request": body}])
     steps = replay(rows)
-    assert steps[1].account is not None and steps[1].account.cache_creation_input_tokens > 0
-    assert steps[0].account is not None and steps[0].account.cache_read_input_tokens > 0
+    assert steps[1].account is not None and steps[1].account.usage.cache_creation_input_tokens > 0
+    assert steps[0].account is not None and steps[0].account.usage.cache_read_input_tokens > 0
     assert steps[1].ready == pytest.approx(DEFAULT_TTFT_MS / 1000)
 
 

@@ -22,39 +22,31 @@ from typing import Any, Literal
 
 from .catalog import catalog
 from .engine import breakpoints, first_cacheable
-from .errors import CachewiseError, InvalidRequest, UnknownModel
+from .errors import CachewiseWarning, InputError, InvalidRequest, LintError, UnknownModel
 from .explain import Explainer
 from .gate import Gate, LocalGate, NoGate, Ticket
 from .ledger import CallRecord, Ledger, key_workspace, open_ledger
-from .lint import Finding, lint
+from .lint import lint
 from .plan import plan as plan_request
 from .request import Prompt, has_markers, parse_request
 
-__all__ = ["CachewiseWarning", "LintError", "wrap"]
+__all__ = ["wrap"]
+
+PlanOption = Literal["auto", "off"]
+LintOption = Literal["warn", "error", "off"]
+GateOption = Literal["local", "off"]
 
 # Arguments of `messages.create` that are the SDK's, not the request body's.
 _SDK_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
-
-
-class CachewiseWarning(UserWarning):
-    """A lint finding on a request the wrapper is about to send."""
-
-
-class LintError(CachewiseError):
-    """A request the linter says the API will reject (with `lint="error"`)."""
-
-    def __init__(self, findings: list[Finding]) -> None:
-        super().__init__("; ".join(f"{f.rule} {f.path}: {f.message}" for f in findings))
-        self.findings = findings
 
 
 def wrap(
     client: Any,
     *,
     ledger: str | Path | Ledger | Literal[False] | None = None,
-    plan: str = "auto",
-    lint: str = "warn",
-    gate: str | Gate = "local",
+    plan: PlanOption = "auto",
+    lint: LintOption = "warn",
+    gate: GateOption | Gate = "local",
     tags: Any = None,
     store_prompts: bool = False,
     gate_timeout: float = 60.0,
@@ -76,8 +68,14 @@ def wrap(
     """
     import anthropic
 
-    if plan not in ("auto", "off") or lint not in ("warn", "error", "off"):
-        raise ValueError("plan is 'auto' or 'off'; lint is 'warn', 'error' or 'off'")
+    for name, value, allowed in (
+        ("plan", plan, PlanOption),
+        ("lint", lint, LintOption),
+        ("gate", gate, GateOption),
+    ):
+        choices = allowed.__args__  # type: ignore[attr-defined]
+        if (isinstance(value, str) and value not in choices) or value is None:
+            raise InputError(f"{value!r} is not one of {', '.join(map(repr, choices))}", field=name)
     state = _State(
         ledger=None if ledger is False else open_ledger(ledger),
         plan=plan,
@@ -222,12 +220,13 @@ class _State:
         explanation = self.explainer.observe(
             prompt, start=call.started, ready=ready, workspace=self.workspace or "default"
         )
-        rec.cause = "hit" if rec.cache_read_input_tokens > 0 else explanation.cause
+        read = rec.usage.cache_read_input_tokens
+        rec.cause = "hit" if read > 0 else explanation.cause
         if rec.cause == "hit" and explanation.position is not None:
             rec.read_hash = prompt.positions[explanation.position].prefix_hash
-        elif rec.cache_read_input_tokens > 0:
-            rec.read_hash = _read_hash(prompt, rec.cache_read_input_tokens)
-        if rec.cache_read_input_tokens == 0 and explanation.cause == "hit":
+        elif read > 0:
+            rec.read_hash = _read_hash(prompt, read)
+        if read == 0 and explanation.cause == "hit":
             rec.cause = "likely_server_side"
 
 

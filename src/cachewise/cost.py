@@ -1,9 +1,4 @@
-"""Usage, in any of the shapes it comes in, to dollars.
-
-The API's `usage` is the reference shape: `input_tokens` is the uncached remainder, and writes are
-split into `cache_creation.ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`. OpenAI-style
-and OpenTelemetry usage count cached tokens inside the input total, so they are normalized first;
-adding the cache fields to an inclusive total is the most common cost bug in the field.
+"""Usage, in any of the shapes `cachewise.usage` reads, to dollars.
 
 Arithmetic is Decimal end to end: no float drift across thousands of calls.
 """
@@ -11,65 +6,18 @@ Arithmetic is Decimal end to end: no float drift across thousands of calls.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from .catalog import Model, Prices, get_model
-from .errors import InputError, PricingError
+from .errors import PricingError, UnknownModel
+from .usage import Usage, normalize_usage
 
-__all__ = ["Cost", "Usage", "break_even_reads", "cost", "normalize_usage", "uncached_cost"]
+__all__ = ["Cost", "break_even_reads", "cost", "priced", "uncached_cost"]
 
 MTOK = Decimal(1_000_000)
 WEB_SEARCH_USD = Decimal("0.01")  # $10 per 1,000 searches, on top of tokens
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts by kind, in the API's meaning (input excludes cache reads and writes)."""
-
-    input_tokens: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
-    cache_read: int = 0
-    output_tokens: int = 0
-    web_search_requests: int = 0
-    service_tier: str | None = None
-    inference_geo: str | None = None
-    speed: str | None = None
-
-    @property
-    def cache_creation_input_tokens(self) -> int:
-        return self.cache_write_5m + self.cache_write_1h
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Every input token of the request: input + cache read + cache write."""
-        return self.input_tokens + self.cache_read + self.cache_creation_input_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.cache_write_5m + other.cache_write_5m,
-            self.cache_write_1h + other.cache_write_1h,
-            self.cache_read + other.cache_read,
-            self.output_tokens + other.output_tokens,
-            self.web_search_requests + other.web_search_requests,
-        )
-
-    def to_api(self) -> dict[str, Any]:
-        """The API's usage field names."""
-        return {
-            "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": self.cache_creation_input_tokens,
-            "cache_read_input_tokens": self.cache_read,
-            "cache_creation": {
-                "ephemeral_5m_input_tokens": self.cache_write_5m,
-                "ephemeral_1h_input_tokens": self.cache_write_1h,
-            },
-            "output_tokens": self.output_tokens,
-        }
 
 
 @dataclass(frozen=True)
@@ -117,66 +65,6 @@ class Cost:
             "inference_geo": self.inference_geo,
             "speed": self.speed,
         }
-
-
-def normalize_usage(usage: Any) -> Usage:
-    """A `Usage` from the API's usage dict, the SDK's `Usage` object, or an inclusive shape.
-
-    Accepted: the Messages API usage (with or without the `cache_creation` split; without it,
-    every write is a 5m write), the SDK's pydantic `Usage`, OpenAI-style `prompt_tokens` /
-    `completion_tokens` with `prompt_tokens_details.cached_tokens`, and OpenTelemetry
-    `gen_ai.usage.*` attributes (whose input total includes cached tokens).
-
-    Raises:
-        InputError: the usage is not one of these shapes, or its numbers contradict each other.
-    """
-    if isinstance(usage, Usage):
-        return usage
-    if hasattr(usage, "model_dump"):
-        usage = usage.model_dump()
-    if not isinstance(usage, Mapping):
-        raise InputError(f"usage must be an object, not {type(usage).__name__}", field="usage")
-    if "gen_ai.usage.input_tokens" in usage:
-        return _inclusive(
-            usage,
-            "gen_ai.usage.input_tokens",
-            "gen_ai.usage.output_tokens",
-            _int(usage, "gen_ai.usage.cache_read.input_tokens"),
-            _int(usage, "gen_ai.usage.cache_creation.input_tokens"),
-        )
-    if "prompt_tokens" in usage:
-        details = usage.get("prompt_tokens_details") or {}
-        read = _int(details, "cached_tokens") or _int(usage, "cache_read_input_tokens")
-        write = (
-            _int(details, "cache_creation_tokens")
-            or _int(details, "cache_write_tokens")
-            or _int(usage, "cache_creation_input_tokens")
-        )
-        return _inclusive(usage, "prompt_tokens", "completion_tokens", read, write)
-    if "input_tokens" not in usage and "output_tokens" not in usage:
-        raise InputError("usage has neither input_tokens nor prompt_tokens", field="usage")
-    split = usage.get("cache_creation") or {}
-    creation = _int(usage, "cache_creation_input_tokens")
-    w1h = _int(split, "ephemeral_1h_input_tokens")
-    w5m = _int(split, "ephemeral_5m_input_tokens") if split else creation
-    if split and creation and w5m + w1h != creation:
-        raise InputError(
-            f"cache_creation_input_tokens ({creation}) is not the sum of cache_creation "
-            f"({w5m} + {w1h})",
-            field="usage.cache_creation",
-        )
-    tools = usage.get("server_tool_use") or {}
-    return Usage(
-        input_tokens=_int(usage, "input_tokens"),
-        cache_write_5m=w5m,
-        cache_write_1h=w1h,
-        cache_read=_int(usage, "cache_read_input_tokens"),
-        output_tokens=_int(usage, "output_tokens"),
-        web_search_requests=_int(tools, "web_search_requests"),
-        service_tier=usage.get("service_tier"),
-        inference_geo=usage.get("inference_geo"),
-        speed=usage.get("speed"),
-    )
 
 
 def cost(
@@ -233,6 +121,22 @@ def uncached_cost(usage: Any, *, model: str | Model, batch: bool | None = None) 
     return cost(plain, model=model, batch=batch)
 
 
+def priced(
+    usage: Any, *, model: str | Model, batch: bool | None = None
+) -> tuple[Decimal, Decimal] | None:
+    """What a call with this usage cost, and what it would have cost without caching; None where
+    the catalog cannot price it honestly (an unknown model, no published price, a geo the model
+    does not take). The one place a missing price is tolerated: summaries count such a call and
+    add no dollars for it."""
+    try:
+        return (
+            cost(usage, model=model, batch=batch).total_usd,
+            uncached_cost(usage, model=model, batch=batch).total_usd,
+        )
+    except (PricingError, UnknownModel):
+        return None
+
+
 def break_even_reads(model: Model, ttl: Literal["5m", "1h"]) -> int | None:
     """Reads after which one write at this TTL has paid for itself, from the model's rates."""
     if model.prices is None:
@@ -252,39 +156,12 @@ def _priced(
     return Cost(
         model=model,
         input_usd=usd(u.input_tokens, p.input),
-        cache_write_5m_usd=usd(u.cache_write_5m, p.cache_write_5m),
-        cache_write_1h_usd=usd(u.cache_write_1h, p.cache_write_1h),
-        cache_read_usd=usd(u.cache_read, p.cache_read),
+        cache_write_5m_usd=usd(u.ephemeral_5m_input_tokens, p.cache_write_5m),
+        cache_write_1h_usd=usd(u.ephemeral_1h_input_tokens, p.cache_write_1h),
+        cache_read_usd=usd(u.cache_read_input_tokens, p.cache_read),
         output_usd=usd(u.output_tokens, p.output),
         web_search_usd=Decimal(u.web_search_requests) * WEB_SEARCH_USD,
         batch=batch,
         inference_geo=geo,
         speed=speed,
     )
-
-
-def _inclusive(
-    usage: Mapping[str, Any], total_key: str, output_key: str, read: int, write: int
-) -> Usage:
-    total = _int(usage, total_key)
-    if read + write > total:
-        raise InputError(
-            f"{total_key} ({total}) counts cached tokens, but cache read ({read}) + write "
-            f"({write}) exceed it",
-            field=total_key,
-        )
-    return Usage(
-        input_tokens=total - read - write,
-        cache_write_5m=write,
-        cache_read=read,
-        output_tokens=_int(usage, output_key),
-    )
-
-
-def _int(data: Any, key: str) -> int:
-    value = data.get(key) if isinstance(data, Mapping) else None
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InputError(f"{key} must be a non-negative number, not {value!r}", field=key)
-    return int(value)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from .catalog import Model, catalog
 from .errors import InvalidRequest, UnknownModel
 from .request import TTL, Position, Prompt, parse_request, strip_markers
+from .usage import Usage
 
 __all__ = [
     "Account",
@@ -110,37 +111,15 @@ class BreakpointAccount:
 
 @dataclass(frozen=True)
 class Account:
-    """What one request cost the cache, in the API's own usage shape plus the reasons."""
+    """What one request cost the cache: the API's usage, and the reasons behind it."""
 
-    input_tokens: int
-    cache_read_input_tokens: int
-    cache_write_5m: int
-    cache_write_1h: int
-    output_tokens: int
-    total_prompt_tokens: int
+    usage: Usage
     read_position: int | None
     breakpoints: tuple[BreakpointAccount, ...]
     minimum: int
     minimum_assumed: bool = False
     evicted: bool = False
     notes: tuple[str, ...] = ()
-
-    @property
-    def cache_creation_input_tokens(self) -> int:
-        return self.cache_write_5m + self.cache_write_1h
-
-    def usage(self) -> dict[str, object]:
-        """The `usage` object exactly as the Messages API returns it."""
-        return {
-            "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": self.cache_creation_input_tokens,
-            "cache_read_input_tokens": self.cache_read_input_tokens,
-            "cache_creation": {
-                "ephemeral_5m_input_tokens": self.cache_write_5m,
-                "ephemeral_1h_input_tokens": self.cache_write_1h,
-            },
-            "output_tokens": self.output_tokens,
-        }
 
 
 def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> list[InvalidRequest]:
@@ -402,12 +381,13 @@ class Engine:
         if assumed:
             notes.append(f"{model.id}: minimum cacheable tokens unknown; assumed {minimum}")
         return Account(
-            input_tokens=prompt.total_tokens - c,
-            cache_read_input_tokens=a,
-            cache_write_5m=c - b,
-            cache_write_1h=b - a,
-            output_tokens=billed_output(prompt, output_tokens),
-            total_prompt_tokens=prompt.total_tokens,
+            usage=Usage(
+                input_tokens=prompt.total_tokens - c,
+                cache_read_input_tokens=a,
+                ephemeral_5m_input_tokens=c - b,
+                ephemeral_1h_input_tokens=b - a,
+                output_tokens=billed_output(prompt, output_tokens),
+            ),
             read_position=read_at,
             breakpoints=tuple(accounts),
             minimum=minimum,

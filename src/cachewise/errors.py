@@ -1,10 +1,14 @@
-"""Every error cachewise raises on purpose.
+"""Every error (and the one warning) cachewise raises on purpose.
 
     CachewiseError
     ├── InvalidRequest     the Messages API would reject this request (400); carries its exact text
     ├── UnknownModel       a model id or alias that is not in the catalog (404 on the API)
     ├── PricingError       a cost cannot be computed honestly (a price the catalog does not know)
-    └── InputError         a file, line or field a user gave us is malformed
+    ├── InputError         a file, line, field or option a user gave us is malformed
+    ├── LintError          `wrap(lint="error")` refused a request the API would reject
+    └── LedgerError        the ledger cannot be opened, read or written
+
+    CachewiseWarning       a lint finding on a request `wrap` sends; a ledger row kept for later
 
 Errors from the `anthropic` SDK pass through unwrapped. The CLI catches `CachewiseError` in one
 place and prints it without a traceback.
@@ -12,7 +16,22 @@ place and prints it without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["CachewiseError", "InputError", "InvalidRequest", "PricingError", "UnknownModel"]
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .lint import Finding
+
+__all__ = [
+    "CachewiseError",
+    "CachewiseWarning",
+    "InputError",
+    "InvalidRequest",
+    "LedgerError",
+    "LintError",
+    "PricingError",
+    "UnknownModel",
+]
 
 
 class CachewiseError(Exception):
@@ -58,6 +77,23 @@ class UnknownModel(CachewiseError):
     def __init__(self, model: str) -> None:
         super().__init__(f"model: {model}")
         self.model = model
+
+
+class LintError(CachewiseError):
+    """A request the linter says the API will reject (with `wrap(lint="error")`)."""
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        super().__init__("; ".join(f"{f.rule} {f.path}: {f.message}" for f in findings))
+        self.findings = list(findings)
+
+
+class LedgerError(CachewiseError):
+    """The ledger cannot be opened, read or written."""
+
+
+class CachewiseWarning(UserWarning):
+    """Something the caller should know that does not stop the call: a lint finding on a request
+    `wrap` is about to send, or ledger rows kept in the spool until the ledger takes them."""
 
 
 class PricingError(CachewiseError):

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from .cost import break_even_reads, normalize_usage
+from .cost import break_even_reads
 from .engine import Engine, breakpoints, minimum_for
 from .errors import InvalidRequest
 from .request import Prompt, text_at
 from .trace import Row, Step, replay, rows_from
+from .usage import normalize_usage
 
 __all__ = ["CAUSES", "Explainer", "Explanation", "explain", "explain_rows", "explain_trace"]
 
@@ -138,7 +139,7 @@ def _explain(step: Step, earlier: Sequence[Step]) -> Explanation:
             path=step.error.path,
             suggestion="Fix the request; `cachewise lint` shows how.",
         )
-    read = acct.cache_read_input_tokens
+    read = acct.usage.cache_read_input_tokens
     bps = breakpoints(prompt)
     same = [
         s
@@ -398,7 +399,7 @@ def _shared_tokens(prompt: Prompt, earlier: Sequence[Step]) -> int:
 
 def _cached_tokens(step: Step) -> int:
     acct = step.account
-    return 0 if acct is None else acct.cache_read_input_tokens + acct.cache_creation_input_tokens
+    return 0 if acct is None else acct.usage.prompt_tokens - acct.usage.input_tokens
 
 
 def _first_change(prev: Prompt, cur: Prompt) -> int | None:
@@ -437,16 +438,16 @@ def _observed(step: Step, predicted_read: int) -> Explanation | None:
     if usage is None:
         return None
     seen = normalize_usage(usage)
-    if seen.cache_read == predicted_read:
+    if seen.cache_read_input_tokens == predicted_read:
         return None
-    direction = "less" if seen.cache_read < predicted_read else "more"
+    direction = "less" if seen.cache_read_input_tokens < predicted_read else "more"
     return _make(
         step,
         "likely_server_side",
         predicted_read,
-        missed=max(0, predicted_read - seen.cache_read),
+        missed=max(0, predicted_read - seen.cache_read_input_tokens),
         detail=f"the engine expected a read of {predicted_read:,} tokens; the API "
-        f"reported {seen.cache_read:,} ({direction})",
+        f"reported {seen.cache_read_input_tokens:,} ({direction})",
         suggestion="Isolated server-side misses are reported upstream and unresolved; if "
         "it repeats, compare the requests byte for byte (`cachewise lint`).",
     )
@@ -467,7 +468,7 @@ def _make(
     suggestion: str = "",
 ) -> Explanation:
     acct = step.account
-    read = acct.cache_read_input_tokens if acct is not None else 0
+    read = acct.usage.cache_read_input_tokens if acct is not None else 0
     if expected < 0:  # what the earlier cache could have supplied, had the cause not been
         expected = missed
     return Explanation(
@@ -483,6 +484,6 @@ def _make(
         detail=detail,
         parameter=parameter,
         diff=diff,
-        usage=acct.usage() if acct is not None else None,
+        usage=acct.usage.to_api() if acct is not None else None,
         observed_usage=step.row.usage,
     )

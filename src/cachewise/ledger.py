@@ -23,13 +23,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .errors import CachewiseError
+from .errors import LedgerError
+from .usage import Usage, normalize_usage
 
-__all__ = ["CallRecord", "Ledger", "LedgerError", "default_path", "key_workspace", "open_ledger"]
-
-
-class LedgerError(CachewiseError):
-    """The ledger cannot be opened or written."""
+__all__ = ["CallRecord", "Ledger", "default_path", "key_workspace", "open_ledger"]
 
 
 @dataclass
@@ -45,11 +42,7 @@ class CallRecord:
     request_id: str | None = None
     http_status: int | None = None
     error_type: str | None = None
-    input_tokens: int = 0
-    ephemeral_5m_input_tokens: int = 0
-    ephemeral_1h_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    output_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)
     cost_usd: Decimal = Decimal(0)
     cost_without_cache_usd: Decimal = Decimal(0)
     prefix_hashes: list[str] = field(default_factory=list)
@@ -59,33 +52,20 @@ class CallRecord:
     source: str = "wrap"
     batch: bool = False
     tags: Any = None
-    usage: dict[str, Any] | None = None
+    raw_usage: dict[str, Any] | None = None  # the usage object exactly as the API sent it
     id: int | None = None
 
-    @property
-    def cache_creation_input_tokens(self) -> int:
-        return self.ephemeral_5m_input_tokens + self.ephemeral_1h_input_tokens
-
     def set_usage(self, usage: Any, *, batch: bool | None = None) -> None:
-        """Fill the token columns and both costs from a usage (any shape `cost` accepts)."""
-        from .cost import cost, normalize_usage, uncached_cost
-        from .errors import PricingError, UnknownModel
+        """Fill the token columns and both costs from a usage (any shape `normalize_usage`
+        reads); a model the catalog cannot price costs $0 here, as `priced` says."""
+        from .cost import priced
 
-        u = normalize_usage(usage)
-        self.input_tokens, self.cache_read_input_tokens = u.input_tokens, u.cache_read
-        self.ephemeral_5m_input_tokens = u.cache_write_5m
-        self.ephemeral_1h_input_tokens = u.cache_write_1h
-        self.output_tokens = u.output_tokens
-        self.batch = u.service_tier == "batch" if batch is None else batch
+        self.usage = normalize_usage(usage)
+        self.batch = self.usage.service_tier == "batch" if batch is None else batch
         raw = usage.model_dump(mode="json") if hasattr(usage, "model_dump") else usage
-        self.usage = dict(raw) if isinstance(raw, dict) else None
-        try:
-            self.cost_usd = cost(u, model=self.model, batch=self.batch).total_usd
-            self.cost_without_cache_usd = uncached_cost(
-                u, model=self.model, batch=self.batch
-            ).total_usd
-        except (PricingError, UnknownModel):
-            self.cost_usd = self.cost_without_cache_usd = Decimal(0)
+        self.raw_usage = dict(raw) if isinstance(raw, dict) else None
+        costs = priced(self.usage, model=self.model, batch=self.batch)
+        self.cost_usd, self.cost_without_cache_usd = costs or (Decimal(0), Decimal(0))
 
 
 _COLUMNS = (
@@ -261,11 +241,11 @@ class Ledger:
             call.status,
             call.http_status,
             call.error_type,
-            call.input_tokens,
-            call.ephemeral_5m_input_tokens,
-            call.ephemeral_1h_input_tokens,
-            call.cache_read_input_tokens,
-            call.output_tokens,
+            call.usage.input_tokens,
+            call.usage.ephemeral_5m_input_tokens,
+            call.usage.ephemeral_1h_input_tokens,
+            call.usage.cache_read_input_tokens,
+            call.usage.output_tokens,
             str(call.cost_usd),
             str(call.cost_without_cache_usd),
             json.dumps(call.prefix_hashes),
@@ -275,7 +255,7 @@ class Ledger:
             call.source,
             int(call.batch),
             json.dumps(call.tags) if call.tags is not None else None,
-            json.dumps(call.usage) if call.usage is not None else None,
+            json.dumps(call.raw_usage) if call.raw_usage is not None else None,
         ]
         marks = ", ".join("?" * len(_COLUMNS))
         sql = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({marks})"
@@ -372,11 +352,13 @@ def _record(row: dict[str, Any]) -> CallRecord:
         status=row["status"],
         http_status=row["http_status"],
         error_type=row["error_type"],
-        input_tokens=row["input_tokens"],
-        ephemeral_5m_input_tokens=row["ephemeral_5m_input_tokens"],
-        ephemeral_1h_input_tokens=row["ephemeral_1h_input_tokens"],
-        cache_read_input_tokens=row["cache_read_input_tokens"],
-        output_tokens=row["output_tokens"],
+        usage=Usage(
+            input_tokens=row["input_tokens"],
+            cache_read_input_tokens=row["cache_read_input_tokens"],
+            ephemeral_5m_input_tokens=row["ephemeral_5m_input_tokens"],
+            ephemeral_1h_input_tokens=row["ephemeral_1h_input_tokens"],
+            output_tokens=row["output_tokens"],
+        ),
         cost_usd=Decimal(str(row["cost_usd"])),
         cost_without_cache_usd=Decimal(str(row["cost_without_cache_usd"])),
         prefix_hashes=json.loads(row["prefix_hashes"] or "[]"),
@@ -386,5 +368,5 @@ def _record(row: dict[str, Any]) -> CallRecord:
         source=row["source"],
         batch=bool(row["batch"]),
         tags=json.loads(row["tags"]) if row["tags"] else None,
-        usage=json.loads(row["usage_json"]) if row["usage_json"] else None,
+        raw_usage=json.loads(row["usage_json"]) if row["usage_json"] else None,
     )

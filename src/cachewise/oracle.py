@@ -41,10 +41,10 @@ from decimal import Decimal
 from typing import Any
 
 from .catalog import Prices, catalog
-from .cost import Usage
 from .engine import alive, billed_output, minimum_for, unmarked
 from .request import Position, Prompt
 from .trace import Row, timeline
+from .usage import Usage
 
 __all__ = ["oracle"]
 
@@ -221,7 +221,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
         pings[requests_of] = max(pings.get(requests_of, 0), solved[signature].keep_alives)
         plan = solved[signature]
         total += Decimal(tokens) * plan.per_mtok / MTOK
-        usage = usage + Usage(cache_read=tokens * plan.keep_alives)
+        usage = usage + Usage(cache_read_input_tokens=tokens * plan.keep_alives)
         for use, action in zip(uses, plan.actions, strict=True):
             usage = usage + _billed(action, tokens)
             if action == READ:
@@ -242,9 +242,9 @@ def _cheapest(prompt: Prompt, position: Position, prices: Prices) -> Prices:
 
 def _billed(action: str, tokens: int) -> Usage:
     if action == READ:
-        return Usage(cache_read=tokens)
+        return Usage(cache_read_input_tokens=tokens)
     if action == WRITE_5M:
-        return Usage(cache_write_5m=tokens)
+        return Usage(ephemeral_5m_input_tokens=tokens)
     if action == WRITE_1H:
-        return Usage(cache_write_1h=tokens)
+        return Usage(ephemeral_1h_input_tokens=tokens)
     return Usage(input_tokens=tokens)

@@ -17,6 +17,7 @@ from typing import Any
 from .catalog import catalog
 from .errors import InputError
 from .ledger import CallRecord, Ledger
+from .usage import Tally
 
 __all__ = ["GROUPINGS", "Totals", "parse_duration", "plot", "report"]
 
@@ -42,71 +43,22 @@ def parse_duration(text: str) -> float:
 
 
 @dataclass
-class Totals:
-    """Sums over a set of calls, in the API's field names, with exact costs."""
+class Totals(Tally):
+    """A `Tally` of ledger calls, with what only the ledger knows: writes never read, and the
+    explainer's cause of each miss."""
 
-    calls: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    ephemeral_5m_input_tokens: int = 0
-    ephemeral_1h_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-    cost_without_cache_usd: Decimal = Decimal(0)
     writes_never_read: int = 0
     misses_by_cause: Counter[str] = field(default_factory=Counter)
 
-    def add(self, call: CallRecord, never_read: bool) -> None:
-        self.calls += 1
-        self.errors += call.status != "ok"
-        self.input_tokens += call.input_tokens
-        self.ephemeral_5m_input_tokens += call.ephemeral_5m_input_tokens
-        self.ephemeral_1h_input_tokens += call.ephemeral_1h_input_tokens
-        self.cache_read_input_tokens += call.cache_read_input_tokens
-        self.output_tokens += call.output_tokens
-        self.cost_usd += call.cost_usd
-        self.cost_without_cache_usd += call.cost_without_cache_usd
+    def add_call(self, call: CallRecord, never_read: bool) -> None:
+        self.add(call.usage, call.cost_usd, call.cost_without_cache_usd, error=call.status != "ok")
         self.writes_never_read += never_read
         if call.cause and call.cause != "hit":
             self.misses_by_cause[call.cause] += 1
 
-    @property
-    def cache_creation_input_tokens(self) -> int:
-        return self.ephemeral_5m_input_tokens + self.ephemeral_1h_input_tokens
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
-
-    @property
-    def savings_pct(self) -> float:
-        base = self.cost_without_cache_usd
-        return float((base - self.cost_usd) / base * 100) if base else 0.0
-
-    @property
-    def hit_rate(self) -> float:
-        """Cache reads over all prompt tokens (not over input, which excludes writes)."""
-        return self.cache_read_input_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
-
     def to_json(self) -> dict[str, Any]:
         return {
-            "calls": self.calls,
-            "errors": self.errors,
-            "usage": {
-                "input_tokens": self.input_tokens,
-                "cache_creation_input_tokens": self.cache_creation_input_tokens,
-                "cache_read_input_tokens": self.cache_read_input_tokens,
-                "cache_creation": {
-                    "ephemeral_5m_input_tokens": self.ephemeral_5m_input_tokens,
-                    "ephemeral_1h_input_tokens": self.ephemeral_1h_input_tokens,
-                },
-                "output_tokens": self.output_tokens,
-            },
-            "cost_usd": float(self.cost_usd),
-            "cost_without_cache_usd": float(self.cost_without_cache_usd),
-            "savings_pct": round(self.savings_pct, 2),
-            "cache_hit_rate": round(self.hit_rate, 4),
+            **super().to_json(),
             "writes_never_read": self.writes_never_read,
             "misses_by_cause": dict(self.misses_by_cause),
         }
@@ -149,9 +101,9 @@ def report(
     groups: dict[str, Totals] = defaultdict(Totals)
     key = GROUPINGS[by] if by else None
     for c in calls:
-        total.add(c, c.id in never)
+        total.add_call(c, c.id in never)
         if key is not None:
-            groups[key(c)].add(c, c.id in never)
+            groups[key(c)].add_call(c, c.id in never)
     out = total.to_json()
     out["groups"] = [{"group": name, **t.to_json()} for name, t in sorted(groups.items())]
     out["by"] = by
@@ -167,7 +119,7 @@ def _never_read(calls: Sequence[CallRecord]) -> set[int | None]:
     never = set()
     window = _read_window()
     for c in calls:
-        if c.cache_creation_input_tokens == 0:
+        if c.usage.cache_creation_input_tokens == 0:
             continue
         read_later = any(
             c.started_at < t <= c.started_at + window
@@ -238,7 +190,7 @@ def plot(ledger: Ledger, path: Path, *, since: float | None = None, by: str | No
     key = GROUPINGS[by or "model"]
     groups: dict[str, Totals] = defaultdict(Totals)
     for c in calls:
-        groups[key(c)].add(c, False)
+        groups[key(c)].add_call(c, False)
     names = sorted(groups)
     bottom = [0.0] * len(names)
     for label, attr, color in (
@@ -247,7 +199,7 @@ def plot(ledger: Ledger, path: Path, *, since: float | None = None, by: str | No
         ("cache read", "cache_read_input_tokens", "#2f6f4f"),
         ("output", "output_tokens", "#3d5a99"),
     ):
-        values = [float(getattr(groups[n], attr)) for n in names]
+        values = [float(getattr(groups[n].usage, attr)) for n in names]
         right.bar(names, values, bottom=bottom, label=label, color=color)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))

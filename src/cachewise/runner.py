@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .catalog import catalog
-from .cost import Usage, cost, normalize_usage, uncached_cost
+from .cost import priced
 from .engine import breakpoints, first_cacheable
 from .errors import InputError, InvalidRequest, UnknownModel
 from .ledger import CallRecord, Ledger, key_workspace
 from .plan import plan
 from .request import has_markers, parse_request, strip_markers
+from .usage import Tally, normalize_usage
 
 __all__ = ["RunOptions", "RunSummary", "completed_ids", "read_requests", "run_requests"]
 
@@ -53,33 +54,30 @@ class RunOptions:
 
 
 @dataclass
-class RunSummary:
-    total: int
+class RunSummary(Tally):
+    """A run: the calls it made this time (a `Tally`), and what it skipped."""
+
+    total: int = 0
     skipped: int = 0
-    succeeded: int = 0
-    errored: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: Decimal = Decimal(0)
-    cost_without_cache_usd: Decimal = Decimal(0)
-    writes: int = 0
-    reads: int = 0
     wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def succeeded(self) -> int:
+        return self.calls - self.errors
+
+    @property
+    def errored(self) -> int:
+        return self.errors
+
     def to_json(self) -> dict[str, Any]:
-        saved = self.cost_without_cache_usd - self.cost_usd
-        base = self.cost_without_cache_usd
+        tally = super().to_json()
         return {
             "total": self.total,
             "skipped": self.skipped,
             "succeeded": self.succeeded,
             "errored": self.errored,
-            "usage": self.usage.to_api(),
-            "cost_usd": float(self.cost_usd),
-            "cost_without_cache_usd": float(self.cost_without_cache_usd),
-            "savings_pct": round(float(saved / base * 100), 2) if base else 0.0,
-            "writes": self.writes,
-            "reads": self.reads,
+            **{k: v for k, v in tally.items() if k not in ("calls", "errors")},
             "wall_seconds": round(self.wall_seconds, 3),
             "notes": self.notes,
         }
@@ -299,18 +297,10 @@ def run_requests(
         results.write(line)
         with lock:
             if line["result"]["type"] == "succeeded":
-                summary.succeeded += 1
                 u = normalize_usage(usage)
-                summary.usage = summary.usage + u
-                summary.writes += u.cache_creation_input_tokens > 0
-                summary.reads += u.cache_read > 0
-                try:
-                    summary.cost_usd += cost(u, model=model).total_usd
-                    summary.cost_without_cache_usd += uncached_cost(u, model=model).total_usd
-                except (InvalidRequest, UnknownModel, ValueError):
-                    pass
+                summary.add(u, *(priced(u, model=model) or (Decimal(0), Decimal(0))))
             else:
-                summary.errored += 1
+                summary.add(error=True)
         if progress is not None:
             progress(summary)
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from .catalog import Model, get_model
-from .cost import Usage, cost, normalize_usage
+from .cost import cost
 from .engine import Engine
 from .request import TTL, Prompt
+from .usage import Tally
 
 __all__ = ["Latency", "Scenario", "ScenarioResult", "run_scenarios"]
 
@@ -54,14 +54,12 @@ class Scenario:
     latency: Latency = field(default_factory=Latency)
 
 
-@dataclass(frozen=True)
-class ScenarioResult:
-    name: str
-    usage: Usage
-    cost_usd: Decimal
-    writes: int
-    reads: int
-    wall_seconds: float
+@dataclass
+class ScenarioResult(Tally):
+    """One way of running the scenario: its calls summed, and how long they took."""
+
+    name: str = ""
+    wall_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,12 +81,10 @@ def run_scenarios(scenario: Scenario) -> list[ScenarioResult]:
 
 def _run(s: Scenario, model: Model, name: str, ttl: TTL | None) -> ScenarioResult:
     engine = Engine()
-    total = Usage()
-    writes = reads = 0
+    out = ScenarioResult(name=name)
     free_at = [0.0] * max(1, s.workers)
     heapq.heapify(free_at)
     released_at = 0.0
-    end = 0.0
     for i in range(s.calls):
         worker_free = heapq.heappop(free_at)
         start = max(worker_free, i * s.gap_seconds, released_at if i else 0.0)
@@ -100,18 +96,17 @@ def _run(s: Scenario, model: Model, name: str, ttl: TTL | None) -> ScenarioResul
             ],
         )
         probe = engine.account(prompt, now=start, commit=False)
-        ready = start + s.latency.first_byte(probe.input_tokens + probe.cache_creation_input_tokens)
+        uncached = probe.usage.input_tokens + probe.usage.cache_creation_input_tokens
+        ready = start + s.latency.first_byte(uncached)
         acct = engine.account(prompt, now=start, ready_at=ready, output_tokens=s.output_tokens)
-        usage = normalize_usage(acct.usage())
-        total = total + usage
-        writes += usage.cache_creation_input_tokens > 0
-        reads += usage.cache_read > 0
+        usage = acct.usage
+        out.add(usage)
         finish = start + s.latency.duration(
             usage.input_tokens + usage.cache_creation_input_tokens, s.output_tokens
         )
-        end = max(end, finish)
+        out.wall_seconds = max(out.wall_seconds, finish)
         heapq.heappush(free_at, finish)
         if i == 0 and s.scout and ttl is not None:
             released_at = ready  # the rest wait for the scout's first byte
-    price = cost(total, model=model, batch=s.batch).total_usd
-    return ScenarioResult(name, total, price, writes, reads, end)
+    out.cost_usd = cost(out.usage, model=model, batch=s.batch).total_usd
+    return out

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from .catalog import catalog
-from .cost import Usage, cost, normalize_usage
+from .cost import cost
 from .engine import Account, Engine, billed_output, first_cacheable, unmarked
 from .errors import InputError, InvalidRequest, UnknownModel
 from .keepalive import KeepAlivePolicy, ping
@@ -27,21 +26,18 @@ from .oracle import oracle
 from .request import Prompt, parse_request
 from .strategies import STRATEGIES, Strategy
 from .trace import Row, rows_from, timeline
+from .usage import Tally, Usage
 
 __all__ = ["Outcome", "oracle_bound", "simulate"]
 
 
 @dataclass
-class Outcome:
-    """One strategy's replay of the trace."""
+class Outcome(Tally):
+    """One strategy's replay of the trace: its requests summed (a rejected one counts as an error,
+    billed as its retry without markers), its keep-alive reads and warm-gate waits."""
 
-    name: str
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: Decimal = Decimal(0)
-    writes: int = 0
-    reads: int = 0
+    name: str = ""
     wait_seconds: float = 0.0
-    errors: int = 0
     keep_alives: int = 0
     ratio_to_oracle: float | None = None
     note: str = ""
@@ -85,7 +81,7 @@ def replay_strategy(
     gate; with `keep_alive`, the keep-alive reads `KeepAlivePolicy` sends, also after the last
     row: an online strategy does not know the trace has ended)."""
     engine = Engine()
-    out = Outcome(name)
+    out = Outcome(name=name)
     seen: list[Row] = []
     alive = _KeepAlive(engine, out) if keep_alive else None
     for start, row in timeline(rows):
@@ -107,21 +103,21 @@ def replay_strategy(
                 ready_at=start + row.ttft_s,
                 output_tokens=row.output_tokens,
             )
-            usage = normalize_usage(acct.usage())
+            usage = acct.usage
+            rejected = False
         except (InvalidRequest, UnknownModel, InputError):
             # The API bills a rejected request nothing. If only the strategy's markers broke
             # it, the caller resends it without them: that retry is what it costs.
-            out.errors += 1
+            rejected = True
             bare = unmarked(body)
             if bare is None:
+                out.add(error=True)
                 continue  # nor does it reach the cache, or the history later requests see
             prompt = bare
             output = billed_output(prompt, row.output_tokens)
             usage = Usage(input_tokens=prompt.total_tokens, output_tokens=output)
-        out.usage = out.usage + usage
-        out.cost_usd += cost(usage, model=prompt.model, speed=prompt.speed).total_usd
-        out.writes += usage.cache_creation_input_tokens > 0
-        out.reads += usage.cache_read > 0
+        price = cost(usage, model=prompt.model, speed=prompt.speed).total_usd
+        out.add(usage, price, error=rejected)
         if alive is not None:
             alive.used(prompt, sent, start, workspace, acct)
         parsed = _parsed(body)
@@ -152,9 +148,7 @@ class _KeepAlive:
             worth = prices.cache_read / (prices.cache_write_5m - prices.cache_read) if prices else 0
             self.policy = KeepAlivePolicy(threshold=float(worth))
         first = first_cacheable(prompt)
-        taken = acct is not None and (
-            acct.cache_read_input_tokens or acct.cache_write_5m + acct.cache_write_1h
-        )
+        taken = acct is not None and acct.usage.prompt_tokens > acct.usage.input_tokens
         if first is None or acct is None or not taken:
             self.policy.sent(workspace, at)
             return
@@ -180,7 +174,7 @@ class _KeepAlive:
         for key, t in self.policy.due(now):
             ping = self.pings[key]
             acct = self.engine.account(ping, now=t, workspace=key[0], ready_at=t)
-            usage = normalize_usage(acct.usage())
+            usage = acct.usage  # billed, but not one of the trace's requests: no call counted
             self.out.usage = self.out.usage + usage
             self.out.cost_usd += cost(usage, model=ping.model, speed=ping.speed).total_usd
             self.out.keep_alives += 1
@@ -207,7 +201,7 @@ def oracle_bound(rows: Sequence[Row], *, model: str | None = None) -> Outcome:
     """The oracle's lower bound (`cachewise.oracle`) as an outcome."""
     bound = oracle(rows, model=model)
     return Outcome(
-        "oracle",
+        name="oracle",
         usage=bound.usage,
         cost_usd=bound.cost_usd,
         writes=bound.writes,

@@ -207,8 +207,8 @@ def ledger_rows(ledger: Ledger, since: float | None = None) -> tuple[list[dict[s
             row["workspace"] = call.workspace
         if call.first_byte_at is not None:
             row["ttft_ms"] = round((call.first_byte_at - call.started_at) * 1000, 3)
-        if call.usage:
-            row["usage"] = call.usage
+        if call.raw_usage:
+            row["usage"] = call.raw_usage
         rows.append(row)
     return rows, missing
 

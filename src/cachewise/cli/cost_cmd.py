@@ -112,7 +112,7 @@ def cost(
             r.name,
             f"{u.input_tokens:,}",
             f"{u.cache_creation_input_tokens:,}",
-            f"{u.cache_read:,}",
+            f"{u.cache_read_input_tokens:,}",
             f"{u.output_tokens:,}",
             usd(r.cost_usd),
             saving,

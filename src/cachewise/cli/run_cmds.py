@@ -129,7 +129,7 @@ def run_command(
 
         def progress(s: RunSummary) -> None:
             prompt = s.usage.prompt_tokens
-            rate = s.usage.cache_read / prompt if prompt else 0.0
+            rate = s.usage.cache_read_input_tokens / prompt if prompt else 0.0
             bar.update(
                 task,
                 completed=s.skipped + s.succeeded + s.errored,
@@ -167,7 +167,7 @@ def _table(s: RunSummary, out: Console) -> None:
         f"{s.succeeded:,}",
         f"{u.input_tokens:,}",
         f"{u.cache_creation_input_tokens:,}",
-        f"{u.cache_read:,}",
+        f"{u.cache_read_input_tokens:,}",
         usd(s.cost_usd),
     )
     table.add_row(

@@ -150,7 +150,7 @@ class BatchStore:
             return _errored(custom_id, exc.error_type, exc.message)
         except Exception as exc:  # one broken request must not stall the whole batch
             return _errored(custom_id, "api_error", f"internal error: {type(exc).__name__}")
-        st.stats.record(200, account, reply.output_tokens)
+        st.stats.record(200, account.usage)
         msg = message(st.next_id("msg"), prompt.model.id, reply, account, service_tier="batch")
         return {"custom_id": custom_id, "result": {"type": "succeeded", "message": msg}}
 

@@ -32,6 +32,7 @@ from ..engine import Account, Engine
 from ..errors import CachewiseError, InvalidRequest, UnknownModel
 from ..request import Prompt, parse_request
 from ..tokens import default_tokenizer
+from ..usage import Usage
 from .api import (
     ApiError,
     api_error_response,
@@ -99,33 +100,24 @@ class Clock:
 
 @dataclass
 class Stats:
+    """Requests by status, and the usage of those that succeeded."""
+
     requests: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
-    usage: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            (
-                "input_tokens",
-                "cache_creation_input_tokens",
-                "ephemeral_5m_input_tokens",
-                "ephemeral_1h_input_tokens",
-                "cache_read_input_tokens",
-                "output_tokens",
-            ),
-            0,
-        )
-    )
+    usage: Usage = field(default_factory=Usage)
 
-    def record(self, status: int, account: Account | None = None, output_tokens: int = 0) -> None:
+    def record(self, status: int, usage: Usage | None = None) -> None:
         self.requests += 1
         self.by_status[str(status)] = self.by_status.get(str(status), 0) + 1
-        if account is not None:
-            u = self.usage
-            u["input_tokens"] += account.input_tokens
-            u["cache_creation_input_tokens"] += account.cache_creation_input_tokens
-            u["ephemeral_5m_input_tokens"] += account.cache_write_5m
-            u["ephemeral_1h_input_tokens"] += account.cache_write_1h
-            u["cache_read_input_tokens"] += account.cache_read_input_tokens
-            u["output_tokens"] += output_tokens
+        if usage is not None:
+            self.usage = self.usage + usage
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_status": dict(self.by_status),
+            "usage": self.usage.to_api(),
+        }
 
 
 class EmulatorState:
@@ -180,8 +172,9 @@ class EmulatorState:
         return tokens / tps if tps > 0 else 0.0  # 0 means instant, for tests
 
     def metered_input(self, prompt: Prompt, account: Account) -> int:
-        reads = account.cache_read_input_tokens if prompt.model.itpm_counts_cache_reads else 0
-        return account.input_tokens + account.cache_creation_input_tokens + reads
+        u = account.usage
+        reads = u.cache_read_input_tokens if prompt.model.itpm_counts_cache_reads else 0
+        return u.input_tokens + u.cache_creation_input_tokens + reads
 
 
 async def parse(body: Mapping[str, Any], betas: list[str]) -> Prompt:
@@ -240,7 +233,8 @@ async def create_message(request: Request) -> Response:
                 )
         reply = build_reply(body, prompt, default_tokenizer())
         slow = fault.param if fault is not None and fault.kind == "slow" else 0.0
-        ready = arrival + st.ttft(probe.input_tokens + probe.cache_creation_input_tokens, slow)
+        uncached = probe.usage.input_tokens + probe.usage.cache_creation_input_tokens
+        ready = arrival + st.ttft(uncached, slow)
         account = st.engine.account(
             prompt,
             now=arrival,
@@ -254,7 +248,7 @@ async def create_message(request: Request) -> Response:
 
     if st.limiter is not None:
         st.limiter.charge_output(limit_key, arrival, reply.output_tokens)
-    st.stats.record(200, account, reply.output_tokens)
+    st.stats.record(200, account.usage)
     msg = message(
         st.next_id("msg"),
         prompt.model.id,
@@ -482,14 +476,7 @@ async def control(request: Request) -> Response:
             st.reset()
             return JSONResponse({"now": st.clock.now()})
         if action == "stats" and request.method == "GET":
-            return JSONResponse(
-                {
-                    "now": now,
-                    "requests": st.stats.requests,
-                    "by_status": st.stats.by_status,
-                    "usage": st.stats.usage,
-                }
-            )
+            return JSONResponse({"now": now, **st.stats.to_json()})
         raise ApiError(404, "not_found_error", f"no control endpoint {request.method} {action}")
     except ApiError as err:
         return api_error_response(err, rid)

@@ -68,7 +68,7 @@ def message(
     speed: str = "standard",
 ) -> dict[str, Any]:
     """The API's `Message` object."""
-    usage = account.usage()
+    usage = account.usage.to_api()
     usage["output_tokens"] = reply.output_tokens
     usage["service_tier"] = service_tier
     usage["inference_geo"] = inference_geo

@@ -142,13 +142,7 @@ class Emulator:
         return self._call(entries)
 
     def stats(self) -> dict[str, Any]:
-        return self._call(
-            lambda: {
-                "requests": self.state.stats.requests,
-                "by_status": dict(self.state.stats.by_status),
-                "usage": dict(self.state.stats.usage),
-            }
-        )
+        return self._call(self.state.stats.to_json)
 
     def client(self, api_key: str = "sk-emulator-test", **kwargs: Any) -> Any:
         """An `anthropic.Anthropic` client pointed at this emulator, closed when it stops."""
