@@ -38,6 +38,8 @@ EXPECTED_COLUMNS = [
     "batch",
     "tags",
     "usage_json",
+    "uid",
+    "emulated",
 ]
 
 

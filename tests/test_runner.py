@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from cachewise import InputError, cost
 from cachewise.cli import main
 from cachewise.ledger import Ledger
-from cachewise.runner import RunOptions, _prepare, completed_ids, read_requests, run_requests
+from cachewise.results import completed_ids
+from cachewise.runner import RunOptions, _prepare, read_requests, run_requests
 from cachewise.testing import Emulator
 from conftest import text
 
@@ -111,18 +112,26 @@ def test_a_rerun_skips_what_is_done_and_repairs_a_cut_line(emu: Emulator, tmp_pa
     assert sorted(r["custom_id"] for r in results(out)) == sorted(f"r{i}" for i in range(8))
 
 
+GOOD = '"params": {"model": "claude-sonnet-4-6", "messages": []}'
+
+
 @pytest.mark.parametrize(
     ("content", "where"),
     [
-        ('{"custom_id": "a", "params": {"model": "m", "messages": []}}\nnot json\n', ":2:"),
-        ('{"params": {"model": "m", "messages": []}}\n', "field custom_id"),
-        ('{"custom_id": "a b", "params": {"model": "m", "messages": []}}\n', "field custom_id"),
+        ('{"custom_id": "a", ' + GOOD + "}\nnot json\n", ":2:"),
+        ("{" + GOOD + "}\n", "field custom_id"),
+        ('{"custom_id": "a b", ' + GOOD + "}\n", "field custom_id"),
         ('{"custom_id": "a"}\n', "field params"),
         (
-            '{"custom_id": "a", "params": {"model": "m", "messages": []}}\n'
-            '{"custom_id": "a", "params": {"model": "m", "messages": []}}\n',
+            '{"custom_id": "a", ' + GOOD + '}\n{"custom_id": "a", ' + GOOD + "}\n",
             "duplicate of line 1",
         ),
+        (
+            '{"custom_id": "a", "params": {"model": "claude-sonet-4-6", "messages": []}}\n',
+            "field params.model",
+        ),
+        ('{"custom_id": "a", "params": {"messages": []}}\n', "field params.model"),
+        ('{"custom_id": "a", "params": {"model": "claude-sonnet-4-6"}}\n', "field params.messages"),
     ],
 )
 def test_bad_input_stops_before_anything_is_sent(tmp_path: Path, content: str, where: str) -> None:

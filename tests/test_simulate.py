@@ -410,7 +410,10 @@ def test_a_trace_made_from_the_ledger_simulates(tmp_path: Any) -> None:
         )
     out = tmp_path / "trace.jsonl"
     runner = CliRunner()
-    made = runner.invoke(main, ["trace", "--from-ledger", "--ledger", str(path), "--out", str(out)])
+    made = runner.invoke(
+        main,
+        ["trace", "--from-ledger", "--include-emulated", "--ledger", str(path), "--out", str(out)],
+    )
     assert made.exit_code == 0 and "1 calls without a stored prompt" in made.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(r["usage"]["output_tokens"] > 0 for r in rows)

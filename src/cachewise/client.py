@@ -25,10 +25,11 @@ from .engine import breakpoints, first_cacheable
 from .errors import CachewiseWarning, InputError, InvalidRequest, LintError, UnknownModel
 from .explain import Explainer
 from .gate import Gate, LocalGate, NoGate, Ticket
-from .ledger import CallRecord, Ledger, key_workspace, open_ledger
+from .ledger import CallRecord, Ledger, is_emulated, key_workspace, open_ledger
 from .lint import lint
 from .plan import plan as plan_request
 from .request import Prompt, has_markers, parse_request
+from .spool import Recorder
 
 __all__ = ["wrap"]
 
@@ -77,7 +78,7 @@ def wrap(
         if (isinstance(value, str) and value not in choices) or value is None:
             raise InputError(f"{value!r} is not one of {', '.join(map(repr, choices))}", field=name)
     state = _State(
-        ledger=None if ledger is False else open_ledger(ledger),
+        recorder=None if ledger is False else Recorder(open_ledger(ledger)),
         plan=plan,
         lint=lint,
         gate=gate
@@ -112,7 +113,7 @@ class _Call:
 
 @dataclass
 class _State:
-    ledger: Ledger | None
+    recorder: Recorder | None
     plan: str
     lint: str
     gate: Gate
@@ -180,8 +181,29 @@ class _State:
         message: Any = None,
         usage: Any = None,
         error: BaseException | None = None,
+        message_id: str | None = None,
     ) -> None:
-        """Commit the call's row (and explain it) before the caller gets the result."""
+        """Commit the call's row (and explain it) before the caller gets the result. Never
+        raises: the call succeeded or failed on its own, and its bookkeeping must not change
+        that (a row the ledger refuses waits in the spool; anything else is a warning)."""
+        try:
+            self._record(call, message, usage, error, message_id)
+        except Exception as exc:
+            warnings.warn(
+                f"cachewise could not record a call ({type(exc).__name__}: {exc}); the call "
+                "itself is unaffected",
+                CachewiseWarning,
+                stacklevel=3,
+            )
+
+    def _record(
+        self,
+        call: _Call,
+        message: Any,
+        usage: Any,
+        error: BaseException | None,
+        message_id: str | None,
+    ) -> None:
         ended = time.time()
         usage = usage if usage is not None else getattr(message, "usage", None)
         model = call.prompt.model.id if call.prompt else str(call.kwargs.get("model"))
@@ -205,8 +227,11 @@ class _State:
             rec.error_type = inner.get("type") if isinstance(inner, dict) else type(error).__name__
         if call.prompt is not None:
             self._explain(call, rec, usage)
-        if self.ledger is not None:
-            self.ledger.record(rec, prompt=call.body() if self.store_prompts else None)
+        rec.emulated = is_emulated(message_id or getattr(message, "id", None)) or is_emulated(
+            rec.request_id
+        )
+        if self.recorder is not None:
+            self.recorder.record(rec, prompt=call.body() if self.store_prompts else None)
 
     def _explain(self, call: _Call, rec: CallRecord, usage: Any) -> None:
         prompt = call.prompt
@@ -284,7 +309,7 @@ class _Messages:
             raw = self._inner.create(**call.kwargs)
         call.first_byte = time.time()
         st.gate.release(ticket, ok=True)
-        return _RecordedStream(raw, lambda usage, error: st.record(call, usage=usage, error=error))
+        return _RecordedStream(raw, _recording(st, call))
 
     def stream(self, **kwargs: Any) -> _StreamManager:
         return _StreamManager(self._inner, self._state, kwargs)
@@ -326,32 +351,42 @@ class _StreamManager:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         assert self._call is not None
         error = exc
-        usage = None
+        usage = message_id = None
         try:
             if exc is None:
                 self._stream.until_done()
-            usage = _snapshot_usage(self._stream)
+            usage, message_id = _snapshot(self._stream)
         except Exception as problem:  # a broken stream is still a call to record
             error = error or problem
-        self._state.record(self._call, usage=usage, error=error)
+        self._state.record(self._call, usage=usage, error=error, message_id=message_id)
         return self._manager.__exit__(exc_type, exc, tb)
 
 
-def _snapshot_usage(stream: Any) -> Any:
+def _snapshot(stream: Any) -> tuple[Any, str | None]:
+    """The usage and id of the message a stream has assembled so far."""
     try:
-        return stream.current_message_snapshot.usage
+        message = stream.current_message_snapshot
     except AssertionError:
-        return None
+        return None, None
+    return message.usage, message.id
+
+
+def _recording(st: _State, call: _Call) -> Callable[[Any, BaseException | None, str | None], None]:
+    def done(usage: Any, error: BaseException | None, message_id: str | None) -> None:
+        st.record(call, usage=usage, error=error, message_id=message_id)
+
+    return done
 
 
 class _RecordedStream:
     """The SDK's event stream from `create(stream=True)`, passed through event by event; the
     usage of message_start and message_delta is recorded when it ends."""
 
-    def __init__(self, raw: Any, done: Callable[[Any, BaseException | None], None]) -> None:
+    def __init__(self, raw: Any, done: Callable[[Any, BaseException | None, str | None], None]):
         self._raw = raw
         self._done = done
         self._usage: dict[str, Any] = {}
+        self._id: str | None = None
         self._recorded = False
 
     def __getattr__(self, name: str) -> Any:
@@ -381,6 +416,7 @@ class _RecordedStream:
         kind = getattr(event, "type", None)
         if kind == "message_start":
             self._usage = event.message.usage.model_dump(mode="json")
+            self._id = event.message.id
         elif kind == "message_delta" and event.usage is not None:
             for k, v in event.usage.model_dump(mode="json").items():
                 if v is not None:  # cumulative; the last non-null value is the answer
@@ -389,7 +425,7 @@ class _RecordedStream:
     def _finish(self, error: BaseException | None) -> None:
         if not self._recorded:
             self._recorded = True
-            self._done(self._usage or None, error)
+            self._done(self._usage or None, error, self._id)
 
 
 class _AsyncRecordedStream(_RecordedStream):
@@ -466,9 +502,7 @@ class _AsyncMessages:
             raw = await self._inner.create(**call.kwargs)
         call.first_byte = time.time()
         st.gate.release(ticket, ok=True)
-        return _AsyncRecordedStream(
-            raw, lambda usage, error: st.record(call, usage=usage, error=error)
-        )
+        return _AsyncRecordedStream(raw, _recording(st, call))
 
     def stream(self, **kwargs: Any) -> _AsyncStreamManager:
         return _AsyncStreamManager(self._inner, self._state, kwargs)
@@ -495,12 +529,12 @@ class _AsyncStreamManager:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         assert self._call is not None
-        error, usage = exc, None
+        error, usage, message_id = exc, None, None
         try:
             if exc is None:
                 await self._stream.until_done()
-            usage = _snapshot_usage(self._stream)
+            usage, message_id = _snapshot(self._stream)
         except Exception as problem:
             error = error or problem
-        self._state.record(self._call, usage=usage, error=error)
+        self._state.record(self._call, usage=usage, error=error, message_id=message_id)
         return await self._manager.__aexit__(exc_type, exc, tb)

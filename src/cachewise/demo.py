@@ -7,10 +7,11 @@ the scout across the workers. Every number comes from the usage the emulator ret
 
 from __future__ import annotations
 
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
+from .ledger import default_home
 from .runner import RunOptions, RunSummary, run_requests
 
 __all__ = ["MODEL", "run_demo", "workload"]
@@ -71,13 +72,23 @@ def workload(questions: int = 50) -> list[dict[str, Any]]:
     ]
 
 
-def run_demo(workers: int = 4, out_dir: Path | None = None) -> dict[str, Any]:
-    """Run the workload off and on; return the JSON the command prints (plus the summaries)."""
+def run_demo(
+    workers: int = 4, out_dir: Path | None = None, stop: threading.Event | None = None
+) -> dict[str, Any]:
+    """Run the workload off and on; return the JSON the command prints.
+
+    Args:
+        workers: calls in flight at once.
+        out_dir: where the results files (and the command's chart) go; default `<home>/demo`,
+            overwritten by each demo, so demos do not pile up.
+        stop: once set, nothing new is sent (the run in progress stops, the next does not start);
+            the result says `"interrupted": true`.
+    """
     from .testing import Emulator
 
     requests = workload()
-    folder = Path(out_dir or tempfile.mkdtemp(prefix="cachewise-demo-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(out_dir) if out_dir is not None else default_home() / "demo"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     with Emulator(clock="real", ttft_ms=300, prefill_ms_per_1k=20, output_tokens_per_s=500) as emu:
         client = emu.client()
         runs: dict[str, RunSummary] = {}
@@ -85,11 +96,18 @@ def run_demo(workers: int = 4, out_dir: Path | None = None) -> dict[str, Any]:
             ("off", RunOptions(workers=workers, scout=False, caching=False)),
             ("on", RunOptions(workers=workers, scout=True)),
         ):
+            if stop is not None and stop.is_set():
+                break
             out = folder / f"results-{name}.jsonl"
             out.unlink(missing_ok=True)
-            runs[name] = run_requests(requests, out, client, options=options)
-    off, on = runs["off"], runs["on"]
-    savings = float((off.cost_usd - on.cost_usd) / off.cost_usd * 100) if off.cost_usd else 0.0
+            runs[name] = run_requests(requests, out, client, options=options, stop=stop)
+    interrupted = len(runs) < 2 or any(r.interrupted for r in runs.values())
+    off, on = runs.get("off"), runs.get("on")
+    savings = (
+        float((off.cost_usd - on.cost_usd) / off.cost_usd * 100)
+        if off is not None and on is not None and off.cost_usd and not interrupted
+        else 0.0
+    )
     return {
         "model": MODEL,
         "calls": len(requests),
@@ -106,6 +124,7 @@ def run_demo(workers: int = 4, out_dir: Path | None = None) -> dict[str, Any]:
             for name, r in runs.items()
         ],
         "savings_pct": round(savings, 2),
+        "interrupted": interrupted,
         "results_dir": str(folder),
     }
 

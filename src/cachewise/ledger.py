@@ -3,10 +3,16 @@
 SQLite by default (`<user data dir>/cachewise/ledger.db`, or `$CACHEWISE_HOME/ledger.db`), in WAL
 mode with full sync, so a row committed is a row kept; PostgreSQL when the target is a
 `postgresql://` URL (the `postgres` extra). Migrations are named, ordered, recorded in
-`_cachewise_migrations`, and applied when a ledger is opened; a shipped migration never changes.
+`_cachewise_migrations`, and applied when a ledger is opened, under a lock (SQLite's write lock,
+PostgreSQL's advisory lock), so that many processes may open a new ledger at once; a shipped
+migration never changes.
+
+Every row carries a unique `uid`, and writing a row twice keeps one: a row kept in the spool
+(`cachewise.spool`) while the ledger was unavailable is recorded exactly once later.
 
 No API key is ever stored (the workspace column is a one-way hash), and no prompt text unless the
-caller asks (`store_prompts=True`), and then in a table of its own.
+caller asks (`store_prompts=True`), and then in a table of its own. The ledger's folder is created
+private (0700) and a SQLite ledger's files are readable by their owner only (0600).
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +35,19 @@ from typing import Any
 from .errors import LedgerError
 from .usage import Usage, normalize_usage
 
-__all__ = ["CallRecord", "Ledger", "default_path", "key_workspace", "open_ledger"]
+__all__ = [
+    "CallRecord",
+    "Ledger",
+    "default_home",
+    "default_path",
+    "is_emulated",
+    "key_workspace",
+    "open_ledger",
+]
+
+# The emulator's message and request ids (`msg_emu…`, `req_emu…`): how a call is known to be a
+# rehearsal rather than money spent.
+_EMULATED_ID = re.compile(r"^[a-z]+_emu")
 
 
 @dataclass
@@ -53,6 +74,8 @@ class CallRecord:
     batch: bool = False
     tags: Any = None
     raw_usage: dict[str, Any] | None = None  # the usage object exactly as the API sent it
+    emulated: bool = False  # answered by the emulator, not the API: no money was spent
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     id: int | None = None
 
     def set_usage(self, usage: Any, *, batch: bool | None = None) -> None:
@@ -67,34 +90,73 @@ class CallRecord:
         costs = priced(self.usage, model=self.model, batch=self.batch)
         self.cost_usd, self.cost_without_cache_usd = costs or (Decimal(0), Decimal(0))
 
+    def to_row(self) -> dict[str, Any]:
+        """The row as the ledger stores it, column by column (JSON-safe: the spool keeps it)."""
+        u = self.usage
+        return {
+            "uid": self.uid,
+            "started_at": self.started_at,
+            "started_utc": _utc(self.started_at),
+            "first_byte_at": self.first_byte_at,
+            "ended_at": self.ended_at,
+            "workspace": self.workspace,
+            "model": self.model,
+            "request_id": self.request_id,
+            "status": self.status,
+            "http_status": self.http_status,
+            "error_type": self.error_type,
+            "input_tokens": u.input_tokens,
+            "ephemeral_5m_input_tokens": u.ephemeral_5m_input_tokens,
+            "ephemeral_1h_input_tokens": u.ephemeral_1h_input_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens,
+            "output_tokens": u.output_tokens,
+            "cost_usd": str(self.cost_usd),
+            "cost_without_cache_usd": str(self.cost_without_cache_usd),
+            "prefix_hashes": json.dumps(self.prefix_hashes),
+            "read_hash": self.read_hash,
+            "breakpoints": json.dumps(self.breakpoints),
+            "cause": self.cause,
+            "source": self.source,
+            "batch": int(self.batch),
+            "tags": json.dumps(self.tags) if self.tags is not None else None,
+            "usage_json": json.dumps(self.raw_usage) if self.raw_usage is not None else None,
+            "emulated": int(self.emulated),
+        }
 
-_COLUMNS = (
-    "started_at",
-    "started_utc",
-    "first_byte_at",
-    "ended_at",
-    "workspace",
-    "model",
-    "request_id",
-    "status",
-    "http_status",
-    "error_type",
-    "input_tokens",
-    "ephemeral_5m_input_tokens",
-    "ephemeral_1h_input_tokens",
-    "cache_read_input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "cost_without_cache_usd",
-    "prefix_hashes",
-    "read_hash",
-    "breakpoints",
-    "cause",
-    "source",
-    "batch",
-    "tags",
-    "usage_json",
-)
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CallRecord:
+        """A record from its stored columns (a database row or a spooled one)."""
+        return cls(
+            id=row.get("id"),
+            uid=row.get("uid") or "",
+            started_at=row["started_at"],
+            first_byte_at=row["first_byte_at"],
+            ended_at=row["ended_at"],
+            workspace=row["workspace"],
+            model=row["model"],
+            request_id=row["request_id"],
+            status=row["status"],
+            http_status=row["http_status"],
+            error_type=row["error_type"],
+            usage=Usage(
+                input_tokens=row["input_tokens"],
+                cache_read_input_tokens=row["cache_read_input_tokens"],
+                ephemeral_5m_input_tokens=row["ephemeral_5m_input_tokens"],
+                ephemeral_1h_input_tokens=row["ephemeral_1h_input_tokens"],
+                output_tokens=row["output_tokens"],
+            ),
+            cost_usd=Decimal(str(row["cost_usd"])),
+            cost_without_cache_usd=Decimal(str(row["cost_without_cache_usd"])),
+            prefix_hashes=json.loads(row["prefix_hashes"] or "[]"),
+            read_hash=row["read_hash"],
+            breakpoints=json.loads(row["breakpoints"] or "[]"),
+            cause=row["cause"],
+            source=row["source"],
+            batch=bool(row["batch"]),
+            tags=json.loads(row["tags"]) if row["tags"] else None,
+            raw_usage=json.loads(row["usage_json"]) if row["usage_json"] else None,
+            emulated=bool(row.get("emulated")),
+        )
 
 
 def _m001_initial(dialect: str) -> list[str]:
@@ -136,19 +198,38 @@ def _m001_initial(dialect: str) -> list[str]:
     ]
 
 
+def _m002_uid_and_emulated(dialect: str) -> list[str]:
+    # uid: a row written twice (from the spool after a crash) is kept once. emulated: rehearsals
+    # against the emulator never pass for money spent.
+    return [
+        "ALTER TABLE calls ADD COLUMN uid TEXT",
+        "CREATE UNIQUE INDEX calls_uid ON calls (uid)",
+        "ALTER TABLE calls ADD COLUMN emulated INTEGER NOT NULL DEFAULT 0",
+    ]
+
+
 MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
     ("m001_initial", _m001_initial),
+    ("m002_uid_and_emulated", _m002_uid_and_emulated),
 ]
+
+# Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.
+_MIGRATION_LOCK = 0x63616368
+
+
+def default_home() -> Path:
+    """`$CACHEWISE_HOME`, else `<user data dir>/cachewise`: the ledger's folder and the spool's."""
+    home = os.environ.get("CACHEWISE_HOME")
+    if home:
+        return Path(home)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cachewise", appauthor=False))
 
 
 def default_path() -> Path:
     """`$CACHEWISE_HOME/ledger.db`, else `<user data dir>/cachewise/ledger.db`."""
-    home = os.environ.get("CACHEWISE_HOME")
-    if home:
-        return Path(home) / "ledger.db"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("cachewise", appauthor=False)) / "ledger.db"
+    return default_home() / "ledger.db"
 
 
 def key_workspace(api_key: str | None) -> str | None:
@@ -158,19 +239,44 @@ def key_workspace(api_key: str | None) -> str | None:
     return "key_" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
-class Ledger:
-    """A ledger on SQLite or PostgreSQL; safe to share across threads."""
+def is_emulated(identifier: str | None) -> bool:
+    """Whether a message or request id is the emulator's (`msg_emu…`, `req_emu…`)."""
+    return bool(identifier) and _EMULATED_ID.match(str(identifier)) is not None
 
-    def __init__(self, target: str | Path | None = None) -> None:
+
+class Ledger:
+    """A ledger on SQLite or PostgreSQL; safe to share across threads.
+
+    Args:
+        target: a path or `postgresql://` URL; default `default_path()`.
+        create: False opens only a ledger that exists (reading commands never create one): a
+            missing file, or a database without cachewise's tables, is a `LedgerError` that says
+            where it looked.
+    """
+
+    def __init__(self, target: str | Path | None = None, *, create: bool = True) -> None:
         self.target = str(target) if target is not None else str(default_path())
         self.dialect = (
             "postgres" if self.target.startswith(("postgresql://", "postgres://")) else "sqlite"
         )
         self._lock = threading.Lock()
-        self._conn: Any = self._connect()
-        self.migrate()
+        self._conn: Any = self._connect(create)
+        try:
+            if not create and not self._has_table("_cachewise_migrations"):
+                raise LedgerError(f"{self._where()} is not a cachewise ledger (no calls table)")
+            self.migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
-    def _connect(self) -> Any:
+    # -- connecting and migrating -----------------------------------------------------------------
+
+    def _where(self) -> str:
+        if self.dialect == "sqlite":
+            return self.target
+        return "the PostgreSQL database " + re.sub(r"//[^@/]*@", "//…@", self.target)
+
+    def _connect(self, create: bool) -> Any:
         if self.dialect == "postgres":
             try:
                 import psycopg
@@ -184,15 +290,36 @@ class Ledger:
             except psycopg.Error as exc:
                 raise LedgerError(f"cannot connect to the ledger database: {exc}") from None
         path = Path(self.target)
+        if not create and not path.is_file():
+            raise LedgerError(
+                f"no ledger at {path}: nothing has been recorded there (wrap, run and the proxy "
+                "create it with their first call; --ledger names another)"
+            )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # Created private before SQLite opens it; its -wal and -shm files inherit the mode.
+                os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=5000")  # first: the next pragma may wait for a lock
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # a committed call survives a crash
-            conn.execute("PRAGMA busy_timeout=5000")
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger at {path}: {exc}") from None
         return conn
+
+    def _has_table(self, name: str) -> bool:
+        if self.dialect == "postgres":
+            sql = (
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_name = ? AND table_schema = current_schema()"
+            )
+        else:
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        try:
+            return self._execute(sql, (name,)).fetchone() is not None
+        except Exception as exc:  # a file that is not a database at all
+            raise LedgerError(f"{self._where()} is not a cachewise ledger: {exc}") from None
 
     @property
     def _mark(self) -> str:
@@ -202,9 +329,16 @@ class Ledger:
         return self._conn.execute(sql.replace("?", self._mark), tuple(params))
 
     def migrate(self) -> list[str]:
-        """Apply the migrations this ledger has not seen, in order; return their names."""
-        applied = []
-        with self._lock:
+        """Apply the migrations this ledger has not seen, in order; return their names.
+
+        The applied list is read inside the transaction that applies the rest, under a lock every
+        opener takes, so processes opening a new ledger together apply each migration once."""
+        applied: list[str] = []
+        if self._has_table("_cachewise_migrations") and not self._missing():
+            return applied  # the common case takes no write lock: readers may be read-only
+        with self._lock, self._errors("migrate"), self._transaction():
+            if self.dialect == "postgres":
+                self._execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             self._execute(
                 "CREATE TABLE IF NOT EXISTS _cachewise_migrations "
                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -213,85 +347,133 @@ class Ledger:
             for name, migration in MIGRATIONS:
                 if name in done:
                     continue
-                with self._transaction():
-                    for statement in migration(self.dialect):
-                        self._execute(statement)
-                    self._execute(
-                        "INSERT INTO _cachewise_migrations (name, applied_at) VALUES (?, ?)",
-                        (name, _utc(None)),
-                    )
+                for statement in migration(self.dialect):
+                    self._execute(statement)
+                self._execute(
+                    "INSERT INTO _cachewise_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, _utc(None)),
+                )
                 applied.append(name)
         return applied
 
-    def _transaction(self) -> Any:
-        if self.dialect == "postgres":
-            return self._conn.transaction()
-        return _SqliteTransaction(self._conn)
+    def _missing(self) -> list[str]:
+        with self._lock, self._errors("read"):
+            done = {row[0] for row in self._execute("SELECT name FROM _cachewise_migrations")}
+        return [name for name, _ in MIGRATIONS if name not in done]
 
-    def record(self, call: CallRecord, *, prompt: dict[str, Any] | None = None) -> int:
-        """Write one call and commit it before returning; return its id."""
-        values = [
-            call.started_at,
-            _utc(call.started_at),
-            call.first_byte_at,
-            call.ended_at,
-            call.workspace,
-            call.model,
-            call.request_id,
-            call.status,
-            call.http_status,
-            call.error_type,
-            call.usage.input_tokens,
-            call.usage.ephemeral_5m_input_tokens,
-            call.usage.ephemeral_1h_input_tokens,
-            call.usage.cache_read_input_tokens,
-            call.usage.output_tokens,
-            str(call.cost_usd),
-            str(call.cost_without_cache_usd),
-            json.dumps(call.prefix_hashes),
-            call.read_hash,
-            json.dumps(call.breakpoints),
-            call.cause,
-            call.source,
-            int(call.batch),
-            json.dumps(call.tags) if call.tags is not None else None,
-            json.dumps(call.raw_usage) if call.raw_usage is not None else None,
-        ]
-        marks = ", ".join("?" * len(_COLUMNS))
-        sql = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({marks})"
-        with self._lock, self._transaction():
-            if self.dialect == "postgres":
-                call_id = self._execute(sql + " RETURNING id", values).fetchone()[0]
-            else:
-                call_id = self._execute(sql, values).lastrowid
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self.dialect == "postgres":
+            with self._conn.transaction():
+                yield
+            return
+        self._conn.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """The database's own errors (a full disk, a lock held too long) as a `LedgerError`."""
+        try:
+            yield
+        except LedgerError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(f"cannot {doing} the ledger at {self._where()}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                raise LedgerError(f"cannot {doing} {self._where()}: {exc}") from exc
+            raise
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def record(self, call: CallRecord, *, prompt: dict[str, Any] | None = None) -> int | None:
+        """Write one call and commit it before returning; return its id (None when a row with
+        its `uid` was already there: it is kept once).
+
+        Raises:
+            LedgerError: the database refused the row (full disk, locked, unreachable).
+        """
+        row = call.to_row()
+        marks = ", ".join("?" * len(row))
+        sql = (
+            f"INSERT INTO calls ({', '.join(row)}) VALUES ({marks}) "
+            "ON CONFLICT (uid) DO NOTHING RETURNING id"
+        )
+        with self._lock, self._errors("write to"), self._transaction():
+            found = self._execute(sql, list(row.values())).fetchone()
+            if found is None:
+                return None
+            call_id = int(found[0])
             if prompt is not None:
                 self._execute(
                     "INSERT INTO prompts (call_id, request_json) VALUES (?, ?)",
                     (call_id, json.dumps(prompt)),
                 )
-        call.id = int(call_id)
-        return call.id
+        call.id = call_id
+        return call_id
 
-    def calls(self, since: float | None = None) -> list[CallRecord]:
-        """Every call started at or after `since` (unix seconds), oldest first."""
-        where, params = ("WHERE started_at >= ?", [since]) if since is not None else ("", [])
+    # -- reading -----------------------------------------------------------------------------------
+
+    def calls(
+        self, since: float | None = None, *, include_emulated: bool = True
+    ) -> list[CallRecord]:
+        """Every call started at or after `since` (unix seconds), oldest first; without
+        `include_emulated`, not the calls the emulator answered (reports leave them out)."""
+        where, params = self._where_clause(since, include_emulated, "")
         cols = ["id", *(c for c in _COLUMNS if c != "started_utc")]
-        with self._lock:
+        with self._lock, self._errors("read"):
             rows = self._execute(
                 f"SELECT {', '.join(cols)} FROM calls {where} ORDER BY started_at, id", params
             ).fetchall()
-        return [_record(dict(zip(cols, row, strict=True))) for row in rows]
+        return [CallRecord.from_row(dict(zip(cols, row, strict=True))) for row in rows]
 
-    def prompts(self, since: float | None = None) -> dict[int, dict[str, Any]]:
+    def prompts(
+        self, since: float | None = None, *, include_emulated: bool = True
+    ) -> dict[int, dict[str, Any]]:
         """The stored requests (only calls recorded with `store_prompts`), by call id."""
-        where, params = ("WHERE c.started_at >= ?", [since]) if since is not None else ("", [])
-        with self._lock:
+        where, params = self._where_clause(since, include_emulated, "c.")
+        with self._lock, self._errors("read"):
             rows = self._execute(
                 "SELECT p.call_id, p.request_json FROM prompts p JOIN calls c ON c.id = p.call_id "
                 + where,
                 params,
             ).fetchall()
         return {int(call_id): json.loads(text) for call_id, text in rows}
+
+    def emulated_calls(self, since: float | None = None) -> int:
+        """How many calls started at or after `since` the emulator answered."""
+        where, params = self._where_clause(since, True, "")
+        where = f"{where} AND emulated = 1" if where else "WHERE emulated = 1"
+        with self._lock, self._errors("read"):
+            return int(self._execute(f"SELECT COUNT(*) FROM calls {where}", params).fetchone()[0])
+
+    def known_uids(self, uids: Sequence[str]) -> set[str]:
+        """Which of these row uids the ledger already holds."""
+        found: set[str] = set()
+        with self._lock, self._errors("read"):
+            for start in range(0, len(uids), 500):
+                chunk = list(uids[start : start + 500])
+                marks = ", ".join("?" * len(chunk))
+                rows = self._execute(f"SELECT uid FROM calls WHERE uid IN ({marks})", chunk)
+                found.update(r[0] for r in rows.fetchall())
+        return found
+
+    @staticmethod
+    def _where_clause(
+        since: float | None, include_emulated: bool, prefix: str
+    ) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if since is not None:
+            clauses.append(f"{prefix}started_at >= ?")
+            params.append(since)
+        if not include_emulated:
+            clauses.append(f"{prefix}emulated = 0")
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def __iter__(self) -> Iterator[CallRecord]:
         return iter(self.calls())
@@ -319,20 +501,10 @@ class Ledger:
         self.close()
 
 
-class _SqliteTransaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def open_ledger(target: str | Path | Ledger | None = None) -> Ledger:
-    """A ledger at a path or URL (default: `default_path()`); a Ledger is returned as it is."""
-    return target if isinstance(target, Ledger) else Ledger(target)
+def open_ledger(target: str | Path | Ledger | None = None, *, create: bool = True) -> Ledger:
+    """A ledger at a path or URL (default: `default_path()`); a Ledger is returned as it is.
+    Reading commands pass `create=False`: they never create a ledger."""
+    return target if isinstance(target, Ledger) else Ledger(target, create=create)
 
 
 def _utc(t: float | None) -> str:
@@ -340,33 +512,4 @@ def _utc(t: float | None) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _record(row: dict[str, Any]) -> CallRecord:
-    return CallRecord(
-        id=row["id"],
-        started_at=row["started_at"],
-        first_byte_at=row["first_byte_at"],
-        ended_at=row["ended_at"],
-        workspace=row["workspace"],
-        model=row["model"],
-        request_id=row["request_id"],
-        status=row["status"],
-        http_status=row["http_status"],
-        error_type=row["error_type"],
-        usage=Usage(
-            input_tokens=row["input_tokens"],
-            cache_read_input_tokens=row["cache_read_input_tokens"],
-            ephemeral_5m_input_tokens=row["ephemeral_5m_input_tokens"],
-            ephemeral_1h_input_tokens=row["ephemeral_1h_input_tokens"],
-            output_tokens=row["output_tokens"],
-        ),
-        cost_usd=Decimal(str(row["cost_usd"])),
-        cost_without_cache_usd=Decimal(str(row["cost_without_cache_usd"])),
-        prefix_hashes=json.loads(row["prefix_hashes"] or "[]"),
-        read_hash=row["read_hash"],
-        breakpoints=json.loads(row["breakpoints"] or "[]"),
-        cause=row["cause"],
-        source=row["source"],
-        batch=bool(row["batch"]),
-        tags=json.loads(row["tags"]) if row["tags"] else None,
-        raw_usage=json.loads(row["usage_json"]) if row["usage_json"] else None,
-    )
+_COLUMNS = tuple(CallRecord(0.0, "").to_row())

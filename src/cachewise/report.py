@@ -91,34 +91,64 @@ GROUPINGS: dict[str, Callable[[CallRecord], str]] = {
 
 
 def report(
-    ledger: Ledger, *, since: float | None = None, by: str | None = None, now: float | None = None
+    ledger: Ledger,
+    *,
+    since: float | None = None,
+    by: str | None = None,
+    now: float | None = None,
+    include_emulated: bool = False,
 ) -> dict[str, Any]:
-    """Totals over the ledger (calls started within `since` seconds of `now`), and groups."""
+    """Totals over the ledger (calls started within `since` seconds of `now`), and groups.
+
+    Calls the emulator answered are left out unless `include_emulated` (they cost nothing).
+    Calls waiting in this machine's spool (the ledger refused them for a while) are counted,
+    and `spooled` says how many."""
     start = None if since is None else (now if now is not None else time.time()) - since
-    calls = ledger.calls(since=start)
+    calls, spooled = selected_calls(ledger, start, include_emulated)
     never = _never_read(calls)
     total = Totals()
     groups: dict[str, Totals] = defaultdict(Totals)
     key = GROUPINGS[by] if by else None
-    for c in calls:
-        total.add_call(c, c.id in never)
+    for n, c in enumerate(calls):
+        total.add_call(c, n in never)
         if key is not None:
-            groups[key(c)].add_call(c, c.id in never)
+            groups[key(c)].add_call(c, n in never)
     out = total.to_json()
     out["groups"] = [{"group": name, **t.to_json()} for name, t in sorted(groups.items())]
     out["by"] = by
+    out["spooled"] = spooled
+    out["emulated_left_out"] = 0 if include_emulated else ledger.emulated_calls(start)
     return out
 
 
-def _never_read(calls: Sequence[CallRecord]) -> set[int | None]:
-    """Calls that wrote a prefix no later call (same workspace and model) read within an hour."""
+def selected_calls(
+    ledger: Ledger, start: float | None, include_emulated: bool = False
+) -> tuple[list[CallRecord], int]:
+    """The calls a report covers, oldest first: the ledger's, and those waiting in this machine's
+    spool that the ledger does not hold yet (their number is the second value)."""
+    from .spool import Spool
+
+    waiting = [
+        call
+        for call, _ in Spool(ledger.target).pending()
+        if (start is None or call.started_at >= start) and (include_emulated or not call.emulated)
+    ]
+    known = ledger.known_uids([c.uid for c in waiting])
+    spooled = [c for c in waiting if c.uid not in known]
+    calls = ledger.calls(since=start, include_emulated=include_emulated)
+    return sorted([*calls, *spooled], key=lambda c: c.started_at), len(spooled)
+
+
+def _never_read(calls: Sequence[CallRecord]) -> set[int]:
+    """The calls (by index) that wrote a prefix no later call (same workspace and model) read
+    within an hour."""
     reads: dict[tuple[str | None, str, str], list[float]] = defaultdict(list)
     for c in calls:
         if c.read_hash:
             reads[(c.workspace, c.model, c.read_hash)].append(c.started_at)
     never = set()
     window = _read_window()
-    for c in calls:
+    for n, c in enumerate(calls):
         if c.usage.cache_creation_input_tokens == 0:
             continue
         read_later = any(
@@ -127,7 +157,7 @@ def _never_read(calls: Sequence[CallRecord]) -> set[int | None]:
             for t in reads.get((c.workspace, c.model, h), ())
         )
         if not read_later:
-            never.add(c.id)
+            never.add(n)
     return never
 
 
@@ -159,7 +189,14 @@ def to_csv(result: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def plot(ledger: Ledger, path: Path, *, since: float | None = None, by: str | None = None) -> None:
+def plot(
+    ledger: Ledger,
+    path: Path,
+    *,
+    since: float | None = None,
+    by: str | None = None,
+    include_emulated: bool = False,
+) -> None:
     """A PNG: cumulative cost with and without caching over time, and the token mix per group."""
     try:
         import matplotlib
@@ -172,7 +209,7 @@ def plot(ledger: Ledger, path: Path, *, since: float | None = None, by: str | No
             "--plot needs matplotlib: pip install 'cachewise[plot]'", field="--plot"
         ) from None
     start = None if since is None else time.time() - since
-    calls = ledger.calls(since=start)
+    calls, _ = selected_calls(ledger, start, include_emulated)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     times = [datetime.fromtimestamp(c.started_at, UTC) for c in calls]
     spent, plain = Decimal(0), Decimal(0)

@@ -12,7 +12,6 @@ are the SDK's; a request that keeps failing is written as `errored` and the run 
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -29,12 +28,15 @@ from .catalog import catalog
 from .cost import priced
 from .engine import breakpoints, first_cacheable
 from .errors import InputError, InvalidRequest, UnknownModel
-from .ledger import CallRecord, Ledger, key_workspace
+from .ledger import CallRecord, Ledger, is_emulated, key_workspace
 from .plan import plan
 from .request import has_markers, parse_request, strip_markers
+from .results import ResultsFile
+from .spool import Recorder
+from .trace import check_model, read_rows
 from .usage import Tally, normalize_usage
 
-__all__ = ["RunOptions", "RunSummary", "completed_ids", "read_requests", "run_requests"]
+__all__ = ["RunOptions", "RunSummary", "read_requests", "run_requests"]
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 BATCH_MAX_REQUESTS = 100_000
@@ -59,6 +61,8 @@ class RunSummary(Tally):
 
     total: int = 0
     skipped: int = 0
+    not_sent: int = 0
+    interrupted: bool = False
     wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -77,6 +81,8 @@ class RunSummary(Tally):
             "skipped": self.skipped,
             "succeeded": self.succeeded,
             "errored": self.errored,
+            "not_sent": self.not_sent,
+            "interrupted": self.interrupted,
             **{k: v for k, v in tally.items() if k not in ("calls", "errors")},
             "wall_seconds": round(self.wall_seconds, 3),
             "notes": self.notes,
@@ -84,90 +90,29 @@ class RunSummary(Tally):
 
 
 def read_requests(path: str | Path) -> list[dict[str, Any]]:
-    """The requests of a Message Batches JSONL file, checked before anything is sent.
+    """The requests of a Message Batches JSONL file, checked before anything is sent: the shape
+    of every line, its custom_id (1-64 letters, digits, _ or -; no repeats), and its model.
 
     Raises:
-        InputError: a line that is not JSON, lacks `custom_id` or `params`, or repeats an id.
+        InputError: naming the file, line and field of the first problem.
     """
-    name = str(path)
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=name) from None
     seen: dict[str, int] = {}
     out = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not JSON: {exc.msg}", file=name, line=number) from None
-        if not isinstance(item, dict):
-            raise InputError('expected {"custom_id", "params"}', file=name, line=number)
-        cid = item.get("custom_id")
-        if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
-            raise InputError(
-                "must be 1-64 letters, digits, _ or -", file=name, line=number, field="custom_id"
-            )
-        if cid in seen:
-            raise InputError(
-                f"duplicate of line {seen[cid]}", file=name, line=number, field="custom_id"
-            )
-        seen[cid] = number
-        params = item.get("params")
-        if not isinstance(params, dict) or "model" not in params or "messages" not in params:
-            raise InputError(
-                "must be a Messages request with model and messages",
-                file=name,
-                line=number,
-                field="params",
-            )
-        out.append({"custom_id": cid, "params": params})
-    if not out:
-        raise InputError("no requests", file=name)
+    for row in read_rows(path):
+        cid = row.custom_id
+        if cid is None or not CUSTOM_ID.match(cid):
+            problem = "must be 1-64 letters, digits, _ or -"
+        elif cid in seen:
+            problem = f"duplicate of line {seen[cid]}"
+        else:
+            problem = ""
+        if problem:
+            raise InputError(problem, file=row.file, line=row.line, field="custom_id")
+        assert cid is not None
+        seen[cid] = row.line
+        check_model(row)
+        out.append({"custom_id": cid, "params": row.request})
     return out
-
-
-def completed_ids(out_path: str | Path) -> set[str]:
-    """The custom_ids already in a results file. A last line cut off by a crash is removed, so
-    that appending goes on cleanly."""
-    path = Path(out_path)
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        with path.open("r+b") as f:
-            f.truncate(cut)
-        data = data[:cut]
-    done = set()
-    for line in data.decode("utf-8").splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(item, dict) and isinstance(item.get("custom_id"), str):
-            done.add(item["custom_id"])
-    return done
-
-
-class _Results:
-    """Appends result lines, flushed and synced one by one, from any thread."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("a", encoding="utf-8")
-        self._lock = threading.Lock()
-
-    def write(self, line: dict[str, Any]) -> None:
-        text = json.dumps(line, separators=(",", ":")) + "\n"
-        with self._lock:
-            self._file.write(text)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class Pacer:
@@ -180,13 +125,18 @@ class Pacer:
         self._paused_until = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, stop: threading.Event | None = None) -> bool:
+        """Wait for this call's turn; False if `stop` was set meanwhile (do not send)."""
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next, self._paused_until)
             self._next = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            if stop is None:
+                time.sleep(start - now)
+            elif stop.wait(start - now):
+                return False
+        return True
 
     def observe(self, headers: Any) -> None:
         remaining = headers.get("anthropic-ratelimit-requests-remaining")
@@ -280,21 +230,37 @@ def run_requests(
     ledger: Ledger | None = None,
     pacer: Pacer | None = None,
     progress: Callable[[RunSummary], None] | None = None,
+    stop: threading.Event | None = None,
+    inputs: Sequence[str | Path] = (),
 ) -> RunSummary:
-    """Run the requests not yet in `out_path`, appending their results to it."""
+    """Run the requests not yet in `out_path`, appending their results to it.
+
+    Args:
+        requests: `{"custom_id", "params"}` items (`read_requests` checks a file of them).
+        out_path: the results file; a run holds it exclusively, and resumes from what it holds.
+        client: an `anthropic.Anthropic` client.
+        options: workers, scout, path (`messages` or `batches`), TTL, pacing, retries.
+        ledger: where every call is recorded (a row it refuses waits in the spool).
+        pacer: shares the start rate with other runs; default one from `options.max_rps`.
+        progress: called with the summary after each finished call.
+        stop: once set, nothing new is sent; calls in flight finish and are written
+            (`cachewise run` sets it on the first Ctrl-C).
+        inputs: files the run reads, which `out_path` must not be.
+
+    Raises:
+        InputError: `out_path` is an input, is not a results file, or another run holds it.
+    """
     started = time.monotonic()
-    done = completed_ids(out_path)
-    todo = [r for r in requests if r["custom_id"] not in done]
-    summary = RunSummary(total=len(requests), skipped=len(requests) - len(todo))
-    if summary.skipped:
-        summary.notes.append(f"resumed: {summary.skipped} request(s) already in {out_path}")
-    prepared, groups, notes = _prepare(todo, options)
-    summary.notes += notes
-    results = _Results(Path(out_path))
+    stop = stop or threading.Event()
+    results = ResultsFile(out_path, inputs=inputs)
+    recorder = Recorder(ledger) if ledger is not None else None
+    summary = RunSummary(total=len(requests))
     lock = threading.Lock()
 
-    def finished(custom_id: str, usage: Any, model: str, line: dict[str, Any]) -> None:
+    def finished(usage: Any, model: str, line: dict[str, Any]) -> None:
         results.write(line)
+        if results.error is not None:
+            stop.set()  # a result that cannot be written must not be paid for again and again
         with lock:
             if line["result"]["type"] == "succeeded":
                 u = normalize_usage(usage)
@@ -305,13 +271,32 @@ def run_requests(
             progress(summary)
 
     try:
+        batches = _Batches(client, options, recorder, results, finished, stop)
+        summary.notes += batches.collect_pending()
+        collected = summary.calls
+        todo = [r for r in requests if r["custom_id"] not in results.done]
+        summary.skipped = len(requests) - len(todo)
+        if summary.skipped:
+            summary.notes.append(f"resumed: {summary.skipped} request(s) already in {out_path}")
+        prepared, groups, notes = _prepare(todo, options)
+        summary.notes += notes
         if options.via == "batches":
-            summary.notes += _run_batches(prepared, groups, client, options, ledger, finished)
+            summary.notes += batches.run(prepared, groups)
         else:
             order = [prepared[i] for ids in groups.values() for i in ids]
-            _run_messages(order, client, options, ledger, pacer or Pacer(options.max_rps), finished)
+            _run_messages(
+                order, client, options, ledger, pacer or Pacer(options.max_rps), finished, stop
+            )
+        summary.not_sent = len(todo) - (summary.calls - collected)
     finally:
-        results.close()
+        note = results.close()
+    if note:
+        summary.notes.append(note)
+    if results.error is not None:
+        summary.notes.append(
+            f"stopped sending: {out_path} could not be written ({results.error.strerror})"
+        )
+    summary.interrupted = summary.not_sent > 0
     summary.wall_seconds = time.monotonic() - started
     return summary
 
@@ -332,7 +317,8 @@ def _run_messages(
     options: RunOptions,
     ledger: Ledger | None,
     pacer: Pacer,
-    finished: Callable[[str, Any, str, dict[str, Any]], None],
+    finished: Callable[[Any, str, dict[str, Any]], None],
+    stop: threading.Event,
 ) -> None:
     from .client import wrap
 
@@ -346,20 +332,15 @@ def _run_messages(
     )
 
     def one(item: dict[str, Any]) -> None:
-        pacer.wait()
+        if stop.is_set() or not pacer.wait(stop):
+            return  # not sent: a resumed run sends it
         params = item["params"]
         try:
             message = wrapped.messages.create(**params)
         except Exception as exc:  # the SDK has retried what can be retried
-            finished(
-                item["custom_id"],
-                None,
-                str(params.get("model")),
-                _error_line(item["custom_id"], exc),
-            )
+            finished(None, str(params.get("model")), _error_line(item["custom_id"], exc))
             return
         finished(
-            item["custom_id"],
             message.usage,
             message.model,
             {
@@ -373,40 +354,100 @@ def _run_messages(
             future.result()
 
 
-def _run_batches(
-    prepared: Sequence[dict[str, Any]],
-    groups: OrderedDict[str, list[int]],
-    client: Any,
-    options: RunOptions,
-    ledger: Ledger | None,
-    finished: Callable[[str, Any, str, dict[str, Any]], None],
-) -> list[str]:
-    """One priming batch (a request per prefix group, 1h breakpoints), then the rest."""
-    notes = []
-    items = [
-        {
-            "custom_id": p["custom_id"],
-            "params": plan(strip_markers(p["params"]), ttl="1h").request
-            if options.caching
-            else p["params"],
-        }
-        for p in prepared
-    ]
-    primers = [items[ids[0]] for key, ids in groups.items() if key not in ("uncached", "unparsed")]
-    primer_ids = {p["custom_id"] for p in primers}
-    rest = [i for i in items if i["custom_id"] not in primer_ids]
-    workspace = key_workspace(getattr(client, "api_key", None))
-    if primers and rest:
-        notes.append(
-            f"priming batch of {len(primers)} request(s) with a 1h breakpoint, "
-            "then the rest (the documented pattern)"
-        )
-        _one_batch(primers, client, options, ledger, workspace, finished)
-    else:
-        rest = items
-    for chunk in _chunks(rest):
-        _one_batch(chunk, client, options, ledger, workspace, finished)
-    return notes
+class _Batches:
+    """The Message Batches path: one priming batch (a request per prefix group, 1h breakpoints),
+    then the rest; each batch is listed beside the results file from submission until its results
+    are written, so a run stopped meanwhile (or killed) collects it when resumed instead of paying
+    for it again."""
+
+    def __init__(
+        self,
+        client: Any,
+        options: RunOptions,
+        recorder: Recorder | None,
+        results: ResultsFile,
+        finished: Callable[[Any, str, dict[str, Any]], None],
+        stop: threading.Event,
+    ) -> None:
+        self.client, self.options, self.recorder = client, options, recorder
+        self.results, self.finished, self.stop = results, finished, stop
+        self.workspace = key_workspace(getattr(client, "api_key", None))
+
+    def collect_pending(self) -> list[str]:
+        notes = []
+        for pending in self.results.pending_batches():
+            notes.append(f"collected batch {pending['batch_id']}, submitted by an earlier run")
+            self._collect(pending["batch_id"], {})
+        return notes
+
+    def run(
+        self, prepared: Sequence[dict[str, Any]], groups: OrderedDict[str, list[int]]
+    ) -> list[str]:
+        notes = []
+        items = [
+            {
+                "custom_id": p["custom_id"],
+                "params": plan(strip_markers(p["params"]), ttl="1h").request
+                if self.options.caching
+                else p["params"],
+            }
+            for p in prepared
+        ]
+        skip = ("uncached", "unparsed")
+        primers = [items[ids[0]] for key, ids in groups.items() if key not in skip]
+        primer_ids = {p["custom_id"] for p in primers}
+        rest = [i for i in items if i["custom_id"] not in primer_ids]
+        if primers and rest:
+            notes.append(
+                f"priming batch of {len(primers)} request(s) with a 1h breakpoint, "
+                "then the rest (the documented pattern)"
+            )
+            self._submit(primers)
+        else:
+            rest = items
+        for chunk in _chunks(rest):
+            self._submit(chunk)
+        return notes
+
+    def _submit(self, items: Sequence[dict[str, Any]]) -> None:
+        if self.stop.is_set() or not items:
+            return
+        batch = self.client.messages.batches.create(requests=list(items))
+        self.results.batch_submitted(batch.id, [i["custom_id"] for i in items])
+        models = {i["custom_id"]: str(i["params"].get("model")) for i in items}
+        self._collect(batch.id, models)
+
+    def _collect(self, batch_id: str, models: dict[str, str]) -> None:
+        started = time.time()
+        batch = self.client.messages.batches.retrieve(batch_id)
+        while batch.processing_status != "ended":
+            self.stop.wait(self.options.poll_seconds)  # a submitted batch is paid for: wait
+            batch = self.client.messages.batches.retrieve(batch_id)
+        for entry in self.client.messages.batches.results(batch_id):
+            if entry.custom_id in self.results.done:
+                continue
+            result = entry.result
+            ok = result.type == "succeeded"
+            usage = result.message.usage if ok else None
+            model = result.message.model if ok else models.get(entry.custom_id, "")
+            if self.recorder is not None:
+                rec = CallRecord(
+                    started_at=started,
+                    ended_at=time.time(),
+                    model=model,
+                    workspace=self.workspace,
+                    source="run",
+                    batch=True,
+                    status="ok" if ok else "error",
+                    request_id=batch_id,
+                    emulated=is_emulated(batch_id),
+                )
+                if usage is not None:
+                    rec.set_usage(usage, batch=True)
+                self.recorder.record(rec)
+            self.finished(usage, model, entry.model_dump(mode="json"))
+            self.results.done.add(entry.custom_id)
+        self.results.batch_collected(batch_id)
 
 
 def _chunks(items: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -420,38 +461,3 @@ def _chunks(items: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         chunks[-1].append(item)
         size += n
     return [c for c in chunks if c]
-
-
-def _one_batch(
-    items: Sequence[dict[str, Any]],
-    client: Any,
-    options: RunOptions,
-    ledger: Ledger | None,
-    workspace: str | None,
-    finished: Callable[[str, Any, str, dict[str, Any]], None],
-) -> None:
-    batch = client.messages.batches.create(requests=list(items))
-    started = time.time()
-    while batch.processing_status != "ended":
-        time.sleep(options.poll_seconds)
-        batch = client.messages.batches.retrieve(batch.id)
-    models = {i["custom_id"]: str(i["params"].get("model")) for i in items}
-    for entry in client.messages.batches.results(batch.id):
-        line = entry.model_dump(mode="json")
-        result = entry.result
-        usage = result.message.usage if result.type == "succeeded" else None
-        model = result.message.model if result.type == "succeeded" else models[entry.custom_id]
-        if ledger is not None:
-            rec = CallRecord(
-                started_at=started,
-                ended_at=time.time(),
-                model=model,
-                workspace=workspace,
-                source="run",
-                batch=True,
-                status="ok" if usage is not None else "error",
-            )
-            if usage is not None:
-                rec.set_usage(usage, batch=True)
-            ledger.record(rec)
-        finished(entry.custom_id, usage, model, line)

@@ -1,8 +1,10 @@
 """Traces: reading request files and JSONL sequences, and replaying them through the engine.
 
 A trace row is `{"started_at": seconds, "request": {...}, "workspace"?: str, "ttft_ms"?: number,
-"usage"?: {...observed usage...}}`; a bare Messages API body is accepted wherever a row is. A file
-holds one JSON document (a body or a row) or JSON Lines. `-` reads standard input.
+"usage"?: {...observed usage...}}`; a bare Messages API body, and a Message Batches line
+`{"custom_id", "params"}`, are accepted wherever a row is. A file holds one JSON document (a body
+or a row) or JSON Lines. `-` reads standard input. Rows without times run one after another, a
+second apart, except Message Batches lines, which start together: a batch is one burst.
 
 Bad input stops with an `InputError` naming the file, the line and the field; nothing is guessed.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "DEFAULT_TTFT_MS",
     "Row",
     "Step",
+    "check_model",
     "ledger_rows",
     "read_rows",
     "replay",
@@ -52,6 +55,7 @@ class Row:
     usage: dict[str, Any] | None = None
     file: str = "<memory>"
     line: int = 1
+    custom_id: str | None = None  # a Message Batches line's id
     # The request already parsed, when the caller has it: replays that show a planner the same
     # history again and again would otherwise parse it again and again.
     prompt: Prompt | None = field(default=None, repr=False, compare=False)
@@ -88,12 +92,7 @@ def read_rows(path: str | Path) -> list[Row]:
         InputError: the file cannot be read, or a line is not a request or a trace row.
     """
     name = str(path)
-    try:
-        text = sys.stdin.read() if name == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=name) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", file=name) from None
+    text = read_text(path)
     stripped = text.strip()
     if not stripped:
         raise InputError("empty: expected a request body, a trace row, or JSON Lines", file=name)
@@ -117,6 +116,31 @@ def read_rows(path: str | Path) -> list[Row]:
     return rows
 
 
+def read_text(path: str | Path) -> str:
+    """A file's text (`-`: standard input).
+
+    Raises:
+        InputError: it cannot be read, or it is not UTF-8 (with the line and byte of the first
+            bad byte).
+    """
+    name = str(path)
+    try:
+        if name == "-":
+            stdin = getattr(sys.stdin, "buffer", None)
+            if stdin is None:  # already text (a test, or an embedding program)
+                return str(sys.stdin.read())
+            data: bytes = stdin.read()
+        else:
+            data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=name) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start})", file=name, line=line) from None
+
+
 def rows_from(items: Iterable[Mapping[str, Any] | Row]) -> list[Row]:
     """Rows from bodies or row dicts already in memory (the Python API's input)."""
     out = []
@@ -130,7 +154,9 @@ def _row(data: Any, file: str, line: int) -> Row:
         raise InputError(
             "expected a JSON object (a request body or a trace row)", file=file, line=line
         )
-    if "request" in data:
+    if "custom_id" in data or "params" in data:
+        row = _batch_row(data, file, line)
+    elif "request" in data:
         request = data["request"]
         if not isinstance(request, dict):
             raise InputError("must be an object", file=file, line=line, field="request")
@@ -147,9 +173,21 @@ def _row(data: Any, file: str, line: int) -> Row:
         row = Row(data, file=file, line=line)
     for key in ("model", "messages"):
         if key not in row.request:
-            where = f"request.{key}" if "request" in data else key
+            outer = "params." if "params" in data else "request." if "request" in data else ""
+            where = outer + key
             raise InputError("a required field is missing", file=file, line=line, field=where)
     return row
+
+
+def _batch_row(data: dict[str, Any], file: str, line: int) -> Row:
+    custom_id, params = data.get("custom_id"), data.get("params")
+    if custom_id is not None and not isinstance(custom_id, str):
+        raise InputError("must be a string", file=file, line=line, field="custom_id")
+    if not isinstance(params, dict):
+        raise InputError("must be a Messages request object", file=file, line=line, field="params")
+    return Row(
+        params, _number(data, "started_at", file, line), file=file, line=line, custom_id=custom_id
+    )
 
 
 def _number(data: Mapping[str, Any], key: str, file: str, line: int) -> float | None:
@@ -176,26 +214,46 @@ def parse_row(row: Row, model: str | None = None) -> Prompt:
         field = (exc.path or "").lstrip("/").replace("/", ".") or None
         raise InputError(exc.message, file=row.file, line=row.line, field=field) from None
     except UnknownModel as exc:
-        known = ", ".join(m.id for m in catalog().models[:3])
-        raise InputError(
-            f"unknown model {exc.model!r} (see `cachewise models`; e.g. {known})",
-            file=row.file,
-            line=row.line,
-            field="model",
-        ) from None
+        raise _unknown(exc, row) from None
 
 
-def ledger_rows(ledger: Ledger, since: float | None = None) -> tuple[list[dict[str, Any]], int]:
+def check_model(row: Row) -> None:
+    """Stop on a row whose model the catalog does not know, without parsing the rest of it.
+
+    Raises:
+        InputError: naming the file, line and field.
+    """
+    try:
+        catalog().get(str(row.request.get("model")))
+    except UnknownModel as exc:
+        raise _unknown(exc, row) from None
+
+
+def _unknown(exc: UnknownModel, row: Row) -> InputError:
+    known = ", ".join(m.id for m in catalog().models[:3])
+    field = "params.model" if row.custom_id is not None else "model"
+    return InputError(
+        f"unknown model {exc.model!r} (see `cachewise models`; e.g. {known})",
+        file=row.file,
+        line=row.line,
+        field=field,
+    )
+
+
+def ledger_rows(
+    ledger: Ledger, since: float | None = None, *, include_emulated: bool = False
+) -> tuple[list[dict[str, Any]], int]:
     """Trace rows from the calls of a ledger that kept their prompts, oldest first, and how many
     calls had none (prompts are stored only when asked: `wrap(..., store_prompts=True)`).
 
     A row's `ttft_ms` is the call's time to first byte where the ledger knows it (streams and
     scouts; a plain call's first byte is not seen, and simulate assumes its default); `usage` is
     what the API reported; the workspace is the ledger's (a one-way hash of the key), which
-    keeps workspaces apart. Failed calls are left out."""
-    prompts = ledger.prompts(since)
+    keeps workspaces apart. Failed calls are left out, and so are the emulator's unless
+    `include_emulated`."""
+    prompts = ledger.prompts(since, include_emulated=include_emulated)
     rows, missing = [], 0
-    for call in ledger.calls(since):
+    for call in ledger.calls(since, include_emulated=include_emulated):
         request = prompts.get(call.id or -1)
         if call.status != "ok":
             continue
@@ -214,13 +272,16 @@ def ledger_rows(ledger: Ledger, since: float | None = None) -> tuple[list[dict[s
 
 
 def start_times(rows: Sequence[Row]) -> list[float]:
-    """When each row starts: its `started_at`, or a second after the row before it."""
+    """When each row starts: its `started_at`, else a second after the row before it (with the
+    row before it, for a Message Batches line)."""
     starts: list[float] = []
     for row in rows:
         if row.started_at is not None:
             starts.append(row.started_at)
-        else:
-            starts.append(starts[-1] + SEQUENTIAL_GAP_S if starts else 0.0)
+        elif not starts:
+            starts.append(0.0)
+        else:  # a batch's lines start together; other rows one after another
+            starts.append(starts[-1] + (0.0 if row.custom_id is not None else SEQUENTIAL_GAP_S))
     return starts
 
 

@@ -19,6 +19,11 @@ from .main import console, format_option, main, print_json, usd
 @click.option("--ledger", "target", help="Ledger path or postgresql:// URL (default: the user's).")
 @click.option("--since", help="Only calls in this window, e.g. 30m, 24h, 7d.")
 @click.option("--by", type=click.Choice(list(GROUPINGS)), help="Group the calls.")
+@click.option(
+    "--include-emulated",
+    is_flag=True,
+    help="Also count calls the emulator answered (rehearsals; left out by default).",
+)
 @format_option("text", "json", "csv")
 @click.option(
     "--plot",
@@ -27,14 +32,19 @@ from .main import console, format_option, main, print_json, usd
     help="Also draw cumulative cost and the token mix to this PNG.",
 )
 def report_command(
-    target: str | None, since: str | None, by: str | None, fmt: str, plot_file: Path | None
+    target: str | None,
+    since: str | None,
+    by: str | None,
+    include_emulated: bool,
+    fmt: str,
+    plot_file: Path | None,
 ) -> None:
     """What the calls in the ledger cost, what caching saved, and why calls missed."""
     window = parse_duration(since) if since else None
-    with open_ledger(target) as ledger:
-        result = report(ledger, since=window, by=by)
+    with open_ledger(target, create=False) as ledger:
+        result = report(ledger, since=window, by=by, include_emulated=include_emulated)
         if plot_file is not None:
-            plot(ledger, plot_file, since=window, by=by)
+            plot(ledger, plot_file, since=window, by=by, include_emulated=include_emulated)
     if fmt == "json":
         print_json(result)
     elif fmt == "csv":
@@ -82,6 +92,16 @@ def _text(result: dict[str, Any], by: str | None) -> None:
         )
     out.print(table)
     out.print(f"Writes never read: {result['writes_never_read']:,}")
+    if result["spooled"]:
+        out.print(
+            f"{result['spooled']:,} of these calls wait in the spool (the ledger refused them for "
+            "a while); they are recorded when a wrap, run or proxy next writes to it."
+        )
+    if result["emulated_left_out"]:
+        out.print(
+            f"{result['emulated_left_out']:,} call(s) the emulator answered are not counted "
+            "(--include-emulated counts them)."
+        )
     if result["misses_by_cause"]:
         causes = ", ".join(f"{k} {v}" for k, v in sorted(result["misses_by_cause"].items()))
         out.print(f"Misses by cause: {causes}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -17,6 +20,45 @@ from ..errors import InputError
 from ..ledger import open_ledger
 from ..runner import Pacer, RunOptions, RunSummary, read_requests, run_requests
 from .main import console, format_option, main, print_json, usd
+
+
+def _check_key(emulate: bool) -> None:
+    """Before anything slow: a run against the API needs a key."""
+    if emulate or os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+        return
+    raise InputError(
+        "no ANTHROPIC_API_KEY: set it (and ANTHROPIC_BASE_URL to use a proxy or "
+        "`cachewise emulate`), or pass --emulate to run against the embedded "
+        "emulator",
+        field="ANTHROPIC_API_KEY",
+    )
+
+
+@contextlib.contextmanager
+def interruptible(out: Console) -> Iterator[threading.Event]:
+    """Ctrl-C, the way a run that spends money should take it: the first sets the event (send
+    nothing new, let the calls in flight finish and be written); the second abandons them and
+    exits at once (every result already written is on disk: lines are synced one by one)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            out.print(
+                "[bold]Interrupted again[/]: calls in flight abandoned. Results written so far "
+                "are kept; run the same command again to resume."
+            )
+            os._exit(130)
+        stop.set()
+        out.print(
+            "[bold]Interrupted[/]: sending nothing new; waiting for the calls in flight to "
+            "finish (Ctrl-C again to abandon them)."
+        )
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -41,13 +83,6 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
             ) as client:
                 yield client
         return
-    if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
-        raise InputError(
-            "no ANTHROPIC_API_KEY: set it (and ANTHROPIC_BASE_URL to use a proxy or "
-            "`cachewise emulate`), or pass --emulate to run against the embedded "
-            "emulator",
-            field="ANTHROPIC_API_KEY",
-        )
     with anthropic.Anthropic(http_client=httpx2.Client(event_hooks=hooks, timeout=600)) as client:
         yield client
 
@@ -100,7 +135,12 @@ def run_command(
     emulate: bool,
     fmt: str,
 ) -> None:
-    """Run a Message Batches JSONL file so that one call warms each prefix and the rest read it."""
+    """Run a Message Batches JSONL file so that one call warms each prefix and the rest read it.
+
+    Ctrl-C once: nothing new is sent, calls in flight finish and are written, and the summary
+    says how to resume (exit 130). Twice: calls in flight are abandoned and it exits at once.
+    """
+    _check_key(emulate)
     requests = read_requests(requests_file)  # every line checked before anything is sent
     options = RunOptions(
         workers=workers,
@@ -113,6 +153,7 @@ def run_command(
     out = Console(stderr=True)
     pacer = Pacer(max_rps)
     with (
+        interruptible(out) as stop,
         open_ledger(ledger_target) as ledger,
         _client(emulate, pacer, out) as client,
         Progress(
@@ -146,11 +187,19 @@ def run_command(
             ledger=ledger,
             pacer=pacer,
             progress=progress,
+            stop=stop,
+            inputs=[requests_file],
         )
     if fmt == "json":
         print_json(summary.to_json())
-        return
-    _table(summary, console())
+    else:
+        _table(summary, console())
+    if summary.interrupted:
+        out.print(
+            f"Stopped before sending {summary.not_sent:,} of {summary.total:,} request(s): run "
+            "the same command again to send them (what is in the results file is skipped)."
+        )
+        sys.exit(130)
 
 
 def _table(s: RunSummary, out: Console) -> None:
@@ -191,12 +240,13 @@ def _table(s: RunSummary, out: Console) -> None:
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where to keep the results files and the chart (default: a temporary folder).",
+    help="Where to keep the results files and the chart (default: the demo folder under"
+    " CACHEWISE_HOME or the user data dir, replaced by each demo).",
 )
 @format_option("text", "json")
 def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
     """The seed workload on the embedded emulator: 50 questions over an ~8,000-token context,
-    with caching off, then on with a scout."""
+    with caching off, then on with a scout. Ctrl-C stops it as it stops `run`."""
     from ..demo import chart, run_demo
 
     out = console()
@@ -205,13 +255,23 @@ def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
             "cachewise demo: the embedded emulator (no API key; usage follows the "
             "documented caching rules). Two runs of 50 calls; about 15 seconds."
         )
-    result = run_demo(workers, out_dir)
+    with interruptible(Console(stderr=True)) as stop:
+        result = run_demo(workers, out_dir, stop)
     png = Path(result["results_dir"]) / "demo.png"
-    drawn = chart(result, png)
+    drawn = not result["interrupted"] and chart(result, png)
     result["chart"] = str(png) if drawn else None
     if fmt == "json":
         print_json(result)
-        return
+    else:
+        _demo_table(result, workers, out)
+        if drawn:
+            out.print(f"Chart: {png}")
+    if result["interrupted"]:
+        Console(stderr=True).print("Interrupted: the demo stopped before both runs finished.")
+        sys.exit(130)
+
+
+def _demo_table(result: dict[str, Any], workers: int, out: Console) -> None:
     table = Table(title=f"{result['calls']} calls to {result['model']}, {workers} workers")
     for name in ("caching", "input", "cache write", "cache read", "output", "cost", "wall"):
         table.add_column(name, justify="left" if name == "caching" else "right")
@@ -227,10 +287,10 @@ def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
             f"{r['wall_seconds']:.1f}s",
         )
     out.print(table)
+    if result["interrupted"]:
+        return
     on = result["scenarios"][1]
     out.print(
         f"Caching on saved {result['savings_pct']:.1f}%: {on['writes']} write, "
         f"{on['reads']} reads (the scout warmed the prefix; the others read it)."
     )
-    if drawn:
-        out.print(f"Chart: {png}")

@@ -93,17 +93,27 @@ def simulate_command(
 @click.option("--ledger", "target", help="Ledger path or postgresql:// URL (default: the user's).")
 @click.option("--since", help="Only calls in this window, e.g. 30m, 24h, 7d.")
 @click.option(
+    "--include-emulated",
+    is_flag=True,
+    help="Also the calls the emulator answered (left out by default).",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True),
     help="Write the JSONL here (default: standard output).",
 )
 def trace_command(
-    from_ledger: bool, target: str | None, since: str | None, out: str | None
+    from_ledger: bool,
+    target: str | None,
+    since: str | None,
+    include_emulated: bool,
+    out: str | None,
 ) -> None:
     """A trace for `cachewise simulate`, from the calls a ledger kept prompts for."""
     window = parse_duration(since) if since else None
-    with open_ledger(target) as ledger:
-        rows, missing = ledger_rows(ledger, None if window is None else time.time() - window)
+    with open_ledger(target, create=False) as ledger:
+        start = None if window is None else time.time() - window
+        rows, missing = ledger_rows(ledger, start, include_emulated=include_emulated)
     if not rows:
         raise InputError(
             f"no call in the ledger has its prompt ({missing} without): a trace needs the "
