@@ -107,9 +107,7 @@ def postgres_url() -> Any:
 
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
     except Exception as exc:
-        if os.environ.get("CACHEWISE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL is required here but not reachable at {POSTGRES_URL}: {exc}")
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__})")
+        require_or_skip(f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}: {exc})")
     schema = f"cw_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f"CREATE SCHEMA {schema}")
     try:
@@ -117,3 +115,31 @@ def postgres_url() -> Any:
     finally:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
         admin.close()
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip, unless CACHEWISE_REQUIRE_SERVICES=1 (CI), where a missing facility is a failure."""
+    if os.environ.get("CACHEWISE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required here: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Any) -> Any:
+    """A folder on a 256 KB filesystem of its own (tmpfs), to fill up. Needs the right to mount
+    (root); skips elsewhere, unless CACHEWISE_REQUIRE_SERVICES=1."""
+    import subprocess
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        require_or_skip(f"cannot mount a small tmpfs ({mounted.stderr.strip() or 'not root'})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -252,10 +252,15 @@ class Ledger:
         create: False opens only a ledger that exists (reading commands never create one): a
             missing file, or a database without cachewise's tables, is a `LedgerError` that says
             where it looked.
+        busy_timeout: seconds a SQLite write waits for another process's lock before the row
+            is refused (and spooled by `Recorder`).
     """
 
-    def __init__(self, target: str | Path | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, target: str | Path | None = None, *, create: bool = True, busy_timeout: float = 5.0
+    ) -> None:
         self.target = str(target) if target is not None else str(default_path())
+        self.busy_timeout = busy_timeout
         self.dialect = (
             "postgres" if self.target.startswith(("postgresql://", "postgres://")) else "sqlite"
         )
@@ -301,7 +306,8 @@ class Ledger:
                 # Created private before SQLite opens it; its -wal and -shm files inherit the mode.
                 os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout=5000")  # first: the next pragma may wait for a lock
+            # First: the next pragma may wait for a lock.
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # a committed call survives a crash
         except (OSError, sqlite3.Error) as exc:
@@ -377,7 +383,10 @@ class Ledger:
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """The database's own errors (a full disk, a lock held too long) as a `LedgerError`."""
+        """The database's own errors (a full disk, a lock held too long) as a `LedgerError`; a
+        PostgreSQL connection lost earlier is made again first."""
+        if self.dialect == "postgres" and (self._conn.closed or self._conn.broken):
+            self._conn = self._connect(True)
         try:
             yield
         except LedgerError:

@@ -10,8 +10,8 @@ in the ledger yet.
 
 Layout: `<home>/spool/<ledger key>/<pid>-<random>.jsonl`, a line per row, `{"row": {columns},
 "prompt": body or null}`; the folders are private (0700) and the files 0600. The ledger key is a
-hash of the target, because a PostgreSQL URL may hold a password. The process that writes a spool
-file holds a lock on it; another process drains only the files nobody holds.
+hash of the target, because a PostgreSQL URL may hold a password. A row is appended under a lock
+on its file, and a file is drained under the same lock, so any process may drain any file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import warnings
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .errors import CachewiseWarning, LedgerError
 from .ledger import CallRecord, Ledger, default_home
@@ -52,30 +52,43 @@ class Spool:
     def __init__(self, target: str, directory: Path | None = None) -> None:
         key = hashlib.sha256(target.encode()).hexdigest()[:16]
         self.directory = (directory or default_home() / "spool") / key
+        self._path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
 
     def write(self, call: CallRecord, prompt: dict[str, Any] | None) -> None:
-        """Append a row durably (flushed and synced) before returning.
+        """Append a row durably (synced) before returning.
 
         Raises:
             OSError: the spool cannot be written either (the caller keeps the row in memory).
         """
         line = json.dumps({"row": call.to_row(), "prompt": prompt}, separators=(",", ":")) + "\n"
         with self._lock:
-            if self._file is None:
-                self._file = self._open_own()
-            self._file.write(line)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            while not self._append(line.encode()):
+                pass  # a drainer removed the file between our open and our lock: write anew
 
-    def _open_own(self) -> IO[str]:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        handle = os.fdopen(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600), "a")
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # ours while this process lives
-        return handle
+    def _append(self, data: bytes) -> bool:
+        # Opened, locked and closed per row: rows are rare (the ledger refused them), and a file
+        # nobody holds open can be drained by any process at any time.
+        fd = os.open(self._path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_ino != os.stat(self._path).st_ino:
+                    return False
+            except FileNotFoundError:
+                return False
+            size = os.fstat(fd).st_size
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, size)  # no half row left for a drainer to trip on
+                raise
+            return True
+        finally:
+            os.close(fd)
 
     def files(self) -> list[Path]:
         return sorted(self.directory.glob("*.jsonl")) if self.directory.is_dir() else []
@@ -93,9 +106,6 @@ class Spool:
         """
         recorded = 0
         with self._lock:
-            if self._file is not None:  # our own: start a new file after this one is drained
-                self._file.close()
-                self._file = None
             for path in self.files():
                 recorded += self._drain_file(path, ledger)
         return recorded
@@ -110,7 +120,7 @@ class Spool:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
-                    return 0  # a live process is writing it
+                    return 0  # a row is being written to it this moment
             elif not path.name.startswith(f"{os.getpid()}-"):
                 return 0
             items = list(_read(path))
