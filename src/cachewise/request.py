@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .body import TTL, UNMARKABLE, block_holders, content_blocks, copy_json, markable, text_blocks
 from .catalog import Catalog, Model, catalog
 from .errors import InvalidRequest
 from .tokens import (
@@ -37,25 +38,14 @@ __all__ = [
     "MarkerProblem",
     "Position",
     "Prompt",
-    "content_blocks",
-    "copy_json",
-    "has_markers",
-    "marker_holders",
     "parse_request",
-    "strip_markers",
-    "text_at",
-    "value_at",
 ]
 
 Level = Literal["tools", "system", "messages"]
-TTL = Literal["5m", "1h"]
 Segment = tuple[str, int, TTL | None]
 
 # Top-level parameters that must be JSON objects when present.
 OBJECT_PARAMS = ("tool_choice", "thinking", "output_config", "context_management", "metadata")
-
-# Blocks that cannot carry cache_control themselves (cached only along with the turn around them).
-UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
 
 
 @dataclass(frozen=True)
@@ -331,8 +321,7 @@ class _Parser(_Builder):
                     "optional final assistant message",
                     path=f"/messages/{m}/content",
                 )
-            if isinstance(content, str):
-                content = [{"type": "text", "text": content}] if content else []
+            content = text_blocks(content)
             for b, block in enumerate(_list(content, f"messages.{m}.content")):
                 if (m, b) in stripped:  # not in the prompt, but the API still checks its marker
                     if block.get("cache_control") is not None:
@@ -392,7 +381,7 @@ class _Parser(_Builder):
             self.problems.append(MarkerProblem("thinking", path, f"{api_path}.{kind}", kind))
             marker = None
         marker = self._inner_markers(block, path, api_path) or marker
-        eligible = kind not in UNMARKABLE and not (kind == "text" and not block.get("text"))
+        eligible = markable(block)
         slot: Slot = "system" if level == "system" else "user"
         if kind == "tool_use" and block.keys() <= _PLAIN_TOOL_USE_KEYS:
             # The input's JSON is both its identity and what is counted: encode it once.
@@ -578,96 +567,6 @@ class _Parser(_Builder):
         }
 
 
-def text_at(body: Mapping[str, Any], pointer: str) -> tuple[str, str]:
-    """The text a position (JSON Pointer) of a request body holds, and the pointer to it."""
-    node: Any = body
-    for part in pointer.strip("/").split("/"):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, str) and part == "0":
-            return node, pointer.rsplit("/", 1)[0]  # a string `system` or `content`
-        else:
-            return "", pointer
-    if isinstance(node, str):
-        return node, pointer
-    if isinstance(node, dict):
-        for key in ("text", "description", "content"):
-            if isinstance(node.get(key), str):
-                return node[key], f"{pointer}/{key}"
-    return "", pointer
-
-
-def value_at(body: Mapping[str, Any], pointer: str) -> Any:
-    """The value at a JSON Pointer of a request body, or None."""
-    node: Any = body
-    for part in pointer.strip("/").split("/"):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            node = node.get(part)
-        else:
-            return None
-    return node
-
-
-def marker_holders(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every object of a request body where the API reads `cache_control` as a marker: the body
-    itself, tools, system blocks, message content blocks, and the inner blocks of tool results and
-    documents. A key of that name anywhere else (a tool's schema, a tool_use input) is content."""
-    yield body
-    for key in ("tools", "system"):
-        blocks = body.get(key)
-        for block in blocks if isinstance(blocks, list) else []:
-            yield from _block_holders(block)
-    if isinstance(body.get("messages"), list):
-        yield from content_blocks(body["messages"])
-
-
-def content_blocks(messages: list[Any]) -> Iterator[dict[str, Any]]:
-    """Every content block of the messages, the inner blocks of tool results and documents too."""
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        for block in content if isinstance(content, list) else []:
-            yield from _block_holders(block)
-
-
-def _block_holders(block: Any) -> Iterator[dict[str, Any]]:
-    """A block (or tool) and the inner blocks of its content that may carry a marker."""
-    if not isinstance(block, dict):
-        return
-    yield block
-    inner = block.get("content") if block.get("type") == "tool_result" else None
-    if block.get("type") == "document" and isinstance(block.get("source"), dict):
-        inner = block["source"].get("content")
-    if isinstance(inner, list):
-        yield from (b for b in inner if isinstance(b, dict))
-
-
-def strip_markers(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a request body without its cache markers (see `marker_holders`)."""
-    out: dict[str, Any] = copy_json(dict(body))
-    for holder in marker_holders(out):
-        holder.pop("cache_control", None)
-    return out
-
-
-def has_markers(body: Mapping[str, Any]) -> bool:
-    """Whether a request body carries a cache marker anywhere the API reads one."""
-    return any(holder.get("cache_control") is not None for holder in marker_holders(dict(body)))
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than
-    `copy.deepcopy` on a big request."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
-    return value
-
-
 def _check_tool(tool: Any, i: int) -> None:
     if not isinstance(tool, dict):
         raise InvalidRequest(f"tools.{i}: Input should be an object", path=f"/tools/{i}")
@@ -742,7 +641,7 @@ def _strip(block: Any) -> Any:
     out = copy_json(block)
     if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
         out["content"] = [{"type": "text", "text": out["content"]}]
-    for holder in _block_holders(out):
+    for holder in block_holders(out):
         holder.pop("cache_control", None)
         if holder.get("type") == "text":  # in a fixed order: it is not rendered
             kept: dict[str, Any] = {
