@@ -228,29 +228,34 @@ class _Parser(_Builder):
     # -- the walk ------------------------------------------------------------------------------
 
     def run(self) -> Prompt:
-        body, f = self.body, self.model.framing
-        for key in OBJECT_PARAMS:
-            if body.get(key) is not None and not isinstance(body[key], dict):
-                raise InvalidRequest(f"{key}: Input should be an object", path=f"/{key}")
-        if body.get("speed") == "fast" and self.model.fast_mode_rejected:
-            # The API's text is not published; this says what happened.
-            raise InvalidRequest(
-                f"speed: fast mode is not available on {self.model.id}", path="/speed"
-            )
+        """Tools, system, then messages, each level's parameters folded in where it begins."""
+        body = self.body
+        _check_params(body, self.model)
         tools = _list(body.get("tools"), "tools")
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise InvalidRequest("messages: Field required", path="/messages")
         params = self._level_params(tools, messages)
+        self.pending_frame = self.model.framing.start
+        forced = self._tools(tools)
+        self.fold("system", params["system"])
+        self._system(body.get("system"))
+        self.fold("messages", params["messages"])
+        # What tool_choice adds is rendered here: changing it keeps the system prefix.
+        self.pending_frame += self.model.framing.messages_start + forced
+        self._messages(messages)
+        return self._prompt(params)
 
-        self.pending_frame = f.start
+    def _tools(self, tools: list[Any]) -> int:
+        """The tools level; returns the frame tokens a forced tool_choice adds to the messages."""
+        f = self.model.framing
         live_tools = [(i, t) for i, t in enumerate(tools) if not _deferred(t)]
         for i, tool in enumerate(tools):
             if _deferred(tool) and tool.get("cache_control") is not None:
                 # A deferred tool is not in the prompt: it cannot end a cached prefix.
                 path = f"/tools/{i}/cache_control"
                 self.problems.append(MarkerProblem("deferred", path, f"tools.{i}.cache_control"))
-        choice = body.get("tool_choice")
+        choice = self.body.get("tool_choice")
         choice_type = str(choice.get("type", "auto")) if isinstance(choice, dict) else "auto"
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
         self.pending_frame += before
@@ -268,19 +273,21 @@ class _Parser(_Builder):
         self.pending_frame += after
         if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
             self.pending_frame += f.strict_tools_extra
+        return forced
 
-        self.fold("system", params["system"])
-        system = body.get("system")
-        if system is not None:
-            blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-            for j, block in enumerate(_list(blocks, "system")):
-                self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
-            if blocks:
-                self.pending_frame += f.system_extra
+    def _system(self, system: Any) -> None:
+        """The system level: a string is one text block (even "", unlike message content)."""
+        if system is None:
+            return
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+        for j, block in enumerate(_list(blocks, "system")):
+            self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
+        if blocks:
+            self.pending_frame += self.model.framing.system_extra
 
-        self.fold("messages", params["messages"])
-        # What tool_choice adds is rendered here: changing it keeps the system prefix.
-        self.pending_frame += f.messages_start + forced
+    def _messages(self, messages: list[Any]) -> None:
+        """The messages level: each message's blocks, after the separator from the one before."""
+        f = self.model.framing
         stripped = self._stripped_thinking(messages)
         # Mid-conversation system messages exist on some models only (where it is not documented
         # either way, they are let through).
@@ -288,59 +295,31 @@ class _Parser(_Builder):
         if self.model.system_messages is not False:
             roles += ("system",)
         for m, message in enumerate(messages):
-            if not isinstance(message, dict):
-                raise InvalidRequest(
-                    f"messages.{m}: Input should be an object", path=f"/messages/{m}"
-                )
-            role = message.get("role")
-            if role not in roles:
-                raise InvalidRequest(
-                    f"messages.{m}.role: Input should be 'user' or 'assistant'",
-                    path=f"/messages/{m}/role",
-                )
+            role = _check_message(messages, m, roles)
             # The first block that stays carries the turn's start in its identity: its role, and
             # whether it follows a turn of the same role (a different separator).
-            tag = role
+            tag: str | None = role
             if m:
                 same = isinstance(messages[m - 1], dict) and messages[m - 1].get("role") == role
                 self.pending_frame += f.same_role_separator if same else f.message_separator
                 tag = f"{role}=" if same else role
-            content = message.get("content")
-            if content is None:
-                raise InvalidRequest(
-                    f"messages.{m}.content: Field required", path=f"/messages/{m}/content"
-                )
-            if "cache_control" in message:
-                raise InvalidRequest(
-                    f"messages.{m}.cache_control: Extra inputs are not permitted",
-                    path=f"/messages/{m}/cache_control",
-                )
-            if content in ("", []) and not (m == len(messages) - 1 and role == "assistant"):
-                raise InvalidRequest(
-                    f"messages.{m}: all messages must have non-empty content except for the "
-                    "optional final assistant message",
-                    path=f"/messages/{m}/content",
-                )
-            content = text_blocks(content)
+            content = text_blocks(message["content"])
             for b, block in enumerate(_list(content, f"messages.{m}.content")):
-                if (m, b) in stripped:  # not in the prompt, but the API still checks its marker
-                    if block.get("cache_control") is not None:
-                        path, api_path = f"/messages/{m}/content/{b}", f"messages.{m}.content.{b}"
-                        kind = str(block.get("type"))
-                        problem = MarkerProblem("thinking", path, f"{api_path}.{kind}", kind)
-                        self.problems.append(problem)
-                    continue
-                self._block(
-                    "messages",
-                    f"/messages/{m}/content/{b}",
-                    f"messages.{m}.content.{b}",
-                    block,
-                    role=tag,
-                    message=m,
-                )
-                tag = None
+                path, api_path = f"/messages/{m}/content/{b}", f"messages.{m}.content.{b}"
+                if (m, b) not in stripped:
+                    self._block("messages", path, api_path, block, role=tag, message=m)
+                    tag = None
+                elif block.get("cache_control") is not None:
+                    # Not in the prompt, but the API still checks its marker.
+                    kind = str(block.get("type"))
+                    self.problems.append(
+                        MarkerProblem("thinking", path, f"{api_path}.{kind}", kind)
+                    )
 
-        total = self.cumulative + self.pending_frame + f.tail
+    def _prompt(self, params: dict[str, Any]) -> Prompt:
+        """The walk's result, once every level is in."""
+        body = self.body
+        total = self.cumulative + self.pending_frame + self.model.framing.tail
         return Prompt(
             model=self.model,
             positions=tuple(self.positions),
@@ -565,6 +544,43 @@ class _Parser(_Builder):
             for b, block in enumerate(msg["content"])
             if isinstance(block, dict) and block.get("type") in UNMARKABLE
         }
+
+
+def _check_params(body: Mapping[str, Any], model: Model) -> None:
+    for key in OBJECT_PARAMS:
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise InvalidRequest(f"{key}: Input should be an object", path=f"/{key}")
+    if body.get("speed") == "fast" and model.fast_mode_rejected:
+        # The API's text is not published; this says what happened.
+        raise InvalidRequest(f"speed: fast mode is not available on {model.id}", path="/speed")
+
+
+def _check_message(messages: list[Any], m: int, roles: tuple[str, ...]) -> str:
+    """Message `m`'s role, once the message is one the API accepts in that place."""
+    message = messages[m]
+    if not isinstance(message, dict):
+        raise InvalidRequest(f"messages.{m}: Input should be an object", path=f"/messages/{m}")
+    role = message.get("role")
+    if role not in roles:
+        raise InvalidRequest(
+            f"messages.{m}.role: Input should be 'user' or 'assistant'",
+            path=f"/messages/{m}/role",
+        )
+    content = message.get("content")
+    if content is None:
+        raise InvalidRequest(f"messages.{m}.content: Field required", path=f"/messages/{m}/content")
+    if "cache_control" in message:
+        raise InvalidRequest(
+            f"messages.{m}.cache_control: Extra inputs are not permitted",
+            path=f"/messages/{m}/cache_control",
+        )
+    if content in ("", []) and not (m == len(messages) - 1 and role == "assistant"):
+        raise InvalidRequest(
+            f"messages.{m}: all messages must have non-empty content except for the "
+            "optional final assistant message",
+            path=f"/messages/{m}/content",
+        )
+    return str(role)
 
 
 def _check_tool(tool: Any, i: int) -> None:
