@@ -8,7 +8,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from cachewise import parse_request
 from cachewise.cli import main
+from cachewise.testing import Emulator
 from conftest import CC, CC_1H, block, request, text
 
 SYSTEM = text(1500, "cli")
@@ -125,3 +127,48 @@ def test_plan_with_history_and_text(tmp_path: Path) -> None:
 def test_plan_takes_one_request(tmp_path: Path) -> None:
     code, out = run("plan", dump(tmp_path, "two.jsonl", request(), request()))
     assert code == 2 and "plan takes one" in out
+
+
+def conversation(tmp_path: Path) -> str:
+    messages = [
+        {"role": "user", "content": "Q1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": "Q2"},
+    ]
+    return dump(tmp_path, "req.json", request(system=SYSTEM, messages=messages))
+
+
+def test_plan_output_request_is_a_body_the_sdk_sends(tmp_path: Path) -> None:
+    path = conversation(tmp_path)
+    code, out = run("plan", path, "--output", "request")
+    assert code == 0
+    planned = json.loads(out)
+    report = json.loads(run("plan", path, "--format", "json")[1])
+    assert planned == report["request"]
+    assert [m.path for m in parse_request(planned).markers] == [
+        b["path"] for b in report["breakpoints"]
+    ]
+    with Emulator() as emu:
+        client = emu.client()
+        first = client.messages.create(**planned)
+        second = client.messages.create(**planned)
+    assert (first.usage.cache_creation_input_tokens or 0) > 0
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+
+
+def test_plan_output_report_is_the_report_as_before(tmp_path: Path) -> None:
+    path = conversation(tmp_path)
+    code, out = run("plan", path, "--output", "report", "--format", "json")
+    assert code == 0 and set(json.loads(out)) == {"request", "breakpoints", "notes"}
+    assert out == run("plan", path, "--format", "json")[1]
+    code, text_out = run("plan", path, "--output", "report")
+    assert code == 0 and "/system/0" in text_out and "`--output request`" in text_out
+
+
+def test_plan_help_says_what_each_output_prints() -> None:
+    code, out = run("plan", "--help")
+    words = " ".join(out.split())
+    assert code == 0 and "--output [report|request]" in words
+    assert "--format json the JSON {request, breakpoints, notes}" in words
+    assert "only the planned request body as JSON, ready to send" in words
+    assert "--format does not apply" in words

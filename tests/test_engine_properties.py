@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachewise import Engine, get_model
+from cachewise.body import TTL
 from cachewise.engine import breakpoints
-from cachewise.request import TTL, Prompt
+from cachewise.request import Prompt
 
 MODEL = get_model("claude-opus-4-1")  # minimum 1,024
 SIZES = [40, 300, 900, 1500, 3000]

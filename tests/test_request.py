@@ -294,7 +294,7 @@ def test_unknown_model() -> None:
 
 
 def test_markers_are_stripped_where_the_api_reads_them_and_nowhere_else() -> None:
-    from cachewise.request import has_markers, strip_markers
+    from cachewise.body import has_markers, strip_markers
 
     schema = {"type": "object", "properties": {"cache_control": {"type": "string"}}}
     result = {
@@ -453,7 +453,7 @@ def test_mid_conversation_system_messages_only_where_the_model_has_them() -> Non
 
 
 def test_a_null_marker_is_no_marker() -> None:
-    from cachewise.request import has_markers
+    from cachewise.body import has_markers
 
     body = request(system=[block("Rules.", None) | {"cache_control": None}])
     assert not has_markers(body) and not parse_request(body).markers

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachewise import parse_request
+from cachewise.body import strip_markers
 from cachewise.plan import plan
-from cachewise.request import strip_markers
 from cachewise.simulate import oracle_bound, replay_strategy, simulate
 from cachewise.strategies import STRATEGIES
 from cachewise.trace import Row, rows_from

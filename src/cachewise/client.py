@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .body import has_markers
 from .catalog import catalog
 from .engine import breakpoints, first_cacheable
 from .errors import CachewiseWarning, InputError, InvalidRequest, LintError, UnknownModel
@@ -28,7 +29,7 @@ from .gate import Gate, LocalGate, NoGate, Ticket
 from .ledger import CallRecord, Ledger, is_emulated, key_workspace, open_ledger
 from .lint import lint
 from .plan import plan as plan_request
-from .request import Prompt, has_markers, parse_request
+from .request import Prompt, parse_request
 from .spool import Recorder
 
 __all__ = ["wrap"]

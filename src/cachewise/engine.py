@@ -24,9 +24,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .body import TTL, strip_markers
 from .catalog import Model, catalog
 from .errors import InvalidRequest, UnknownModel
-from .request import TTL, Position, Prompt, parse_request, strip_markers
+from .request import Position, Prompt, parse_request
 from .usage import Usage
 
 __all__ = [

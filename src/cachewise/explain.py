@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from .body import text_at
 from .cost import break_even_reads
 from .engine import Engine, breakpoints, minimum_for
 from .errors import InvalidRequest
-from .request import Prompt, text_at
+from .request import Prompt
 from .trace import Row, Step, replay, rows_from
 from .usage import normalize_usage
 

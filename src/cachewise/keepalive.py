@@ -28,8 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import _mark
-from .request import TTL, strip_markers
+from .body import TTL, strip_markers, with_marker
 
 __all__ = ["KeepAlivePolicy", "Key"]
 
@@ -132,7 +131,7 @@ def ping(body: dict[str, Any], pointer: str, ttl: TTL) -> dict[str, Any]:
     """The keep-alive request for the entry that ends at `pointer` in `body`: the prompt up to that
     block, marked there, `max_tokens: 0`, and a one-character user turn when the prompt would not
     end with one (what comes after the breakpoint is paid as input: keep it small)."""
-    marked = _mark(strip_markers(body), pointer, ttl)
+    marked = with_marker(strip_markers(body), pointer, ttl)
     parts = pointer.strip("/").split("/")
     messages = list(marked.get("messages") or [])
     if parts[0] == "messages":

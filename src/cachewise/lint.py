@@ -16,10 +16,11 @@ from itertools import pairwise
 from typing import Any, Literal
 
 from .__about__ import __version__
+from .body import text_at, value_at
 from .catalog import catalog
 from .cost import break_even_reads
 from .engine import breakpoints, minimum_for, violations
-from .request import Prompt, text_at, value_at
+from .request import Prompt
 from .trace import Row, Step, parse_row, replay, rows_from
 from .volatile import find_volatile
 

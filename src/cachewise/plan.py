@@ -9,18 +9,24 @@ caller opts in to `sort_tools`, `canonical_json` or `move_volatile`.
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Literal
 
+from .body import (
+    TTL,
+    strip_markers,
+    volatile_system,
+    with_marker,
+    with_sorted_keys,
+    with_sorted_tools,
+    with_volatile_last,
+)
 from .catalog import catalog
 from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violations
-from .request import TTL, Marker, Position, Prompt, parse_request, strip_markers
+from .request import Marker, Position, Prompt, parse_request
 from .trace import Row, parse_row, rows_from
-from .volatile import find_volatile
 
 __all__ = ["Plan", "PlannedBreakpoint", "plan"]
 
@@ -133,7 +139,7 @@ def plan(
     ttls = _ttls(prompt, chosen, kept, rows, past, ttl, notes, now)
     planned = body
     for c, t in zip(chosen, ttls, strict=True):
-        planned = _mark(planned, c.position.path, t)
+        planned = with_marker(planned, c.position.path, t)
     # Markers are not part of any hash or count: the planned prompt is this one, re-marked.
     result = _remarked(prompt, {c.position.index: t for c, t in zip(chosen, ttls, strict=True)})
     problems = violations(result)
@@ -363,39 +369,6 @@ def _best_ttl(
 # -- edits ---------------------------------------------------------------------------------------
 
 
-def _mark(body: dict[str, Any], pointer: str, ttl: TTL) -> dict[str, Any]:
-    """A copy of `body` with a marker at `pointer`; only the containers on the way are copied."""
-    marker: dict[str, Any] = {"type": "ephemeral"}
-    if ttl == "1h":
-        marker["ttl"] = "1h"
-    parts = pointer.strip("/").split("/")
-    top = dict(body)
-    if parts[0] == "system" and isinstance(top.get("system"), str):
-        top["system"] = [{"type": "text", "text": top["system"]}]
-    if parts[0] == "messages":
-        messages = list(top["messages"])
-        message = dict(messages[int(parts[1])])
-        if isinstance(message.get("content"), str):  # the same prompt: string == one text block
-            message["content"] = [{"type": "text", "text": message["content"]}]
-        messages[int(parts[1])] = message
-        top["messages"] = messages
-        node: Any = message
-        rest = parts[2:]
-    else:
-        node, rest = top, parts
-    for k, part in enumerate(rest):
-        child = node[int(part)] if isinstance(node, list) else node[part]
-        child = list(child) if isinstance(child, list) else dict(child)
-        if isinstance(node, list):
-            node[int(part)] = child
-        else:
-            node[part] = child
-        node = child
-        if k == len(rest) - 1:
-            node["cache_control"] = marker
-    return top
-
-
 def _remarked(prompt: Prompt, ttls: Mapping[int, TTL]) -> Prompt:
     positions = tuple(
         replace(p, marker=Marker(ttls[p.index], p.path, p.path.strip("/").replace("/", ".")))
@@ -414,47 +387,18 @@ def _transform(
     notes: list[str],
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The opted-in edits, and the system blocks that look volatile (pointer -> kind)."""
-    if sort_tools or canonical_json or move_volatile:
-        body = copy.deepcopy(body)
     if sort_tools and isinstance(body.get("tools"), list):
-        body["tools"] = sorted(
-            body["tools"], key=lambda t: str(t.get("name", "")) if isinstance(t, dict) else ""
-        )
+        body = with_sorted_tools(body)
         notes.append("sorted tools by name (--sort-tools)")
     if canonical_json:
-        for tool in body.get("tools") or []:
-            if isinstance(tool, dict) and isinstance(tool.get("input_schema"), dict):
-                tool["input_schema"] = _sorted(tool["input_schema"])
-        for message in body.get("messages") or []:
-            content = message.get("content") if isinstance(message, dict) else None
-            for block in content if isinstance(content, list) else []:
-                if isinstance(block, dict) and block.get("type") == "tool_use":
-                    block["input"] = _sorted(block.get("input"))
+        body = with_sorted_keys(body)
         notes.append("sorted JSON keys in tool schemas and tool_use inputs (--canonical-json)")
-    system = body.get("system")
-    blocks = [{"text": system}] if isinstance(system, str) else system
-    if not isinstance(blocks, list):
-        return body, {}
-    volatile: dict[str, str] = {}
-    for j, block in enumerate(blocks):
-        hit = (
-            find_volatile(block["text"])
-            if isinstance(block, dict) and isinstance(block.get("text"), str)
-            else None
-        )
-        if hit:
-            volatile[f"/system/{j}"] = hit.kind
-    if move_volatile and volatile and isinstance(system, list):
-        moving = [b for j, b in enumerate(system) if f"/system/{j}" in volatile]
-        staying = [b for j, b in enumerate(system) if f"/system/{j}" not in volatile]
-        body["system"] = staying + moving
+    volatile = volatile_system(body)
+    if move_volatile and volatile and isinstance(body.get("system"), list):
+        body = with_volatile_last(body)
+        moved = len(volatile)
         notes.append(
-            f"moved {len(moving)} volatile system block(s) after the stable ones (--move-volatile)"
+            f"moved {moved} volatile system block(s) after the stable ones (--move-volatile)"
         )
-        kinds = [volatile[f"/system/{j}"] for j in range(len(system)) if f"/system/{j}" in volatile]
-        volatile = {f"/system/{len(staying) + k}": kind for k, kind in enumerate(kinds)}
+        volatile = volatile_system(body)  # the same blocks, now last
     return body, volatile
-
-
-def _sorted(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True)) if value is not None else value

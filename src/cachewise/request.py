@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .body import TTL, UNMARKABLE, block_holders, content_blocks, copy_json, markable, text_blocks
 from .catalog import Catalog, Model, catalog
 from .errors import InvalidRequest
 from .tokens import (
@@ -37,25 +38,14 @@ __all__ = [
     "MarkerProblem",
     "Position",
     "Prompt",
-    "content_blocks",
-    "copy_json",
-    "has_markers",
-    "marker_holders",
     "parse_request",
-    "strip_markers",
-    "text_at",
-    "value_at",
 ]
 
 Level = Literal["tools", "system", "messages"]
-TTL = Literal["5m", "1h"]
 Segment = tuple[str, int, TTL | None]
 
 # Top-level parameters that must be JSON objects when present.
 OBJECT_PARAMS = ("tool_choice", "thinking", "output_config", "context_management", "metadata")
-
-# Blocks that cannot carry cache_control themselves (cached only along with the turn around them).
-UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
 
 
 @dataclass(frozen=True)
@@ -238,29 +228,34 @@ class _Parser(_Builder):
     # -- the walk ------------------------------------------------------------------------------
 
     def run(self) -> Prompt:
-        body, f = self.body, self.model.framing
-        for key in OBJECT_PARAMS:
-            if body.get(key) is not None and not isinstance(body[key], dict):
-                raise InvalidRequest(f"{key}: Input should be an object", path=f"/{key}")
-        if body.get("speed") == "fast" and self.model.fast_mode_rejected:
-            # The API's text is not published; this says what happened.
-            raise InvalidRequest(
-                f"speed: fast mode is not available on {self.model.id}", path="/speed"
-            )
+        """Tools, system, then messages, each level's parameters folded in where it begins."""
+        body = self.body
+        _check_params(body, self.model)
         tools = _list(body.get("tools"), "tools")
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise InvalidRequest("messages: Field required", path="/messages")
         params = self._level_params(tools, messages)
+        self.pending_frame = self.model.framing.start
+        forced = self._tools(tools)
+        self.fold("system", params["system"])
+        self._system(body.get("system"))
+        self.fold("messages", params["messages"])
+        # What tool_choice adds is rendered here: changing it keeps the system prefix.
+        self.pending_frame += self.model.framing.messages_start + forced
+        self._messages(messages)
+        return self._prompt(params)
 
-        self.pending_frame = f.start
+    def _tools(self, tools: list[Any]) -> int:
+        """The tools level; returns the frame tokens a forced tool_choice adds to the messages."""
+        f = self.model.framing
         live_tools = [(i, t) for i, t in enumerate(tools) if not _deferred(t)]
         for i, tool in enumerate(tools):
             if _deferred(tool) and tool.get("cache_control") is not None:
                 # A deferred tool is not in the prompt: it cannot end a cached prefix.
                 path = f"/tools/{i}/cache_control"
                 self.problems.append(MarkerProblem("deferred", path, f"tools.{i}.cache_control"))
-        choice = body.get("tool_choice")
+        choice = self.body.get("tool_choice")
         choice_type = str(choice.get("type", "auto")) if isinstance(choice, dict) else "auto"
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
         self.pending_frame += before
@@ -278,19 +273,21 @@ class _Parser(_Builder):
         self.pending_frame += after
         if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
             self.pending_frame += f.strict_tools_extra
+        return forced
 
-        self.fold("system", params["system"])
-        system = body.get("system")
-        if system is not None:
-            blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-            for j, block in enumerate(_list(blocks, "system")):
-                self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
-            if blocks:
-                self.pending_frame += f.system_extra
+    def _system(self, system: Any) -> None:
+        """The system level: a string is one text block (even "", unlike message content)."""
+        if system is None:
+            return
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+        for j, block in enumerate(_list(blocks, "system")):
+            self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
+        if blocks:
+            self.pending_frame += self.model.framing.system_extra
 
-        self.fold("messages", params["messages"])
-        # What tool_choice adds is rendered here: changing it keeps the system prefix.
-        self.pending_frame += f.messages_start + forced
+    def _messages(self, messages: list[Any]) -> None:
+        """The messages level: each message's blocks, after the separator from the one before."""
+        f = self.model.framing
         stripped = self._stripped_thinking(messages)
         # Mid-conversation system messages exist on some models only (where it is not documented
         # either way, they are let through).
@@ -298,60 +295,31 @@ class _Parser(_Builder):
         if self.model.system_messages is not False:
             roles += ("system",)
         for m, message in enumerate(messages):
-            if not isinstance(message, dict):
-                raise InvalidRequest(
-                    f"messages.{m}: Input should be an object", path=f"/messages/{m}"
-                )
-            role = message.get("role")
-            if role not in roles:
-                raise InvalidRequest(
-                    f"messages.{m}.role: Input should be 'user' or 'assistant'",
-                    path=f"/messages/{m}/role",
-                )
+            role = _check_message(messages, m, roles)
             # The first block that stays carries the turn's start in its identity: its role, and
             # whether it follows a turn of the same role (a different separator).
-            tag = role
+            tag: str | None = role
             if m:
                 same = isinstance(messages[m - 1], dict) and messages[m - 1].get("role") == role
                 self.pending_frame += f.same_role_separator if same else f.message_separator
                 tag = f"{role}=" if same else role
-            content = message.get("content")
-            if content is None:
-                raise InvalidRequest(
-                    f"messages.{m}.content: Field required", path=f"/messages/{m}/content"
-                )
-            if "cache_control" in message:
-                raise InvalidRequest(
-                    f"messages.{m}.cache_control: Extra inputs are not permitted",
-                    path=f"/messages/{m}/cache_control",
-                )
-            if content in ("", []) and not (m == len(messages) - 1 and role == "assistant"):
-                raise InvalidRequest(
-                    f"messages.{m}: all messages must have non-empty content except for the "
-                    "optional final assistant message",
-                    path=f"/messages/{m}/content",
-                )
-            if isinstance(content, str):
-                content = [{"type": "text", "text": content}] if content else []
+            content = text_blocks(message["content"])
             for b, block in enumerate(_list(content, f"messages.{m}.content")):
-                if (m, b) in stripped:  # not in the prompt, but the API still checks its marker
-                    if block.get("cache_control") is not None:
-                        path, api_path = f"/messages/{m}/content/{b}", f"messages.{m}.content.{b}"
-                        kind = str(block.get("type"))
-                        problem = MarkerProblem("thinking", path, f"{api_path}.{kind}", kind)
-                        self.problems.append(problem)
-                    continue
-                self._block(
-                    "messages",
-                    f"/messages/{m}/content/{b}",
-                    f"messages.{m}.content.{b}",
-                    block,
-                    role=tag,
-                    message=m,
-                )
-                tag = None
+                path, api_path = f"/messages/{m}/content/{b}", f"messages.{m}.content.{b}"
+                if (m, b) not in stripped:
+                    self._block("messages", path, api_path, block, role=tag, message=m)
+                    tag = None
+                elif block.get("cache_control") is not None:
+                    # Not in the prompt, but the API still checks its marker.
+                    kind = str(block.get("type"))
+                    self.problems.append(
+                        MarkerProblem("thinking", path, f"{api_path}.{kind}", kind)
+                    )
 
-        total = self.cumulative + self.pending_frame + f.tail
+    def _prompt(self, params: dict[str, Any]) -> Prompt:
+        """The walk's result, once every level is in."""
+        body = self.body
+        total = self.cumulative + self.pending_frame + self.model.framing.tail
         return Prompt(
             model=self.model,
             positions=tuple(self.positions),
@@ -392,7 +360,7 @@ class _Parser(_Builder):
             self.problems.append(MarkerProblem("thinking", path, f"{api_path}.{kind}", kind))
             marker = None
         marker = self._inner_markers(block, path, api_path) or marker
-        eligible = kind not in UNMARKABLE and not (kind == "text" and not block.get("text"))
+        eligible = markable(block)
         slot: Slot = "system" if level == "system" else "user"
         if kind == "tool_use" and block.keys() <= _PLAIN_TOOL_USE_KEYS:
             # The input's JSON is both its identity and what is counted: encode it once.
@@ -578,94 +546,41 @@ class _Parser(_Builder):
         }
 
 
-def text_at(body: Mapping[str, Any], pointer: str) -> tuple[str, str]:
-    """The text a position (JSON Pointer) of a request body holds, and the pointer to it."""
-    node: Any = body
-    for part in pointer.strip("/").split("/"):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, str) and part == "0":
-            return node, pointer.rsplit("/", 1)[0]  # a string `system` or `content`
-        else:
-            return "", pointer
-    if isinstance(node, str):
-        return node, pointer
-    if isinstance(node, dict):
-        for key in ("text", "description", "content"):
-            if isinstance(node.get(key), str):
-                return node[key], f"{pointer}/{key}"
-    return "", pointer
+def _check_params(body: Mapping[str, Any], model: Model) -> None:
+    for key in OBJECT_PARAMS:
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise InvalidRequest(f"{key}: Input should be an object", path=f"/{key}")
+    if body.get("speed") == "fast" and model.fast_mode_rejected:
+        # The API's text is not published; this says what happened.
+        raise InvalidRequest(f"speed: fast mode is not available on {model.id}", path="/speed")
 
 
-def value_at(body: Mapping[str, Any], pointer: str) -> Any:
-    """The value at a JSON Pointer of a request body, or None."""
-    node: Any = body
-    for part in pointer.strip("/").split("/"):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            node = node.get(part)
-        else:
-            return None
-    return node
-
-
-def marker_holders(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every object of a request body where the API reads `cache_control` as a marker: the body
-    itself, tools, system blocks, message content blocks, and the inner blocks of tool results and
-    documents. A key of that name anywhere else (a tool's schema, a tool_use input) is content."""
-    yield body
-    for key in ("tools", "system"):
-        blocks = body.get(key)
-        for block in blocks if isinstance(blocks, list) else []:
-            yield from _block_holders(block)
-    if isinstance(body.get("messages"), list):
-        yield from content_blocks(body["messages"])
-
-
-def content_blocks(messages: list[Any]) -> Iterator[dict[str, Any]]:
-    """Every content block of the messages, the inner blocks of tool results and documents too."""
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        for block in content if isinstance(content, list) else []:
-            yield from _block_holders(block)
-
-
-def _block_holders(block: Any) -> Iterator[dict[str, Any]]:
-    """A block (or tool) and the inner blocks of its content that may carry a marker."""
-    if not isinstance(block, dict):
-        return
-    yield block
-    inner = block.get("content") if block.get("type") == "tool_result" else None
-    if block.get("type") == "document" and isinstance(block.get("source"), dict):
-        inner = block["source"].get("content")
-    if isinstance(inner, list):
-        yield from (b for b in inner if isinstance(b, dict))
-
-
-def strip_markers(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a request body without its cache markers (see `marker_holders`)."""
-    out: dict[str, Any] = copy_json(dict(body))
-    for holder in marker_holders(out):
-        holder.pop("cache_control", None)
-    return out
-
-
-def has_markers(body: Mapping[str, Any]) -> bool:
-    """Whether a request body carries a cache marker anywhere the API reads one."""
-    return any(holder.get("cache_control") is not None for holder in marker_holders(dict(body)))
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than
-    `copy.deepcopy` on a big request."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
-    return value
+def _check_message(messages: list[Any], m: int, roles: tuple[str, ...]) -> str:
+    """Message `m`'s role, once the message is one the API accepts in that place."""
+    message = messages[m]
+    if not isinstance(message, dict):
+        raise InvalidRequest(f"messages.{m}: Input should be an object", path=f"/messages/{m}")
+    role = message.get("role")
+    if role not in roles:
+        raise InvalidRequest(
+            f"messages.{m}.role: Input should be 'user' or 'assistant'",
+            path=f"/messages/{m}/role",
+        )
+    content = message.get("content")
+    if content is None:
+        raise InvalidRequest(f"messages.{m}.content: Field required", path=f"/messages/{m}/content")
+    if "cache_control" in message:
+        raise InvalidRequest(
+            f"messages.{m}.cache_control: Extra inputs are not permitted",
+            path=f"/messages/{m}/cache_control",
+        )
+    if content in ("", []) and not (m == len(messages) - 1 and role == "assistant"):
+        raise InvalidRequest(
+            f"messages.{m}: all messages must have non-empty content except for the "
+            "optional final assistant message",
+            path=f"/messages/{m}/content",
+        )
+    return str(role)
 
 
 def _check_tool(tool: Any, i: int) -> None:
@@ -742,7 +657,7 @@ def _strip(block: Any) -> Any:
     out = copy_json(block)
     if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
         out["content"] = [{"type": "text", "text": out["content"]}]
-    for holder in _block_holders(out):
+    for holder in block_holders(out):
         holder.pop("cache_control", None)
         if holder.get("type") == "text":  # in a fixed order: it is not rendered
             kept: dict[str, Any] = {

@@ -24,13 +24,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from .body import has_markers, strip_markers
 from .catalog import catalog
 from .cost import priced
 from .engine import breakpoints, first_cacheable
 from .errors import InputError, InvalidRequest, UnknownModel
 from .ledger import CallRecord, Ledger, is_emulated, key_workspace
 from .plan import plan
-from .request import has_markers, parse_request, strip_markers
+from .request import parse_request
 from .results import ResultsFile
 from .spool import Recorder
 from .trace import check_model, read_rows

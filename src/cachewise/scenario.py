@@ -13,10 +13,11 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
+from .body import TTL
 from .catalog import Model, get_model
 from .cost import cost
 from .engine import Engine
-from .request import TTL, Prompt
+from .request import Prompt
 from .usage import Tally
 
 __all__ = ["Latency", "Scenario", "ScenarioResult", "run_scenarios"]

@@ -25,8 +25,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from .body import (
+    block_list,
+    cache_control,
+    copy_json,
+    fit_markers,
+    has_markers,
+    last_message_blocks,
+    mark_last,
+    strip_markers,
+    tool_list,
+)
+from .engine import MAX_BREAKPOINTS
 from .plan import plan
-from .request import content_blocks, copy_json, has_markers, marker_holders, strip_markers
 from .trace import Row
 
 __all__ = ["STRATEGIES", "Strategy"]
@@ -45,41 +56,6 @@ class Strategy(Protocol):
     ) -> dict[str, Any]: ...
 
 
-CC: dict[str, Any] = {"type": "ephemeral"}
-
-
-def _blocks(body: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
-    """The block list of `system` or a message (a string becomes one text block)."""
-    value = body.get(key)
-    if isinstance(value, str):  # as the parser reads it: "" is no block at all
-        body[key] = [{"type": "text", "text": value}] if value else []
-    return body.get(key) if isinstance(body.get(key), list) else None
-
-
-def _mark_last(blocks: list[Any] | None) -> bool:
-    if blocks:
-        for block in reversed(blocks):
-            if isinstance(block, dict) and block.get("type") not in (
-                "thinking",
-                "redacted_thinking",
-            ):
-                if block.get("type") == "text" and not block.get("text"):
-                    continue
-                block["cache_control"] = dict(CC)
-                return True
-    return False
-
-
-def _tools(body: dict[str, Any]) -> list[Any]:
-    tools = body.get("tools")
-    return tools if isinstance(tools, list) else []
-
-
-def _last_message_blocks(body: dict[str, Any]) -> list[Any] | None:
-    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
-    return _blocks(messages[-1], "content") if messages else None
-
-
 def _fresh(body: Mapping[str, Any]) -> dict[str, Any]:
     fresh: dict[str, Any] = strip_markers(dict(body))  # new containers: safe to mark
     return fresh
@@ -95,13 +71,13 @@ def as_is(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict
 
 def seed(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     out = _fresh(body)
-    _mark_last(_blocks(out, "system"))
+    mark_last(block_list(out, "system"))
     return out
 
 
 def auto(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     out = _fresh(body)
-    out["cache_control"] = dict(CC)
+    out["cache_control"] = cache_control()
     return out
 
 
@@ -110,17 +86,17 @@ def litellm(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> di
     if has_markers(body):
         return as_is(body, seen)
     out = _fresh(body)
-    _mark_last(_blocks(out, "system"))
-    _mark_last(_last_message_blocks(out))
+    mark_last(block_list(out, "system"))
+    mark_last(last_message_blocks(out))
     return out
 
 
 def langchain(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     # The middleware adds its three on top of whatever the client marked (more than 4 is a 400).
     out: dict[str, Any] = copy_json(dict(body))
-    _mark_last(_blocks(out, "system"))
-    _mark_last(_tools(out))
-    out["cache_control"] = dict(CC)
+    mark_last(block_list(out, "system"))
+    mark_last(tool_list(out))
+    out["cache_control"] = cache_control()
     return out
 
 
@@ -131,18 +107,18 @@ def pydantic_ai(body: Mapping[str, Any], seen: Seen, now: float | None = None) -
     out = _fresh(body)
     if "messages" in body:
         out["messages"] = copy_json(body["messages"])
-    _mark_last(_blocks(out, "system"))
-    _mark_last([t for t in _tools(out) if isinstance(t, dict) and not t.get("defer_loading")])
-    out["cache_control"] = dict(CC)
-    return _fit(out)
+    mark_last(block_list(out, "system"))
+    mark_last([t for t in tool_list(out) if isinstance(t, dict) and not t.get("defer_loading")])
+    out["cache_control"] = cache_control()
+    return fit_markers(out, MAX_BREAKPOINTS)
 
 
 def spring_system_and_tools(
     body: Mapping[str, Any], seen: Seen, now: float | None = None
 ) -> dict[str, Any]:
     out = _fresh(body)
-    _mark_last(_tools(out))
-    _mark_last(_blocks(out, "system"))
+    mark_last(tool_list(out))
+    mark_last(block_list(out, "system"))
     return out
 
 
@@ -155,30 +131,16 @@ def spring_conversation_history(
     for message in reversed(out.get("messages") or []):
         if not isinstance(message, dict) or message.get("role") != "user":
             continue
-        blocks = _blocks(message, "content") or []
+        blocks = block_list(message, "content") or []
         texts = [b for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
         if texts:
-            _mark_last(texts)
+            mark_last(texts)
             break
     return out
 
 
 def cachewise_plan(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
     return plan(_fresh(body), history=list(seen)[-50:], now=now).request
-
-
-def _fit(body: dict[str, Any]) -> dict[str, Any]:
-    """Drop the oldest message markers until the markers (automatic one included) fit in 4."""
-
-    def count(value: Any) -> int:
-        return sum(holder.get("cache_control") is not None for holder in marker_holders(value))
-
-    for message in body.get("messages") or []:
-        if count(body) <= 4:
-            break
-        for holder in content_blocks([message]):
-            holder.pop("cache_control", None)
-    return body
 
 
 STRATEGIES: dict[str, Strategy] = {

@@ -143,6 +143,13 @@ def _story(e: Explanation, file: str, line: int) -> str:
     is_flag=True,
     help="Also move volatile system blocks after the stable ones (changes the request).",
 )
+@click.option(
+    "--output",
+    type=click.Choice(["report", "request"]),
+    default="report",
+    show_default=True,
+    help="What to print: the plan report, or only the planned request (JSON, ready to send).",
+)
 @format_option("text", "json")
 def plan(
     file: str,
@@ -151,10 +158,16 @@ def plan(
     sort_tools: bool,
     canonical_json: bool,
     move_volatile: bool,
+    output: str,
     fmt: str,
 ) -> None:
-    """Place cache breakpoints (and TTLs) on the request in FILE; `--format json` gives the
-    request itself."""
+    """Place cache breakpoints (and TTLs) on the request in FILE.
+
+    --output report (the default) prints the plan report: a table of the breakpoints and notes,
+    or with --format json the JSON {request, breakpoints, notes}, which is a report, not a
+    request to send. --output request prints only the planned request body as JSON, ready to
+    send; --format does not apply to it.
+    """
     rows = read_rows(file)
     if len(rows) != 1:
         raise InputError(
@@ -169,6 +182,9 @@ def plan(
         canonical_json=canonical_json,
         move_volatile=move_volatile,
     )
+    if output == "request":
+        print_json(result.request)
+        return
     if fmt == "json":
         print_json(result.to_json())
         return
@@ -181,4 +197,4 @@ def plan(
     out.print(table)
     for note in result.notes:
         out.print(f"• {escape(note)}", soft_wrap=True)
-    out.print("`--format json` prints the planned request.")
+    out.print("`--output request` prints the planned request, ready to send.")
