@@ -172,3 +172,24 @@ def test_plan_help_says_what_each_output_prints() -> None:
     assert "--format json the JSON {request, breakpoints, notes}" in words
     assert "only the planned request body as JSON, ready to send" in words
     assert "--format does not apply" in words
+
+
+def test_a_message_batches_file_is_read_by_lint_explain_and_simulate_as_one_burst(
+    tmp_path: Path,
+) -> None:
+    """The requests file `cachewise run` takes: lint reads it (its lines are under `params`),
+    and explain and simulate start its lines together, as the Batches API runs them."""
+    body = request(system=[block(SYSTEM, CC)])
+    lines = [{"custom_id": f"q{i}", "params": body} for i in range(3)]
+    path = dump(tmp_path, "requests.jsonl", *lines)
+    code, out = run("lint", path, "--format", "json")
+    assert code == 0 and json.loads(out)["summary"]["requests"] == 3
+    code, out = run("explain", path, "--format", "json")
+    causes = [e["cause"] for e in json.loads(out)["explanations"]]
+    assert code == 0 and causes == ["concurrent_write", "concurrent_write"]
+    code, out = run("simulate", path, "--strategy", "as-is", "--format", "json")
+    [strategy] = [s for s in json.loads(out)["strategies"] if s["name"] == "as-is"]
+    assert code == 0 and strategy["writes"] == 3  # all three race on the cold prefix
+    bad = dump(tmp_path, "bad.jsonl", {"custom_id": "q0", "params": {"messages": []}})
+    code, out = run("lint", bad)
+    assert code == 2 and "bad.jsonl:1" in out and "field params.model" in out

@@ -176,3 +176,58 @@ def test_a_trace_explains_every_request_after_the_first() -> None:
 def test_a_malformed_row_is_an_input_error() -> None:
     with pytest.raises(InputError):
         explain({"model": "claude-sonnet-4-6", "messages": "nope"}, base())
+
+
+def two_level(**extra: Any) -> dict[str, Any]:
+    """A system breakpoint and a messages-level one, on a history long enough to cache."""
+    return request(
+        tools=[tool("lookup")],
+        system=[block(SYSTEM, CC)],
+        messages=[
+            {"role": "user", "content": [block(text(1200, "history"))]},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": [block("And the question?", CC)]},
+        ],
+        **extra,
+    )
+
+
+def test_a_partial_miss_is_not_a_hit() -> None:
+    """Only tool_choice changed: the system level is read, the messages level is written again.
+    The request's cause is the miss, not "hit", and every breakpoint says what it did."""
+    e = explain(two_level(), two_level(tool_choice={"type": "any"}))
+    assert (e.cause, e.parameter, e.level) == ("param_changed", "tool_choice", "messages")
+    assert e.read_tokens > 0 and e.missed_tokens > 0
+    assert e.expected_read_tokens == e.read_tokens + e.missed_tokens
+    assert "it read" in e.detail
+    system, messages = e.breakpoints
+    assert (system["path"], system["outcome"], system["cause"]) == ("/system/0", "hit", "hit")
+    assert (messages["outcome"], messages["cause"]) == ("wrote", "param_changed")
+    assert messages["missed_tokens"] == e.missed_tokens and messages["missed_usd"] > 0
+    assert e.to_json()["breakpoints"] == e.breakpoints
+
+
+def test_an_edited_history_block_is_the_cause_though_the_system_was_read() -> None:
+    """A block of an earlier turn was rewritten: the system level is read, the rest written."""
+    first = two_level()
+    edited = two_level()
+    edited["messages"][0]["content"][0]["text"] = text(1200, "history") + " (edited)"
+    rows = [
+        {"started_at": 0, "request": first},
+        {"started_at": 1, "request": edited},
+    ]
+    [e] = explain_trace(rows)
+    assert e.cause == "prefix_changed" and e.path == "/messages/0/content/0"
+    assert e.diff is not None and "(edited)" in e.diff["after"]
+    assert [b["cause"] for b in e.breakpoints] == ["hit", "prefix_changed"]
+
+
+def test_one_request_with_two_misses_lists_both() -> None:
+    """A 1h system entry still alive and a 5m history entry expired: the history breakpoint is
+    ttl_expired; the system breakpoint read."""
+    first = two_level()
+    first["system"][0]["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+    rows = [{"started_at": 0, "request": first}, {"started_at": 400, "request": first}]
+    [e] = explain_trace(rows)
+    assert e.cause == "ttl_expired" and e.read_tokens > 0
+    assert [b["cause"] for b in e.breakpoints] == ["hit", "ttl_expired"]

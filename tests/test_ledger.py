@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from cachewise.ledger import MIGRATIONS, CallRecord, Ledger, default_path, key_workspace
+from cachewise.errors import LedgerError
+from cachewise.ledger import (
+    MIGRATIONS,
+    CallRecord,
+    Ledger,
+    default_path,
+    is_emulated,
+    key_workspace,
+)
 from cachewise.usage import Usage
 
 EXPECTED_COLUMNS = [
@@ -123,7 +136,115 @@ def test_the_workspace_is_a_one_way_hash() -> None:
 
 
 def test_an_unreachable_postgres_is_a_clear_error() -> None:
-    from cachewise.errors import LedgerError
-
     with pytest.raises(LedgerError, match="cannot connect"):
         Ledger("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from cachewise.ledger import Ledger
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+with Ledger(sys.argv[1]) as ledger:
+    print(len(ledger.columns()))
+"""
+
+
+def open_together(target: str, processes: int) -> list[subprocess.CompletedProcess[str]]:
+    """`processes` processes open the same new ledger at the same instant."""
+    start = time.time() + 1.5  # after every interpreter has started
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, target, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    done = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return done
+
+
+def open_concurrently(path: Path, openers: int) -> list[BaseException]:
+    barrier = threading.Barrier(openers)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            Ledger(path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(openers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_a_new_sqlite_ledger_opened_by_many_connections_at_once(tmp_path: Path) -> None:
+    """Each opener reads the applied list inside the transaction that applies the rest (before,
+    8 of 20 such trials failed with `table calls already exists`)."""
+    for trial in range(5):
+        path = tmp_path / f"new-{trial}" / "ledger.db"
+        assert open_concurrently(path, 16) == []
+        db = sqlite3.connect(path)
+        names = [r[0] for r in db.execute("SELECT name FROM _cachewise_migrations")]
+        assert names == [name for name, _ in MIGRATIONS]  # each applied once
+
+
+def test_a_new_postgres_ledger_opened_by_many_processes_at_once(postgres_url: str) -> None:
+    for run in open_together(postgres_url, 10):
+        assert run.returncode == 0, run.stderr
+    with Ledger(postgres_url) as ledger:
+        assert ledger.migrate() == [] and ledger.columns() == EXPECTED_COLUMNS
+
+
+def test_reading_never_creates_a_ledger(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "x.db"
+    with pytest.raises(LedgerError, match=f"no ledger at {missing}"):
+        Ledger(missing, create=False)
+    assert not missing.parent.exists()
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)")
+    with pytest.raises(LedgerError, match="not a cachewise ledger"):
+        Ledger(other, create=False)
+    assert [r[0] for r in sqlite3.connect(other).execute("SELECT name FROM sqlite_master")] == ["t"]
+
+
+def test_reading_never_creates_tables_in_a_postgres_database(postgres_url: str) -> None:
+    import psycopg
+
+    with pytest.raises(LedgerError, match="not a cachewise ledger"):
+        Ledger(postgres_url, create=False)
+    with psycopg.connect(postgres_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchall()
+    assert tables == []
+
+
+def test_the_ledger_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "ledger.db"
+    with Ledger(path) as ledger:
+        ledger.record(sample())
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for f in path.parent.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f.name
+
+
+def test_emulated_calls_are_marked_and_left_out_of_reads_when_asked(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.record(sample(request_id="req_011CXYZ"))
+        ledger.record(sample(request_id="req_emu00000001", emulated=True))
+        assert len(ledger.calls()) == 2
+        assert [c.emulated for c in ledger.calls(include_emulated=False)] == [False]
+        assert ledger.emulated_calls() == 1
+    assert is_emulated("msg_emu00000007") and is_emulated("msgbatch_emu00000001")
+    assert not is_emulated("msg_01AbCdEf") and not is_emulated(None)

@@ -245,3 +245,120 @@ def test_demo_json(tmp_path: Path) -> None:
     assert off["usage"]["cache_read_input_tokens"] == 0 and on["writes"] == 1
     assert on["reads"] == 49 and data["savings_pct"] > 80
     assert (tmp_path / "demo.png").exists()
+
+
+def start_run(reqs: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "cachewise", "run", str(reqs), "--out", str(out), "--emulate"]
+    return subprocess.Popen(
+        [*cmd, "--workers", "2", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+
+
+def wait_for_results(out: Path, n: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if out.exists() and len(completed_ids(out)) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} results in {out}")
+
+
+def test_ctrl_c_sends_nothing_new_finishes_what_is_in_flight_and_says_how_to_resume(
+    tmp_path: Path,
+) -> None:
+    reqs = write_jsonl(tmp_path / "in.jsonl", requests(40))
+    out = tmp_path / "out.jsonl"
+    proc = start_run(reqs, out, "--format", "json")
+    wait_for_results(out, 4)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    summary = json.loads(stdout)
+    done = completed_ids(out)
+    assert summary["interrupted"] and summary["not_sent"] == 40 - len(done) > 0
+    assert summary["succeeded"] == len(done) and summary["errored"] == 0  # in flight: finished
+    assert "Interrupted" in stderr and "run the same command again" in stderr
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+    reqs = write_jsonl(tmp_path / "in.jsonl", requests(40))
+    out = tmp_path / "out.jsonl"
+    proc = start_run(reqs, out)
+    wait_for_results(out, 2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - sent < 2.0, stderr
+    assert "Interrupted again" in stderr
+    assert all(line.endswith("}") for line in out.read_text().splitlines())
+
+
+def test_the_requests_file_cannot_be_the_results(tmp_path: Path) -> None:
+    reqs = write_jsonl(tmp_path / "in.jsonl", requests(3))
+    before = reqs.read_text()
+    result = CliRunner().invoke(main, ["run", str(reqs), "--out", str(reqs), "--emulate"])
+    assert result.exit_code == 2 and "is also the requests file" in result.output
+    assert reqs.read_text() == before
+
+
+def test_a_run_against_the_emulator_is_not_counted_as_spend(tmp_path: Path) -> None:
+    reqs = write_jsonl(tmp_path / "in.jsonl", requests(4))
+    ledger = str(tmp_path / "l.db")
+    runner = CliRunner()
+    ran = runner.invoke(
+        main,
+        ["run", str(reqs), "--out", str(tmp_path / "o.jsonl"), "--emulate", "--ledger", ledger],
+    )
+    assert ran.exit_code == 0, ran.output
+    with Ledger(ledger) as led:
+        assert [c.emulated for c in led.calls()] == [True] * 4
+    plain = json.loads(
+        runner.invoke(main, ["report", "--ledger", ledger, "--format", "json"]).output
+    )
+    assert (plain["calls"], plain["cost_usd"], plain["emulated_left_out"]) == (0, 0, 4)
+    text = runner.invoke(main, ["report", "--ledger", ledger]).output
+    assert "4 call(s) the emulator answered are not counted" in text
+    rehearsal = runner.invoke(
+        main, ["report", "--ledger", ledger, "--include-emulated", "--format", "json"]
+    )
+    assert json.loads(rehearsal.output)["calls"] == 4
+
+
+def test_input_that_is_not_utf8_names_the_line_and_byte(tmp_path: Path) -> None:
+    reqs = tmp_path / "in.jsonl"
+    good = json.dumps(requests(1)[0]).encode()
+    reqs.write_bytes(good + b"\n" + good[:20] + b"\xff\xfe" + good[20:] + b"\n")
+    out = str(tmp_path / "o.jsonl")
+    result = CliRunner().invoke(main, ["run", str(reqs), "--out", out, "--emulate"])
+    assert result.exit_code == 2
+    assert f"{reqs}:2: not UTF-8 text (byte {len(good) + 21})" in result.output
+
+
+def test_no_key_is_said_before_anything_slow(tmp_path: Path) -> None:
+    """The key is checked first: a run that cannot start says so before it reads, plans or
+    imports the SDK (it took 7 s to say so)."""
+    result = CliRunner().invoke(
+        main, ["run", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.jsonl")]
+    )
+    assert result.exit_code == 2 and "ANTHROPIC_API_KEY" in result.output
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom cachewise.cli import main\n"
+            "try:\n    main(['run', 'missing.jsonl', '--out', 'o.jsonl'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('anthropic' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")},
+    )
+    assert probe.stdout.strip().splitlines()[-1] == "False", probe.stderr

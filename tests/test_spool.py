@@ -139,3 +139,43 @@ def test_a_full_disk_loses_no_call_the_api_answered(full_disk: Path) -> None:
     kept = {c.uid for c in ledger.calls()} | {c.uid for c, _ in Spool(ledger.target).pending()}
     assert len(kept) == 400
     ledger.close()
+
+
+WRITER = """
+import sys, warnings
+from cachewise.ledger import CallRecord, Ledger
+from cachewise.spool import Recorder
+warnings.simplefilter("ignore")
+recorder = Recorder(Ledger(sys.argv[1], busy_timeout=0.001))
+for n in range(int(sys.argv[2])):
+    recorder.record(CallRecord(float(n), "claude-sonnet-4-6", request_id=f"{sys.argv[3]}-{n}"))
+"""
+
+READER = """
+import sys, time
+from cachewise.ledger import Ledger
+from cachewise.report import report
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    with Ledger(sys.argv[1], create=False) as ledger:
+        report(ledger)
+"""
+
+
+def test_busy_writers_and_readers_lose_no_row(tmp_path: Path) -> None:
+    """Six processes record 150 rows each with almost no patience for locks while two report in
+    a loop: every row ends up in the ledger (some by way of the spool), none twice."""
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "ledger.db")
+    Ledger(path).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, path, "150", f"w{i}"]) for i in range(6)
+    ]
+    procs += [subprocess.Popen([sys.executable, "-c", READER, path, "3"]) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0] * 8
+    with Ledger(path) as ledger:
+        Recorder(ledger)  # a writer opening the ledger records what waits in the spool
+        ids = [c.request_id for c in ledger.calls()]
+    assert len(ids) == 900 and len(set(ids)) == 900

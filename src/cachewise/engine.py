@@ -95,11 +95,18 @@ class Entry:
 
 
 Outcome = Literal["hit", "wrote", "refreshed", "below_minimum"]
+# Why an entry the lookback passed was not read: still being written, past its TTL, drawn by the
+# eviction knob, or further back than the lookback reaches.
+EntryState = Literal["pending", "expired", "evicted", "beyond"]
 
 
 @dataclass(frozen=True)
 class BreakpointAccount:
-    """What one breakpoint did: where its lookback found an entry, what it wrote, and why."""
+    """What one breakpoint did: where its lookback found an entry, what it wrote, and why.
+
+    `unread` holds every entry of this prefix the lookback passed without reading, by position,
+    with the reason (`EntryState`); `pending_at`, `expired_at` and `beyond_at` are the first of
+    each kind."""
 
     breakpoint: Breakpoint
     outcome: Outcome
@@ -108,6 +115,7 @@ class BreakpointAccount:
     expired_at: int | None = None
     beyond_at: int | None = None
     why: str = ""
+    unread: Mapping[int, EntryState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -372,7 +380,14 @@ class Engine:
                 why = look.why or "no entry in the lookback window"
             accounts.append(
                 BreakpointAccount(
-                    bp, outcome, look.found, look.pending, look.expired, look.beyond, why
+                    bp,
+                    outcome,
+                    look.found,
+                    look.pending,
+                    look.expired,
+                    look.beyond,
+                    why,
+                    look.unread,
                 )
             )
 
@@ -413,11 +428,13 @@ class Engine:
             if entry is None:
                 continue
             if not entry.alive(now, self.expiry_grace):
+                look.unread[index] = "expired"
                 if look.expired is None:
                     look.expired = index
                     look.why = f"the entry at position {index} had expired"
                 continue
             if now < entry.readable_at:
+                look.unread[index] = "pending"
                 if look.pending is None:
                     look.pending = index
                     look.why = (
@@ -427,6 +444,7 @@ class Engine:
                 continue
             if commit and self.eviction_rate and self._rng.random() < self.eviction_rate:
                 del self.entries[key]
+                look.unread[index] = "evicted"
                 look.evicted = True
                 look.why = f"the entry at position {index} was evicted (eviction knob)"
                 continue
@@ -436,6 +454,8 @@ class Engine:
         for index in range(lowest - 1, -1, -1):
             key = self._key(workspace, prompt.positions[index].prefix_hash, bp.ttl)
             entry = self.entries.get(key)
+            if entry is not None:
+                look.unread[index] = "beyond"
             if entry is not None and entry.readable(now, self.expiry_grace):
                 look.beyond = index
                 look.why = look.why or (
@@ -530,6 +550,7 @@ class _Look:
     evicted: bool = False
     why: str = ""
     key: tuple[str, str, str] | None = None
+    unread: dict[int, EntryState] = field(default_factory=dict)
 
 
 def _ttl_at_or_after(bps: list[Breakpoint], position: int) -> TTL:

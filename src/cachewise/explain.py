@@ -1,8 +1,10 @@
 """`cachewise explain`: why a request read, or did not read, what came before it.
 
-The engine replays the requests in time order and says what each one reads and writes; this
-module names the cause by comparing each request with the earlier ones it should have read from.
-A trace row's observed `usage`, when present, is checked against the engine's prediction.
+The engine replays the requests in time order and says what each one reads and writes; the miss
+classifier (`cachewise.diagnosis`) says, for every breakpoint that wrote what an earlier request
+had cached, why it did not read it. The request's cause is the costliest of those (a request that
+read its system prompt but re-wrote its history is not a "hit"), else hit, cold start, or what
+changed. A trace row's observed `usage`, when present, is checked against the engine's prediction.
 """
 
 from __future__ import annotations
@@ -10,12 +12,24 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from .body import text_at
-from .cost import break_even_reads
-from .engine import Engine, breakpoints, minimum_for
+from .diagnosis import (
+    ADVICE,
+    CAUSES,
+    Cause,
+    Miss,
+    diagnose,
+    first_change,
+    headline,
+    lookback_advice,
+    prefix_advice,
+    shared_end,
+    ttl_advice,
+)
+from .engine import LOOKBACK, Engine, breakpoints, minimum_for
 from .errors import InvalidRequest
 from .request import Prompt
 from .trace import Row, Step, replay, rows_from
@@ -23,27 +37,13 @@ from .usage import normalize_usage
 
 __all__ = ["CAUSES", "Explainer", "Explanation", "explain", "explain_rows", "explain_trace"]
 
-Cause = Literal[
-    "hit",
-    "cold_start",
-    "prefix_changed",
-    "ttl_expired",
-    "below_minimum",
-    "lookback_exceeded",
-    "concurrent_write",
-    "model_changed",
-    "workspace_changed",
-    "param_changed",
-    "no_breakpoint",
-    "likely_server_side",
-    "invalid_request",
-]
-CAUSES: tuple[str, ...] = Cause.__args__  # type: ignore[attr-defined]
-
 
 @dataclass(frozen=True)
 class Explanation:
-    """The expected cache outcome of one request, and its cause."""
+    """The expected cache outcome of one request, and its cause.
+
+    `breakpoints` lists every breakpoint of the request: its path, TTL, tokens and outcome, and
+    for one that missed an earlier entry, the cause and the tokens (and dollars) it missed."""
 
     request_index: int
     cause: Cause
@@ -59,6 +59,7 @@ class Explanation:
     diff: dict[str, str] | None = None
     usage: dict[str, Any] | None = None
     observed_usage: dict[str, Any] | None = None
+    breakpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,13 +123,13 @@ class Explainer:
                 step = Step(self._count, row, prompt, start, ready, workspace, account)
             except InvalidRequest as exc:
                 step = Step(self._count, row, prompt, start, ready, workspace, None, exc)
-            explanation = _explain(step, list(self._steps))
+            explanation = _explain(step, list(self._steps), self.engine.lookback)
             self._steps.append(step)
             self._count += 1
         return explanation
 
 
-def _explain(step: Step, earlier: Sequence[Step]) -> Explanation:
+def _explain(step: Step, earlier: Sequence[Step], lookback: int = LOOKBACK) -> Explanation:
     prompt, acct = step.prompt, step.account
     if acct is None:
         assert step.error is not None
@@ -141,26 +142,17 @@ def _explain(step: Step, earlier: Sequence[Step]) -> Explanation:
             suggestion="Fix the request; `cachewise lint` shows how.",
         )
     read = acct.usage.cache_read_input_tokens
-    bps = breakpoints(prompt)
-    same = [
-        s
-        for s in earlier
-        if s.workspace == step.workspace
-        and s.prompt.model.id == prompt.model.id
-        and s.account is not None
-    ]
-    expected_at = _expected_position(prompt, same)
-    expected = prompt.positions[expected_at].cumulative if expected_at is not None else 0
     observed = _observed(step, read)
     if observed is not None:
         return observed
-
+    bps = breakpoints(prompt)
     if not bps:
-        shared = _shared_tokens(prompt, same)
+        end = shared_end(prompt, [s.prompt for s in earlier if _comparable(s, step)])
+        shared = prompt.positions[end].cumulative if end is not None else 0
         return _make(
             step,
             "no_breakpoint",
-            expected,
+            shared,
             missed=shared,
             detail="no cache_control marker: nothing is written or read"
             + (f"; {shared:,} tokens are shared with an earlier request" if shared else ""),
@@ -178,94 +170,146 @@ def _explain(step: Step, earlier: Sequence[Step]) -> Explanation:
             suggestion="Caching cannot apply below the minimum; extend the cached prefix "
             "or accept full price.",
         )
-    if expected_at is not None and read >= expected:
+    misses = diagnose(step, earlier, lookback=lookback)
+    per_breakpoint = _per_breakpoint(step, misses)
+    worst = headline(misses)
+    if worst is not None:
+        return _from_miss(step, worst, lookback, per_breakpoint)
+    if read > 0:
+        at = acct.read_position or 0
         return _make(
             step,
             "hit",
-            expected,
+            read,
             position=acct.read_position,
-            path=prompt.positions[acct.read_position or 0].path,
+            path=prompt.positions[at].path,
             detail=f"read {read:,} tokens written earlier",
+            breakpoints=per_breakpoint,
         )
-    if expected_at is not None:
-        return _why_not_read(step, expected_at, expected, read)
-    return _why_nothing_expected(step, same, earlier)
+    explanation = _why_nothing_expected(step, earlier)
+    return _with_breakpoints(explanation, per_breakpoint)
 
 
-def _why_not_read(step: Step, at: int, expected: int, read: int) -> Explanation:
-    acct = step.account
-    assert acct is not None
-    p = step.prompt.positions[at]
-    missed = expected - read
-    for b in acct.breakpoints:
-        if b.pending_at is not None:
-            return _make(
-                step,
-                "concurrent_write",
-                expected,
-                missed=missed,
-                path=p.path,
-                position=at,
-                level=p.level,
-                detail=f"started at {step.start:g}s, before the response writing "
-                f"{p.path} had begun: it paid the write again",
-                suggestion="Let one request go first and release the rest at its first "
-                "byte (the warm gate: cachewise.wrap, cachewise run --scout).",
-            )
-        if b.expired_at is not None:
-            reads = break_even_reads(step.prompt.model, "1h")
-            return _make(
-                step,
-                "ttl_expired",
-                expected,
-                missed=missed,
-                path=p.path,
-                position=at,
-                level=p.level,
-                detail=f"the entry for {p.path} (TTL {b.breakpoint.ttl}) had expired "
-                f"by {step.start:g}s",
-                suggestion=f"Use ttl 1h for gaps between 5 minutes and an hour (a 1h "
-                f"write pays for itself after {reads} read(s)), or send a "
-                "keep-alive read within the TTL.",
-            )
-        if b.beyond_at is not None:
-            return _make(
-                step,
-                "lookback_exceeded",
-                expected,
-                missed=missed,
-                path=p.path,
-                position=at,
-                level=p.level,
-                detail=f"the entry at {p.path} is {b.breakpoint.position - at + 1} "
-                f"positions before the breakpoint at {b.breakpoint.path}; the "
-                "lookback checks 20",
-                suggestion=f"Add a breakpoint at {p.path}, or within 20 positions of it.",
-            )
-    if acct.evicted:
-        return _make(
-            step,
-            "likely_server_side",
-            expected,
-            missed=missed,
-            path=p.path,
-            detail="the entry was evicted (the engine's eviction knob)",
-            suggestion="An isolated server-side miss; nothing to change.",
-        )
-    return _make(
-        step,
-        "lookback_exceeded",
-        expected,
-        missed=missed,
-        path=p.path,
-        position=at,
-        level=p.level,
-        detail=f"no breakpoint's 20-position window reaches {p.path}",
-        suggestion=f"Add a breakpoint at {p.path}, or within 20 positions of it.",
+def _comparable(s: Step, step: Step) -> bool:
+    return (
+        s.account is not None
+        and s.workspace == step.workspace
+        and s.prompt.model.id == step.prompt.model.id
     )
 
 
-def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[Step]) -> Explanation:
+def _from_miss(
+    step: Step, miss: Miss, lookback: int, per_breakpoint: list[dict[str, Any]]
+) -> Explanation:
+    """The request explained by its costliest miss."""
+    prompt, bp = step.prompt, miss.breakpoint
+    p = prompt.positions[miss.at]
+    read = step.account.usage.cache_read_input_tokens if step.account else 0
+    also = f"; it read {read:,} tokens before that" if read else ""
+    common: dict[str, Any] = {
+        "missed": miss.missed_tokens,
+        "path": p.path,
+        "position": miss.at,
+        "level": p.level,
+        "breakpoints": per_breakpoint,
+    }
+    expected = read + miss.missed_tokens
+    if miss.cause == "concurrent_write":
+        return _make(
+            step,
+            "concurrent_write",
+            expected,
+            detail=f"started at {step.start:g}s, before the response writing {p.path} had "
+            f"begun: it paid the write again{also}",
+            suggestion=ADVICE["concurrent_write"],
+            **common,
+        )
+    if miss.cause == "ttl_expired":
+        gap = step.start - miss.earlier.start
+        return _make(
+            step,
+            "ttl_expired",
+            expected,
+            detail=f"the entry for {p.path} (TTL {bp.ttl}) had expired by {step.start:g}s{also}",
+            suggestion=ttl_advice(prompt, bp.ttl, gap),
+            **common,
+        )
+    if miss.cause == "lookback_exceeded":
+        where = (
+            f"{bp.position - miss.at + 1} positions before the breakpoint at {bp.path}; the "
+            f"lookback checks {lookback}"
+            if bp.position >= miss.at
+            else f"after the last breakpoint ({bp.path}): no lookback reaches it"
+        )
+        return _make(
+            step,
+            "lookback_exceeded",
+            expected,
+            detail=f"the entry at {p.path} is {where}{also}",
+            suggestion=lookback_advice(p.path, lookback),
+            **common,
+        )
+    if miss.cause == "param_changed":
+        names = [name for _, name in prompt.changed_params(miss.earlier.prompt)]
+        return _make(
+            step,
+            "param_changed",
+            expected,
+            parameter=miss.parameter,
+            detail=f"{', '.join(names)} changed since the previous request; it renders into "
+            f"the {miss.level} level, so the entry at {p.path} no longer matches{also}",
+            suggestion=ADVICE["param_changed"],
+            **{**common, "level": miss.level},
+        )
+    if miss.cause == "prefix_changed":
+        return _make(
+            step,
+            "prefix_changed",
+            expected,
+            diff=_diff(miss.earlier, step, p.path),
+            detail=f"the {p.level} block at {p.path} differs from the previous request's, so "
+            f"nothing after it matches{also}",
+            suggestion=prefix_advice(p.level),
+            **common,
+        )
+    return _make(
+        step,
+        "likely_server_side",
+        expected,
+        detail=f"the entry at {p.path} was evicted (the engine's eviction knob){also}",
+        suggestion=ADVICE["likely_server_side"],
+        **common,
+    )
+
+
+def _per_breakpoint(step: Step, misses: Sequence[Miss]) -> list[dict[str, Any]]:
+    by_position = {m.breakpoint.position: m for m in misses}
+    assert step.account is not None
+    out = []
+    for b in step.account.breakpoints:
+        miss = by_position.get(b.breakpoint.position)
+        out.append(
+            {
+                "path": b.breakpoint.path,
+                "ttl": b.breakpoint.ttl,
+                "tokens": b.breakpoint.tokens,
+                "automatic": b.breakpoint.automatic,
+                "outcome": b.outcome,
+                "cause": miss.cause if miss else ("hit" if b.outcome == "hit" else None),
+                "missed_tokens": miss.missed_tokens if miss else 0,
+                "missed_usd": float(miss.missed_usd) if miss else 0.0,
+            }
+        )
+    return out
+
+
+def _with_breakpoints(e: Explanation, per_breakpoint: list[dict[str, Any]]) -> Explanation:
+    return replace(e, breakpoints=per_breakpoint)
+
+
+def _why_nothing_expected(step: Step, earlier: Sequence[Step]) -> Explanation:
+    """Nothing earlier could have been read here: another model or workspace holds the prefix,
+    or it is the first of its kind."""
     prompt = step.prompt
     sibling = [s for s in earlier if s.workspace == step.workspace and s.account is not None]
     if (
@@ -290,7 +334,7 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
         if s.workspace != step.workspace
         and s.prompt.model.id == prompt.model.id
         and s.account is not None
-        and _expected_position(prompt, [s]) is not None
+        and _shares_an_entry(prompt, s)
     ]
     if elsewhere:
         return _make(
@@ -302,33 +346,7 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
             f"request runs in {step.workspace!r}: caches are per workspace",
             suggestion="Send the requests that share a prefix with keys of one workspace.",
         )
-    if not same:
-        return _make(
-            step,
-            "cold_start",
-            0,
-            detail="the first request with this prefix in this "
-            "workspace and model: the write is expected",
-            suggestion="Nothing to fix; requests within the TTL will read it.",
-        )
-    prev = same[-1]
-    change = _first_change(prev.prompt, prompt)
-    if change is None:
-        params = [f"{level}.{name}" for level, name in prompt.changed_params(prev.prompt)]
-        if params:
-            level = "system" if any(p.startswith("system.") for p in params) else "messages"
-            return _make(
-                step,
-                "param_changed",
-                -1,
-                level=level,
-                parameter=params[0].split(".", 1)[1],
-                missed=_cached_tokens(prev),
-                detail=f"{', '.join(q.split('.', 1)[1] for q in params)} changed since the "
-                f"previous request; it renders into the {level} level",
-                suggestion="Keep tool_choice, thinking, effort, speed, images and beta "
-                "headers fixed across requests that share a prefix.",
-            )
+    if any(_comparable(s, step) for s in earlier):
         return _make(
             step,
             "cold_start",
@@ -337,65 +355,28 @@ def _why_nothing_expected(step: Step, same: Sequence[Step], earlier: Sequence[St
             "can read (no cacheable breakpoint in the shared prefix)",
             suggestion="Put a breakpoint on the last block the requests share.",
         )
-    p = (
-        prompt.positions[change]
-        if change < len(prompt.positions)
-        else prev.prompt.positions[change]
-    )
     return _make(
         step,
-        "prefix_changed",
-        -1,
-        level=p.level,
-        path=p.path,
-        position=change,
-        missed=_cached_tokens(prev),
-        diff=_diff(prev, step, p.path),
-        detail=f"the {p.level} block at {p.path} differs from the previous request's, so "
-        "nothing after it matches",
-        suggestion=_prefix_advice(p.level),
+        "cold_start",
+        0,
+        detail="the first request with this prefix in this "
+        "workspace and model: the write is expected",
+        suggestion="Nothing to fix; requests within the TTL will read it.",
     )
-
-
-def _prefix_advice(level: str) -> str:
-    if level == "tools":
-        return "Send the same tools in the same order with stable JSON (sort them by name)."
-    if level == "system":
-        return (
-            "Keep the system prompt identical; move what changes (dates, ids, per-user data) "
-            "after the last breakpoint."
-        )
-    return "Keep the history append-only: never edit, reorder or re-serialize earlier blocks."
 
 
 # -- comparisons ---------------------------------------------------------------------------------
 
 
-def _expected_position(prompt: Prompt, earlier: Sequence[Step]) -> int | None:
-    """The furthest position where an earlier request wrote an entry this prompt shares, whatever
-    the TTL, timing or lookback window would say."""
-    best = None
-    for s in earlier:
-        minimum, _ = minimum_for(s.prompt.model)
-        for bp in breakpoints(s.prompt):
-            if bp.tokens < minimum or bp.position >= len(prompt.positions):
-                continue
-            if (
-                prompt.positions[bp.position].prefix_hash
-                == s.prompt.positions[bp.position].prefix_hash
-            ):
-                best = bp.position if best is None else max(best, bp.position)
-    return best
-
-
-def _shared_tokens(prompt: Prompt, earlier: Sequence[Step]) -> int:
-    best = 0
-    for s in earlier:
-        for a, b in zip(prompt.positions, s.prompt.positions, strict=False):
-            if a.prefix_hash != b.prefix_hash:
-                break
-            best = max(best, a.cumulative)
-    return best
+def _shares_an_entry(prompt: Prompt, s: Step) -> bool:
+    """Whether an entry the earlier request cached is a prefix of this prompt."""
+    minimum, _ = minimum_for(s.prompt.model)
+    return any(
+        bp.tokens >= minimum
+        and bp.position < len(prompt.positions)
+        and prompt.positions[bp.position].prefix_hash == s.prompt.positions[bp.position].prefix_hash
+        for bp in breakpoints(s.prompt)
+    )
 
 
 def _cached_tokens(step: Step) -> int:
@@ -403,18 +384,9 @@ def _cached_tokens(step: Step) -> int:
     return 0 if acct is None else acct.usage.prompt_tokens - acct.usage.input_tokens
 
 
-def _first_change(prev: Prompt, cur: Prompt) -> int | None:
-    for k, (a, b) in enumerate(zip(prev.positions, cur.positions, strict=False)):
-        if a.digest != b.digest or a.level != b.level:
-            return k
-    if len(cur.positions) < len(prev.positions):
-        return len(cur.positions) if len(cur.positions) else None
-    return None
-
-
 def _same_content(a: Prompt, b: Prompt) -> bool:
     n = min(len(a.positions), len(b.positions))
-    return n > 0 and all(a.positions[k].digest == b.positions[k].digest for k in range(n))
+    return n > 0 and first_change(a, b) in (None, n)
 
 
 def _diff(prev: Step, cur: Step, path: str) -> dict[str, str] | None:
@@ -467,6 +439,7 @@ def _make(
     diff: dict[str, str] | None = None,
     detail: str = "",
     suggestion: str = "",
+    breakpoints: list[dict[str, Any]] | None = None,
 ) -> Explanation:
     acct = step.account
     read = acct.usage.cache_read_input_tokens if acct is not None else 0
@@ -487,4 +460,5 @@ def _make(
         diff=diff,
         usage=acct.usage.to_api() if acct is not None else None,
         observed_usage=step.row.usage,
+        breakpoints=breakpoints or [],
     )

@@ -17,9 +17,16 @@ from typing import Any, Literal
 
 from .__about__ import __version__
 from .body import text_at, value_at
-from .catalog import catalog
-from .cost import break_even_reads
-from .engine import breakpoints, minimum_for, violations
+from .diagnosis import (
+    ADVICE,
+    RULE_OF_CAUSE,
+    before_last_turn,
+    diagnose,
+    first_change,
+    lookback_advice,
+    ttl_advice,
+)
+from .engine import LOOKBACK, breakpoints, minimum_for, violations
 from .request import Prompt
 from .trace import Row, Step, parse_row, replay, rows_from
 from .volatile import find_volatile
@@ -73,8 +80,8 @@ RULES: dict[str, tuple[Severity, str, str]] = {
     ),
     "CW104": (
         "warning",
-        "more than 20 positions back to the previous write",
-        "Add a breakpoint within 20 positions of the previous turn's breakpoint.",
+        f"more than {LOOKBACK} positions back to the previous write",
+        ADVICE["lookback_exceeded"].format(lookback=LOOKBACK),
     ),
     "CW105": (
         "info",
@@ -91,27 +98,15 @@ RULES: dict[str, tuple[Severity, str, str]] = {
         "the same JSON object with a different key order",
         "Serialize tool schemas and tool_use inputs with a stable key order.",
     ),
-    "CW108": (
-        "warning",
-        "an earlier block changed",
-        "Keep history append-only: never edit, reorder or re-serialize earlier blocks.",
-    ),
+    "CW108": ("warning", "an earlier block changed", ADVICE["prefix_changed"]),
     "CW109": (
         "warning",
         "a parameter that invalidates a level changed",
         "Keep model, tool_choice, "
         "thinking, effort, speed and beta headers fixed across a conversation.",
     ),
-    "CW110": (
-        "warning",
-        "the entry expired between uses",
-        "Use the 1h TTL when requests come more than 5 minutes apart, or send a keep-alive read.",
-    ),
-    "CW111": (
-        "warning",
-        "requests raced on a cold prefix",
-        "Let one request go first and start the rest at its first byte (the warm gate).",
-    ),
+    "CW110": ("warning", "the entry expired between uses", ADVICE["ttl_expired"]),
+    "CW111": ("warning", "requests raced on a cold prefix", ADVICE["concurrent_write"]),
 }
 
 _RULE_OF_VIOLATION = {
@@ -298,8 +293,9 @@ def _sequence(
                 rows[cur_i].request,
             )
         out += _unique_tails(rows, prompts, indices)
-    for step in steps:
-        out += _engine_findings(step, steps)
+    order = sorted(steps, key=lambda s: (s.start, s.index))
+    for n, step in enumerate(order):
+        out += _engine_findings(step, order[:n])
     return out
 
 
@@ -343,14 +339,9 @@ def _pair(
             )
         )
     out += _key_order(row, i, prev, cur, prev_body, cur_body)
-    changed = next(
-        (
-            k
-            for k, (a, b) in enumerate(zip(prev.positions, cur.positions, strict=False))
-            if a.digest != b.digest
-        ),
-        None,
-    )
+    changed = first_change(prev, cur)
+    if changed is not None and changed >= min(len(prev.positions), len(cur.positions)):
+        changed = None  # one is the other plus more turns: nothing earlier changed
     prev_bps = [bp.position for bp in breakpoints(prev)]
     if prev.model.id != cur.model.id:
         out.append(
@@ -366,7 +357,7 @@ def _pair(
         changed is not None
         and prev_bps
         and changed <= prev_bps[-1]
-        and _before_last_turn(prev, changed)
+        and before_last_turn(prev, changed)
     ):
         p = cur.positions[changed]
         if not (p.level == "tools" and prev_tools != cur_tools):
@@ -394,14 +385,6 @@ def _pair(
                 )
             )
     return out
-
-
-def _before_last_turn(prompt: Prompt, index: int) -> bool:
-    """Whether a position lies before the request's last message: history, system or tools.
-    The last message is the new turn, which siblings in a batch are meant to vary."""
-    last_message = max((p.message for p in prompt.positions if p.message is not None), default=None)
-    p = prompt.positions[index]
-    return p.message is None or p.message != last_message
 
 
 def _key_order(
@@ -466,58 +449,37 @@ def _unique_tails(
     return out
 
 
-def _engine_findings(step: Step, steps: Sequence[Step]) -> list[Finding]:
-    if step.account is None:
-        return []
-    out: dict[str, Finding] = {}  # one per rule and request: the last breakpoint it hit
-    row, i = step.row, step.index
-    read_at = step.account.read_position
-    for acct in step.account.breakpoints:
-        if acct.outcome != "wrote" or (read_at is not None and read_at >= acct.breakpoint.position):
-            continue
-        bp = acct.breakpoint
-        if acct.pending_at is not None:
-            out["CW111"] = _finding(
-                "CW111",
-                f"started at {step.start:g}s, before the response that writes this "
-                f"prefix had begun: both requests pay the write",
-                row,
-                i,
-                bp.path,
+def _engine_findings(step: Step, earlier: Sequence[Step]) -> list[Finding]:
+    """CW104, CW110 and CW111: the misses the engine's replay shows (`cachewise.diagnosis`), one
+    per rule and request (the costliest)."""
+    out: dict[str, Finding] = {}
+    misses = sorted(diagnose(step, earlier), key=lambda m: (m.missed_usd, m.missed_tokens))
+    for miss in misses:
+        code = RULE_OF_CAUSE.get(miss.cause)
+        bp, row, i = miss.breakpoint, step.row, step.index
+        at = step.prompt.positions[miss.at]
+        if code == "CW111":
+            message = (
+                f"started at {step.start:g}s, before the response that writes this prefix had "
+                "begun: both requests pay the write"
             )
-        elif acct.expired_at is not None:
-            out["CW110"] = _finding(
-                "CW110",
-                f"the cache entry for {bp.path} had expired (TTL {bp.ttl}) by {step.start:g}s",
-                row,
-                i,
-                bp.path,
-                _ttl_advice(step, steps, bp.ttl),
+            out[code] = _finding(code, message, row, i, bp.path)
+        elif code == "CW110":
+            gap = step.start - miss.earlier.start
+            message = f"the cache entry for {bp.path} had expired (TTL {bp.ttl}) by {step.start:g}s"
+            advice = ttl_advice(step.prompt, bp.ttl, gap)
+            out[code] = _finding(code, message, row, i, bp.path, advice)
+        elif code == "CW104":
+            message = (
+                f"the previous write at {at.path} is {bp.position - at.index + 1} positions "
+                f"before the breakpoint at {bp.path}; the lookback checks {LOOKBACK}"
+                if bp.position >= at.index
+                else f"the previous write at {at.path} is after the last breakpoint "
+                f"({bp.path}): no lookback reaches it"
             )
-        elif acct.beyond_at is not None:
-            far = step.prompt.positions[acct.beyond_at]
-            out["CW104"] = _finding(
-                "CW104",
-                f"the previous write at {far.path} is {bp.position - far.index + 1} "
-                f"positions before the breakpoint at {bp.path}; the lookback checks 20",
-                row,
-                i,
-                bp.path,
-                f"Add a breakpoint at {far.path} (or within 20 positions of it).",
-            )
+            advice = lookback_advice(at.path, LOOKBACK)
+            out[code] = _finding(code, message, row, i, bp.path, advice)
     return list(out.values())
-
-
-def _ttl_advice(step: Step, steps: Sequence[Step], ttl: str) -> str:
-    earlier = [s.start for s in steps if s.workspace == step.workspace and s.start < step.start]
-    gap = step.start - max(earlier) if earlier else None
-    reads = break_even_reads(step.prompt.model, "1h")
-    if ttl == "5m" and gap is not None and gap < catalog().ttl_seconds["1h"]:
-        return (
-            f"Use ttl 1h: the gap here was {gap:g}s (over 5 minutes, under an hour), and a 1h "
-            f"write pays for itself after {reads} read(s)."
-        )
-    return RULES["CW110"][2]
 
 
 def to_sarif(findings: Sequence[Finding]) -> dict[str, Any]:

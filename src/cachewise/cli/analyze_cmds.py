@@ -120,6 +120,12 @@ def _story(e: Explanation, file: str, line: int) -> str:
             )
             + "."
         )
+    for b in e.breakpoints:
+        if b["cause"] not in (None, "hit") and b["path"] != e.path:
+            parts.append(
+                f"  also {escape(b['path'])} ({b['ttl']}): {b['cause']}, missed "
+                f"{b['missed_tokens']:,} tokens"
+            )
     if e.diff:
         parts.append(f"  before: {escape(e.diff['before'])!r}")
         parts.append(f"  after:  {escape(e.diff['after'])!r}")
