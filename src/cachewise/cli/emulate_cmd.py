@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from ..server.emulator import EmulatorConfig, create_app
+from ..server.app import create_app
 from ..server.faults import parse_faults
 from ..server.limits import parse_limits
+from ..server.state import EmulatorConfig
 from .main import main
 
 

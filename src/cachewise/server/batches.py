@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,9 +27,7 @@ from ..request import parse_request
 from ..tokens import default_tokenizer
 from .api import ApiError, api_error_response, check_version, headers, read_json
 from .replies import build_reply, message
-
-if TYPE_CHECKING:
-    from .emulator import EmulatorState
+from .state import EmulatorState
 
 __all__ = ["BatchStore", "routes"]
 
@@ -82,6 +80,8 @@ class Batch:
 
 
 class BatchStore:
+    """The batches of one emulator, over its state (`app.state.batches`)."""
+
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.batches: dict[str, Batch] = {}
@@ -210,7 +210,8 @@ async def _create(request: Request) -> Response:
         requests = _validate(await read_json(request, MAX_BATCH_BYTES))
     except ApiError as err:
         return api_error_response(err, rid, workspace)
-    batch = st.batches.create(workspace, requests, str(request.base_url))
+    store: BatchStore = request.app.state.batches
+    batch = store.create(workspace, requests, str(request.base_url))
     return JSONResponse(batch.to_json(), headers=headers(rid, workspace))
 
 
@@ -220,14 +221,15 @@ async def _one(request: Request) -> Response:
     workspace = None
     try:
         workspace = st.workspace(request)
-        batch = st.batches.get(request.path_params["batch_id"], workspace)
+        store: BatchStore = request.app.state.batches
+        batch = store.get(request.path_params["batch_id"], workspace)
         action = request.path_params.get("action")
         if request.method == "DELETE":
             if not batch.ended_at:
                 raise ApiError(
                     400, "invalid_request_error", "a batch can be deleted only once it has ended"
                 )
-            del st.batches.batches[batch.id]
+            del store.batches[batch.id]
             return JSONResponse(
                 {"id": batch.id, "type": "message_batch_deleted"}, headers=headers(rid, workspace)
             )
@@ -260,7 +262,8 @@ async def _list(request: Request) -> Response:
         workspace = st.workspace(request)
     except ApiError as err:
         return api_error_response(err, rid)
-    mine = [b.to_json() for b in reversed(st.batches.batches.values()) if b.workspace == workspace]
+    store: BatchStore = request.app.state.batches
+    mine = [b.to_json() for b in reversed(store.batches.values()) if b.workspace == workspace]
     return JSONResponse(
         {
             "data": mine,

@@ -2,6 +2,8 @@
 
 Point the official SDK, curl or an n8n HTTP Request node at it (`base_url=`) to see exactly what
 the documented caching rules make of your requests, without a key and without spending money.
+These are its Messages, count_tokens, models and control routes; Message Batches are in
+`batches`, the state both share in `state`, and `app` puts them together.
 
 The engine is only ever touched from the event loop, between awaits, so each request's dry run
 (to size its time to first byte) and its accounting are atomic. Parsing, which counts tokens and
@@ -11,16 +13,11 @@ can take a while for big prompts, runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
-import itertools
 import math
-import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -28,153 +25,22 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..catalog import catalog
-from ..engine import Account, Engine
-from ..errors import CachewiseError, InvalidRequest, UnknownModel
+from ..errors import InvalidRequest, UnknownModel
 from ..request import Prompt, parse_request
 from ..tokens import default_tokenizer
-from ..usage import Usage
 from .api import (
     ApiError,
     api_error_response,
     betas_of,
     check_body,
     check_version,
-    error_body,
     headers,
     read_json,
 )
-from .batches import BatchStore
-from .batches import routes as batch_routes
-from .faults import FaultPlan, parse_faults
-from .limits import RateLimiter, parse_limits
 from .replies import build_reply, encode_event, message, sse_events
+from .state import EmulatorState
 
-__all__ = ["EmulatorConfig", "EmulatorState", "create_app"]
-
-MAX_BODY_BYTES = 32 * 1024 * 1024
-
-
-@dataclass
-class EmulatorConfig:
-    """How the emulator behaves; every field has a `cachewise emulate` flag."""
-
-    clock: Literal["real", "virtual"] = "real"
-    ttft_ms: float = 400.0
-    prefill_ms_per_1k: float = 25.0
-    output_tokens_per_s: float = 80.0
-    workspaces: Mapping[str, str] | None = None
-    faults: str | None = None
-    limits: str | None = None
-    seed: int | None = None
-    batch_concurrency: int = 4
-    batch_cache: Literal["separate", "shared"] = "separate"
-    legacy_lookback: bool = False
-    eviction_rate: float = 0.0
-    max_body_bytes: int = MAX_BODY_BYTES
-
-
-class Clock:
-    """Seconds since start (real) or since reset (virtual); both can be advanced by hand."""
-
-    def __init__(self, virtual: bool) -> None:
-        self.virtual = virtual
-        self.reset()
-
-    def reset(self) -> None:
-        self._t0 = time.monotonic()
-        self._offset = 0.0
-
-    def now(self) -> float:
-        return self._offset if self.virtual else time.monotonic() - self._t0 + self._offset
-
-    def advance(self, seconds: float) -> float:
-        self._offset += seconds
-        return self.now()
-
-    async def sleep_until(self, t: float) -> None:
-        if not self.virtual:
-            delay = t - self.now()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
-
-@dataclass
-class Stats:
-    """Requests by status, and the usage of those that succeeded."""
-
-    requests: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
-
-    def record(self, status: int, usage: Usage | None = None) -> None:
-        self.requests += 1
-        self.by_status[str(status)] = self.by_status.get(str(status), 0) + 1
-        if usage is not None:
-            self.usage = self.usage + usage
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "by_status": dict(self.by_status),
-            "usage": self.usage.to_api(),
-        }
-
-
-class EmulatorState:
-    """Everything one emulator instance holds: the engine, the clock, faults, limits, batches."""
-
-    def __init__(self, config: EmulatorConfig) -> None:
-        self.config = config
-        self.clock = Clock(config.clock == "virtual")
-        self.engine = Engine(
-            legacy_lookback=config.legacy_lookback,
-            eviction_rate=config.eviction_rate,
-            seed=config.seed,
-        )
-        self.faults: FaultPlan = parse_faults(config.faults, config.seed)
-        limits = parse_limits(config.limits)
-        self.limiter = RateLimiter(limits) if limits else None
-        self.stats = Stats()
-        self.batches = BatchStore(self)
-        self._numbers = itertools.count(1)
-        self._ids = itertools.count(1)
-
-    def reset(self) -> None:
-        self.engine.reset()
-        self.clock.reset()
-        self.stats = Stats()
-        self.faults = parse_faults(self.config.faults, self.config.seed)
-        self._numbers = itertools.count(1)
-        if self.limiter:
-            self.limiter.buckets.clear()
-
-    def next_id(self, prefix: str) -> str:
-        return f"{prefix}_emu{next(self._ids):08d}"
-
-    def workspace(self, request: Request) -> str:
-        """The caller's workspace, from its key; 401 without one."""
-        key = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        if not key and auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
-        if not key:
-            raise ApiError(401, "authentication_error", "x-api-key header is required")
-        mapped = (self.config.workspaces or {}).get(key)
-        # A one-way hash: the key itself is never kept, logged or echoed.
-        return mapped or "wrkspc_" + hashlib.sha256(key.encode()).hexdigest()[:24]
-
-    def ttft(self, uncached_tokens: int, extra_ms: float = 0.0) -> float:
-        c = self.config
-        return (c.ttft_ms + c.prefill_ms_per_1k * uncached_tokens / 1000 + extra_ms) / 1000
-
-    def output_seconds(self, tokens: int) -> float:
-        tps = self.config.output_tokens_per_s
-        return tokens / tps if tps > 0 else 0.0  # 0 means instant, for tests
-
-    def metered_input(self, prompt: Prompt, account: Account) -> int:
-        u = account.usage
-        reads = u.cache_read_input_tokens if prompt.model.itpm_counts_cache_reads else 0
-        return u.input_tokens + u.cache_creation_input_tokens + reads
+__all__ = ["routes"]
 
 
 async def parse(body: Mapping[str, Any], betas: list[str]) -> Prompt:
@@ -202,7 +68,7 @@ def _model_warning(prompt: Prompt) -> dict[str, str]:
 async def create_message(request: Request) -> Response:
     st: EmulatorState = request.app.state.emulator
     arrival = st.clock.now()
-    number = next(st._numbers)
+    number = st.next_number()
     rid = st.next_id("req")
     workspace: str | None = None
     try:
@@ -482,44 +348,11 @@ async def control(request: Request) -> Response:
         return api_error_response(err, rid)
 
 
-async def not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse(
-        error_body(404, "not_found_error", f"Not found: {request.url.path}", "req_emu"), 404
-    )
-
-
-async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    return JSONResponse(
-        error_body(
-            405,
-            "invalid_request_error",
-            f"Method {request.method} not allowed on {request.url.path}",
-            "req_emu",
-        ),
-        405,
-    )
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    # Anything we did not foresee still answers in the API's shape; CachewiseError is ours.
-    kind = "invalid_request_error" if isinstance(exc, CachewiseError) else "api_error"
-    status = 400 if isinstance(exc, CachewiseError) else 500
-    return JSONResponse(error_body(status, kind, str(exc), "req_emu"), status)
-
-
-def create_app(config: EmulatorConfig | None = None) -> Starlette:
-    """The emulator as an ASGI app (serve it with uvicorn, or use `cachewise.testing.Emulator`)."""
-    state = EmulatorState(config or EmulatorConfig())
-    app = Starlette(
-        routes=[
-            Route("/v1/messages", create_message, methods=["POST"]),
-            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
-            *batch_routes(),
-            Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
-            Route("/_emulator/{action}", control, methods=["GET", "POST"]),
-        ],
-        exception_handlers={404: not_found, 405: method_not_allowed, Exception: server_error},
-    )
-    app.state.emulator = state
-    return app
+def routes() -> list[Route]:
+    return [
+        Route("/v1/messages", create_message, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/_emulator/{action}", control, methods=["GET", "POST"]),
+    ]

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from ..server.emulator import EmulatorConfig, EmulatorState, create_app
+from ..server.app import create_app
+from ..server.state import EmulatorConfig, EmulatorState
 
 __all__ = ["TEST_CONFIG", "Emulator"]
 
