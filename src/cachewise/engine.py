@@ -92,6 +92,23 @@ class Entry:
     def readable(self, now: float, grace: float = 0.0) -> bool:
         return self.readable_at <= now and self.alive(now, grace)
 
+    def to_json(self, now: float, grace: float) -> dict[str, Any]:
+        """The entry as the emulator lists it at `now`: the one shape of `GET /_emulator/cache`
+        and `Emulator.cache()`."""
+        return {
+            "workspace": self.workspace,
+            "model": self.model,
+            "position": self.position,
+            "tokens": self.tokens,
+            "ttl": self.ttl,
+            "expires_at": self.expires_at,
+            "readable": self.readable(now, grace),
+            "readable_at": self.readable_at,
+            "reads": self.reads,
+            "writes": self.writes,
+            "prefix_hash": self.prefix_hash,
+        }
+
 
 Outcome = Literal["hit", "wrote", "refreshed", "below_minimum"]
 

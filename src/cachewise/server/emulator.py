@@ -307,27 +307,7 @@ async def control(request: Request) -> Response:
         action = request.path_params["action"]
         now = st.clock.now()
         if action == "cache" and request.method == "GET":
-            return JSONResponse(
-                {
-                    "now": now,
-                    "entries": [
-                        {
-                            "workspace": e.workspace,
-                            "model": e.model,
-                            "position": e.position,
-                            "tokens": e.tokens,
-                            "ttl": e.ttl,
-                            "expires_at": e.expires_at,
-                            "readable": e.readable(now, st.engine.expiry_grace),
-                            "readable_at": e.readable_at,
-                            "reads": e.reads,
-                            "writes": e.writes,
-                            "prefix_hash": e.prefix_hash,
-                        }
-                        for e in st.engine.snapshot(now)
-                    ],
-                }
-            )
+            return JSONResponse({"now": now, "entries": st.cache(now)})
         if action == "clock" and request.method == "POST":
             data = await read_json(request, 4096)
             seconds = data.get("advance_seconds") if isinstance(data, dict) else None

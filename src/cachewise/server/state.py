@@ -121,6 +121,10 @@ class EmulatorState:
         if self.limiter:
             self.limiter.buckets.clear()
 
+    def cache(self, now: float) -> list[dict[str, Any]]:
+        """The entries alive at `now`, as the control API and `Emulator.cache()` list them."""
+        return [e.to_json(now, self.engine.expiry_grace) for e in self.engine.snapshot(now)]
+
     def next_number(self) -> int:
         """The 1-based number of a Messages request since the last reset (faults pick by it)."""
         return next(self._numbers)
