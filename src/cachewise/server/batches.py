@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..catalog import catalog
 from ..errors import InvalidRequest, UnknownModel
 from ..request import parse_request
 from ..tokens import default_tokenizer
@@ -31,9 +31,6 @@ from .state import EmulatorState
 
 __all__ = ["BatchStore", "routes"]
 
-CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-MAX_REQUESTS = 100_000
-MAX_BATCH_BYTES = 256 * 1024 * 1024
 NOT_IN_BATCHES = ("stream", "speed")
 
 
@@ -175,20 +172,23 @@ def _validate(body: Any) -> list[dict[str, Any]]:
     requests = body.get("requests") if isinstance(body, dict) else None
     if not isinstance(requests, list) or not requests:
         raise ApiError(400, "invalid_request_error", "requests: Field required (a non-empty list)")
-    if len(requests) > MAX_REQUESTS:
+    limits = catalog().batches
+    if len(requests) > limits.max_requests:
         raise ApiError(
-            400, "invalid_request_error", f"requests: at most {MAX_REQUESTS} requests per batch"
+            400,
+            "invalid_request_error",
+            f"requests: at most {limits.max_requests} requests per batch",
         )
     seen: set[str] = set()
     for i, item in enumerate(requests):
         if not isinstance(item, dict):
             raise ApiError(400, "invalid_request_error", f"requests.{i}: Input should be an object")
         cid = item.get("custom_id")
-        if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
+        if not isinstance(cid, str) or not limits.custom_id.fullmatch(cid):
             raise ApiError(
                 400,
                 "invalid_request_error",
-                f"requests.{i}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$",
+                f"requests.{i}.custom_id: must match {limits.custom_id.pattern}",
             )
         if cid in seen:
             raise ApiError(
@@ -207,7 +207,7 @@ async def _create(request: Request) -> Response:
     try:
         workspace = st.workspace(request)
         check_version(request)
-        requests = _validate(await read_json(request, MAX_BATCH_BYTES))
+        requests = _validate(await read_json(request, catalog().batches.max_bytes))
     except ApiError as err:
         return api_error_response(err, rid, workspace)
     store: BatchStore = request.app.state.batches
