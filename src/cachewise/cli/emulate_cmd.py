@@ -45,7 +45,7 @@ def load_workspaces(path: Path) -> dict[str, str]:
     type=click.Choice(["real", "virtual"]),
     default="real",
     show_default=True,
-    help="virtual: time moves only through POST /_emulator/clock.",
+    help="virtual: time moves only through POST /_emulator/clock (latency is still real).",
 )
 @click.option(
     "--ttft-ms",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..catalog import catalog
+from ..engine import Account
 from ..errors import InvalidRequest, UnknownModel
 from ..request import parse_request
 from ..tokens import default_tokenizer
@@ -104,14 +106,17 @@ class BatchStore:
             if batch.cancel_initiated_at:
                 break
             now = st.clock.now()
-            members = batch.requests[start : start + wave]
-            # One wave starts together: nobody in it can read what another in it writes.
-            for item in members:
-                batch.results[item["custom_id"]] = self._run(item, namespace, now, now + 1e-3)
-            if not st.clock.virtual:
-                await asyncio.sleep(st.ttft(0))
-            else:
-                st.clock.advance(2e-3)
+            # One wave starts together, and its results begin together when it ends: nobody in
+            # it can read what another in it writes, and the next wave reads it all.
+            accounts = []
+            for item in batch.requests[start : start + wave]:
+                result, account = self._run(item, namespace, now)
+                batch.results[item["custom_id"]] = result
+                if account is not None:
+                    accounts.append(account)
+            await asyncio.sleep(st.ttft(0))
+            for account in accounts:
+                st.engine.begin(account, st.clock.now())
         for item in batch.requests:
             batch.results.setdefault(
                 item["custom_id"], {"custom_id": item["custom_id"], "result": {"type": "canceled"}}
@@ -119,8 +124,9 @@ class BatchStore:
         batch.ended_at = datetime.now(UTC)
 
     def _run(
-        self, item: dict[str, Any], namespace: str, now: float, ready: float
-    ) -> dict[str, Any]:
+        self, item: dict[str, Any], namespace: str, now: float
+    ) -> tuple[dict[str, Any], Account | None]:
+        """The request's result line, and its account if it succeeded (its entries pending)."""
         st = self.state
         params = item["params"]
         custom_id = item["custom_id"]
@@ -138,18 +144,18 @@ class BatchStore:
                 prompt,
                 now=now,
                 workspace=namespace,
-                ready_at=ready,
+                ready_at=math.inf,
                 output_tokens=reply.output_tokens,
             )
         except UnknownModel as exc:
-            return _errored(custom_id, "not_found_error", f"model: {exc.model}")
+            return _errored(custom_id, "not_found_error", f"model: {exc.model}"), None
         except InvalidRequest as exc:
-            return _errored(custom_id, exc.error_type, exc.message)
+            return _errored(custom_id, exc.error_type, exc.message), None
         except Exception as exc:  # one broken request must not stall the whole batch
-            return _errored(custom_id, "api_error", f"internal error: {type(exc).__name__}")
+            return _errored(custom_id, "api_error", f"internal error: {type(exc).__name__}"), None
         st.stats.record(200, account.usage)
         msg = message(st.next_id("msg"), prompt.model.id, reply, account, service_tier="batch")
-        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": msg}}
+        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": msg}}, account
 
     def get(self, batch_id: str, workspace: str) -> Batch:
         batch = self.batches.get(batch_id)

@@ -6,8 +6,9 @@ These are its Messages, count_tokens, models and control routes; Message Batches
 `batches`, the state both share in `state`, and `app` puts them together.
 
 The engine is only ever touched from the event loop, between awaits, so each request's dry run
-(to size its time to first byte) and its accounting are atomic. Parsing, which counts tokens and
-can take a while for big prompts, runs in a worker thread.
+(to size its time to first byte) and its accounting are atomic, and so is `Engine.begin` when its
+response starts. Parsing, which counts tokens and can take a while for big prompts, runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import math
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -68,6 +70,7 @@ def _model_warning(prompt: Prompt) -> dict[str, str]:
 async def create_message(request: Request) -> Response:
     st: EmulatorState = request.app.state.emulator
     arrival = st.clock.now()
+    started = time.monotonic()  # latency is waited in wall time, whichever clock the cache is on
     number = st.next_number()
     rid = st.next_id("req")
     workspace: str | None = None
@@ -100,12 +103,12 @@ async def create_message(request: Request) -> Response:
         reply = build_reply(body, prompt, default_tokenizer())
         slow = fault.param if fault is not None and fault.kind == "slow" else 0.0
         uncached = probe.usage.input_tokens + probe.usage.cache_creation_input_tokens
-        ready = arrival + st.ttft(uncached, slow)
+        first_byte = st.ttft(uncached, slow)
         account = st.engine.account(
             prompt,
             now=arrival,
             workspace=workspace,
-            ready_at=ready,
+            ready_at=st.clock.ready_at(arrival + first_byte),
             output_tokens=reply.output_tokens,
         )
     except ApiError as err:
@@ -130,31 +133,32 @@ async def create_message(request: Request) -> Response:
     output_time = st.output_seconds(reply.output_tokens)
     dropped = fault is not None and fault.kind == "drop"
     midstream = fault is not None and fault.kind == "midstream"
-    if body.get("stream"):
-        # The response begins at its first byte, headers included: a client that waits for the
-        # headers (the SDK's stream manager does) has waited for the first byte.
-        await st.clock.sleep_until(ready)
+    # A stream begins at its first byte, headers included (a client that waits for the headers,
+    # as the SDK's stream manager does, has waited for the first byte); a JSON response once it
+    # is complete. Either way it has begun once we return, a dropped connection's too.
+    stream = bool(body.get("stream"))
+    await _sleep_until(started + first_byte + (0.0 if stream else output_time))
+    st.engine.begin(account, st.clock.now())
+    if stream:
         return StreamingResponse(
-            _stream(st, msg, ready, output_time, midstream=midstream, dropped=dropped),
+            _stream(msg, output_time, midstream=midstream, dropped=dropped),
             media_type="text/event-stream",
             headers={**hdrs, "cache-control": "no-cache"},
         )
-    await st.clock.sleep_until(ready + output_time)
     if dropped:
         return _Dropped()
     return JSONResponse(msg, headers=hdrs)
 
 
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
 async def _stream(
-    st: EmulatorState,
-    msg: dict[str, Any],
-    ready: float,
-    output_time: float,
-    *,
-    midstream: bool,
-    dropped: bool,
+    msg: dict[str, Any], output_time: float, *, midstream: bool, dropped: bool
 ) -> AsyncIterator[bytes]:
-    await st.clock.sleep_until(ready)
     events = list(sse_events(msg))
     deltas = sum(1 for name, _ in events if name == "content_block_delta") or 1
     pace = output_time / deltas
@@ -171,7 +175,7 @@ async def _stream(
                 return
             if dropped:
                 raise ConnectionAbortedError("fault injection: connection dropped mid-stream")
-            if pace > 0 and not st.clock.virtual:
+            if pace > 0:
                 await asyncio.sleep(pace)
         yield encode_event(name, data)
 

@@ -6,9 +6,9 @@ all read and change this one state, and import it from here rather than from eac
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,7 +48,11 @@ class EmulatorConfig:
 
 
 class Clock:
-    """Seconds since start (real) or since reset (virtual); both can be advanced by hand."""
+    """Seconds since start (real) or since reset (virtual); both can be advanced by hand.
+
+    The virtual clock moves only when told, so a response's latency, waited in wall time on
+    either clock, passes no time on it.
+    """
 
     def __init__(self, virtual: bool) -> None:
         self.virtual = virtual
@@ -65,11 +69,11 @@ class Clock:
         self._offset += seconds
         return self.now()
 
-    async def sleep_until(self, t: float) -> None:
-        if not self.virtual:
-            delay = t - self.now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+    def ready_at(self, first_byte: float) -> float:
+        """When the entries of a response whose first byte is due at `first_byte` turn readable
+        without being told: then, on the real clock. The virtual clock will not get there by
+        itself, so they stay pending until `Engine.begin` says the response began."""
+        return math.inf if self.virtual else first_byte
 
 
 @dataclass
