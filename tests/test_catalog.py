@@ -110,3 +110,11 @@ def test_haiku_5_5_has_two_bands() -> None:
     assert m.prices_for(100_000) == m.prices
     high = m.prices_for(100_001)
     assert high is not None and high.input == Decimal("0.50")
+
+
+def test_message_batch_limits_are_catalog_data() -> None:
+    limits = catalog().batches
+    assert (limits.max_requests, limits.max_bytes) == (100_000, 256 * 1024 * 1024)
+    assert limits.custom_id.fullmatch("q_" + "9" * 62)
+    assert not any(limits.custom_id.fullmatch(c) for c in ("", "a" * 65, "no spaces", "a\n"))
+    assert "source" in catalog().data["batches"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anthropic
@@ -24,24 +25,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+@contextmanager
+def serve(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`cachewise emulate` on a free port with these flags, until the block ends."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cachewise",
-            "emulate",
-            "--port",
-            str(port),
-            "--ttft-ms",
-            "0",
-            "--prefill-ms-per-1k",
-            "0",
-            "--output-tokens-per-s",
-            "0",
-        ],
+        [sys.executable, "-m", "cachewise", "emulate", "--port", str(port), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -61,6 +50,14 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    with serve("--ttft-ms", "0", "--prefill-ms-per-1k", "0", "--output-tokens-per-s", "0") as s:
+        yield s
 
 
 def test_emulate_serves_the_sdk_and_prints_its_url(
@@ -81,6 +78,22 @@ def test_emulate_serves_the_sdk_and_prints_its_url(
     proc.terminate()
     out, _ = proc.communicate(timeout=10)
     assert url in out and "sk-local" not in out
+
+
+def test_emulate_on_the_virtual_clock_serves_a_read_on_a_sequential_repeat() -> None:
+    kw = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 20,
+        "system": [block(text(1500, "virtual"), CC)],
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    with (
+        serve("--clock", "virtual", "--ttft-ms", "200", "--output-tokens-per-s", "0") as (url, _),
+        anthropic.Anthropic(api_key="sk-local", base_url=url) as client,
+    ):
+        first, second = client.messages.create(**kw), client.messages.create(**kw)
+    assert (first.usage.cache_creation_input_tokens or 0) > 0
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
 
 
 def test_bad_workspaces_file_names_the_file_and_line(tmp_path: Path) -> None:

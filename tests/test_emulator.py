@@ -337,6 +337,46 @@ def test_concurrent_cold_calls_each_write() -> None:
         assert read(ask(client)) > 0
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_on_the_virtual_clock_a_sequential_call_reads_what_the_first_wrote(stream: bool) -> None:
+    """Time stands still, so the first byte never comes by the clock: the entry turns readable
+    when the response begins, and the next call, sent after it arrived, reads it."""
+    with Emulator(clock="virtual", ttft_ms=400, prefill_ms_per_1k=25) as emu:
+        client = emu.client()
+        if stream:
+            with client.messages.stream(
+                model=MODEL,
+                max_tokens=20,
+                system=[block(SYSTEM, CC)],
+                messages=[{"role": "user", "content": "Hi"}],
+            ) as s:
+                first = s.get_final_message()
+        else:
+            first = ask(client)
+        second = ask(client)
+        assert written(first) > 0 and read(second) == written(first) and written(second) == 0
+        assert emu.now() == 0
+
+
+def test_on_the_virtual_clock_concurrent_cold_calls_each_pay_the_write() -> None:
+    with Emulator(clock="virtual", ttft_ms=400, prefill_ms_per_1k=25) as emu:
+
+        async def calls() -> list[anthropic.types.Message]:
+            async with emu.async_client() as client:
+                kw: dict[str, Any] = {
+                    "model": MODEL,
+                    "max_tokens": 20,
+                    "system": [block(SYSTEM, CC)],
+                    "messages": [{"role": "user", "content": "Hi"}],
+                }
+                return list(await asyncio.gather(*(client.messages.create(**kw) for _ in range(6))))
+
+        assert [written(m) > 0 and read(m) == 0 for m in asyncio.run(calls())] == [True] * 6
+        assert read(ask(emu.client())) > 0
+        [entry] = emu.cache()
+        assert entry["writes"] == 6 and emu.now() == 0
+
+
 def test_a_call_after_the_first_byte_reads() -> None:
     with Emulator(clock="real", ttft_ms=100) as emu:
         client = emu.client()

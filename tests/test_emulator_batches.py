@@ -66,6 +66,18 @@ def test_within_a_batch_the_first_wave_writes_and_later_waves_read(emu: Emulator
     assert all((u.cache_read_input_tokens or 0) > 0 for u in usage[wave:])
 
 
+def test_a_batch_moves_no_time_on_the_virtual_clock(emu: Emulator) -> None:
+    """Its waves begin one after another, so the second reads the first without the clock
+    moving: time moves only when told."""
+    client = emu.client()
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": f"q{i}", "params": params(f"Question {i}")} for i in range(8)]
+    )
+    results = finish(client, batch.id)
+    assert (results["q7"].message.usage.cache_read_input_tokens or 0) > 0
+    assert emu.now() == 0
+
+
 def test_a_batch_does_not_read_what_the_messages_api_wrote(emu: Emulator) -> None:
     client = emu.client()
     client.messages.create(**params("warm it"))

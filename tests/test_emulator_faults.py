@@ -65,6 +65,14 @@ def test_dropped_connection_is_a_connection_error_for_the_sdk() -> None:
         emu.client(max_retries=0).messages.create(**body())
 
 
+def test_a_dropped_response_has_begun_so_the_next_call_reads() -> None:
+    with Emulator(clock="virtual", ttft_ms=400, prefill_ms_per_1k=25, faults="drop@1") as emu:
+        client = emu.client(max_retries=0)
+        with pytest.raises(anthropic.APIConnectionError):
+            client.messages.create(**body())
+        assert client.messages.create(**body()).usage.cache_read_input_tokens
+
+
 def test_midstream_error_event() -> None:
     with Emulator(faults="midstream@1") as emu:
         client = emu.client(max_retries=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -409,6 +410,22 @@ def test_entry_becomes_readable_only_when_the_response_begins() -> None:
     assert early.usage.cache_read_input_tokens == 0 and early.usage.ephemeral_5m_input_tokens > 0
     assert early.breakpoints[0].pending_at == 0
     assert usage(e, body, 2.5)["cache_read_input_tokens"] > 0
+
+
+def test_entry_left_pending_becomes_readable_when_its_response_begins() -> None:
+    """A caller that learns only later when a response began (the emulator on a virtual clock)
+    leaves its entries pending, then says when: readable from then on, whichever writer began."""
+    e = Engine()
+    prompt = parse_request(request(system=[block(BIG, CC)]))
+    first = e.account(prompt, now=0, ready_at=math.inf)
+    joined = e.account(prompt, now=0, ready_at=math.inf)  # in flight with the first: pays too
+    assert joined.usage.ephemeral_5m_input_tokens > 0 and joined.pending == first.pending != ()
+    assert e.account(prompt, now=200, commit=False).usage.cache_read_input_tokens == 0
+    e.begin(joined, 5)
+    assert e.account(prompt, now=4, commit=False).usage.cache_read_input_tokens == 0
+    e.begin(first, 7)  # a later start takes nothing back
+    read = e.account(prompt, now=5)
+    assert read.usage.cache_read_input_tokens > 0 and read.pending == ()
 
 
 def test_concurrent_cold_requests_each_pay_the_write() -> None:

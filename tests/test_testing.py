@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx2
+
 from cachewise.testing import Emulator
 from conftest import CC, block, text
 
@@ -54,3 +56,16 @@ def test_each_emulator_has_its_own_port_and_cache() -> None:
         }
         a.client().messages.create(**kw)
         assert b.client().messages.create(**kw).usage.cache_read_input_tokens == 0
+
+
+def test_cache_lists_the_entries_as_the_control_api_does(cachewise_emulator: Emulator) -> None:
+    cachewise_emulator.client().messages.create(
+        model="claude-sonnet-4-6",
+        max_tokens=10,
+        system=[block(text(1500, "listed"), CC)],
+        messages=[{"role": "user", "content": "q"}],
+    )
+    served = httpx2.get(cachewise_emulator.base_url + "/_emulator/cache").json()["entries"]
+    [entry] = cachewise_emulator.cache()
+    assert [entry] == served
+    assert entry["readable_at"] == 0 and len(entry["prefix_hash"]) > 8

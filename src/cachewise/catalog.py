@@ -7,6 +7,7 @@ values stay explicit (`None`), and whoever needs one must say what it assumed in
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from .errors import UnknownModel
 
-__all__ = ["Catalog", "Framing", "Model", "Prices", "catalog", "get_model"]
+__all__ = ["BatchLimits", "Catalog", "Framing", "Model", "Prices", "catalog", "get_model"]
 
 PRICE_KINDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
@@ -144,14 +145,27 @@ class Model:
         return prices.times(self.fast_mode_multiplier)
 
 
+@dataclass(frozen=True)
+class BatchLimits:
+    """What one Message Batch may hold: requests, bytes, and the form of each `custom_id`."""
+
+    max_requests: int
+    max_bytes: int
+    custom_id: re.Pattern[str]
+
+
 class Catalog:
-    """All models, looked up by id or alias."""
+    """All models, looked up by id or alias, and the API's limits that are data too."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
         self.as_of: str = data["as_of"]
         self.default_min_cacheable_tokens: int = data["default_min_cacheable_tokens"]
         self.ttl_seconds: dict[str, int] = dict(data["ttl_seconds"])
+        b = data["batches"]
+        self.batches = BatchLimits(
+            b["max_requests"], b["max_bytes"], re.compile(b["custom_id_pattern"])
+        )
         fields = set(Framing.__dataclass_fields__) - {"name"}
         framings = {
             name: Framing(name=name, **{k: v for k, v in f.items() if k in fields})

@@ -13,12 +13,14 @@ The rules, as implemented:
 - Each breakpoint whose cumulative prefix reaches the model's minimum writes (or refreshes) exactly
   one entry, at that breakpoint. Billing follows the A/B/C rule: read A, 1h write B-A, 5m write C-B.
 - An entry lives `ttl` from the start of the request that wrote or last read it, and becomes
-  readable only when the writing response begins (`ready_at`): concurrent cold requests each pay.
+  readable only when the writing response begins (`ready_at`, or `begin` for a caller that learns
+  it later): concurrent cold requests each pay.
 - Entries are isolated per workspace; the model is folded into every prefix hash.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -93,6 +95,23 @@ class Entry:
     def readable(self, now: float, grace: float = 0.0) -> bool:
         return self.readable_at <= now and self.alive(now, grace)
 
+    def to_json(self, now: float, grace: float) -> dict[str, Any]:
+        """The entry as the emulator lists it at `now`: the one shape of `GET /_emulator/cache`
+        and `Emulator.cache()`."""
+        return {
+            "workspace": self.workspace,
+            "model": self.model,
+            "position": self.position,
+            "tokens": self.tokens,
+            "ttl": self.ttl,
+            "expires_at": self.expires_at,
+            "readable": self.readable(now, grace),
+            "readable_at": None if self.readable_at == math.inf else self.readable_at,
+            "reads": self.reads,
+            "writes": self.writes,
+            "prefix_hash": self.prefix_hash,
+        }
+
 
 Outcome = Literal["hit", "wrote", "refreshed", "below_minimum"]
 # Why an entry the lookback passed was not read: still being written, past its TTL, drawn by the
@@ -129,6 +148,9 @@ class Account:
     minimum_assumed: bool = False
     evicted: bool = False
     notes: tuple[str, ...] = ()
+    # The entries this request wrote, or joined while they were pending: `Engine.begin` makes
+    # them readable when its response begins.
+    pending: tuple[tuple[str, str, str], ...] = ()
 
 
 def violations(prompt: Prompt, *, max_breakpoints: int = MAX_BREAKPOINTS) -> list[InvalidRequest]:
@@ -340,6 +362,7 @@ class Engine:
             now: when the request starts, in seconds on the caller's clock.
             workspace: the cache's isolation unit.
             ready_at: when the response begins (its entries become readable); default `now`.
+                `math.inf` leaves them pending until `begin` says when it began.
             output_tokens: copied into the usage.
             commit: False asks what would happen without changing anything (no eviction draws).
 
@@ -391,8 +414,11 @@ class Engine:
                 )
             )
 
-        if commit:
+        pending = (
             self._apply(prompt, workspace, cacheable, read_at, read_key, now, ready, minimum)
+            if commit
+            else []
+        )
         notes = []
         if assumed:
             notes.append(f"{model.id}: minimum cacheable tokens unknown; assumed {minimum}")
@@ -410,7 +436,16 @@ class Engine:
             minimum_assumed=assumed,
             evicted=evicted,
             notes=tuple(notes),
+            pending=tuple(pending),
         )
+
+    def begin(self, account: Account, at: float) -> None:
+        """The response of an accounted request begins at `at`: the entries it wrote are readable
+        from then on, or from earlier if another writer of the same prefix began first."""
+        for key in account.pending:
+            entry = self.entries.get(key)
+            if entry is not None:
+                entry.readable_at = min(entry.readable_at, at)
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -476,7 +511,8 @@ class Engine:
         now: float,
         ready: float,
         minimum: int,
-    ) -> None:
+    ) -> list[tuple[str, str, str]]:
+        """Read, refresh and write; the keys of the entries written (see `Account.pending`)."""
         hit = self.entries.get(read_key) if read_key else None
         if hit is not None:
             hit.reads += 1
@@ -491,9 +527,13 @@ class Engine:
                 for p in prompt.positions[: last + 1]
                 if p.cumulative >= minimum
             ]
+        keys = []
         for position, ttl in written:
             inside_read = read_at is not None and position.index <= read_at
-            self._write(prompt, workspace, position, ttl, now, ready, create=not inside_read)
+            key = self._write(prompt, workspace, position, ttl, now, ready, create=not inside_read)
+            if key is not None:
+                keys.append(key)
+        return keys
 
     def _write(
         self,
@@ -505,7 +545,9 @@ class Engine:
         ready: float,
         *,
         create: bool = True,
-    ) -> None:
+    ) -> tuple[str, str, str] | None:
+        """Write or refresh one entry; its key if this request wrote it (or joined a pending
+        write of it), None if it only refreshed it or left it alone."""
         key = self._key(workspace, position.prefix_hash, ttl)
         expires = now + self._ttl_seconds[ttl]
         entry = self.entries.get(key)
@@ -516,18 +558,18 @@ class Engine:
             # entry does not upgrade it for the price of a read (the one observation of an
             # upgrade shows a rewrite; `ttl_in_key` models that).
             entry.expires_at = max(entry.expires_at, now + self._ttl_seconds[entry.ttl])
-            return
+            return None
         if not create:
             # A breakpoint inside the read: its tokens were billed as a read, so nothing was
             # written there. Creating an entry (say a 1h one under a 5m read) for the price of a
             # read is undocumented, and so is changing a pending one (its TTL, or when it turns
             # readable); we assume neither.
-            return
+            return None
         if entry is not None:
             entry.writes += 1  # a concurrent write of a pending entry: both requests paid
             entry.readable_at = min(entry.readable_at, ready)
             entry.expires_at = max(entry.expires_at, expires)
-            return
+            return key
         self.entries[key] = Entry(
             workspace=workspace,
             model=prompt.model.id,
@@ -539,6 +581,7 @@ class Engine:
             readable_at=ready,
             expires_at=expires,
         )
+        return key
 
 
 @dataclass

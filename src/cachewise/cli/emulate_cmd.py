@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from ..server.emulator import EmulatorConfig, create_app
+from ..server.app import create_app
 from ..server.faults import parse_faults
 from ..server.limits import parse_limits
+from ..server.state import EmulatorConfig
 from .main import main
 
 
@@ -44,7 +45,7 @@ def load_workspaces(path: Path) -> dict[str, str]:
     type=click.Choice(["real", "virtual"]),
     default="real",
     show_default=True,
-    help="virtual: time moves only through POST /_emulator/clock.",
+    help="virtual: time moves only through POST /_emulator/clock (latency is still real).",
 )
 @click.option(
     "--ttft-ms",

@@ -13,29 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..catalog import catalog
+from ..engine import Account
 from ..errors import InvalidRequest, UnknownModel
 from ..request import parse_request
 from ..tokens import default_tokenizer
 from .api import ApiError, api_error_response, check_version, headers, read_json
 from .replies import build_reply, message
-
-if TYPE_CHECKING:
-    from .emulator import EmulatorState
+from .state import EmulatorState
 
 __all__ = ["BatchStore", "routes"]
 
-CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-MAX_REQUESTS = 100_000
-MAX_BATCH_BYTES = 256 * 1024 * 1024
 NOT_IN_BATCHES = ("stream", "speed")
 
 
@@ -82,6 +79,8 @@ class Batch:
 
 
 class BatchStore:
+    """The batches of one emulator, over its state (`app.state.batches`)."""
+
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.batches: dict[str, Batch] = {}
@@ -107,14 +106,17 @@ class BatchStore:
             if batch.cancel_initiated_at:
                 break
             now = st.clock.now()
-            members = batch.requests[start : start + wave]
-            # One wave starts together: nobody in it can read what another in it writes.
-            for item in members:
-                batch.results[item["custom_id"]] = self._run(item, namespace, now, now + 1e-3)
-            if not st.clock.virtual:
-                await asyncio.sleep(st.ttft(0))
-            else:
-                st.clock.advance(2e-3)
+            # One wave starts together, and its results begin together when it ends: nobody in
+            # it can read what another in it writes, and the next wave reads it all.
+            accounts = []
+            for item in batch.requests[start : start + wave]:
+                result, account = self._run(item, namespace, now)
+                batch.results[item["custom_id"]] = result
+                if account is not None:
+                    accounts.append(account)
+            await asyncio.sleep(st.ttft(0))
+            for account in accounts:
+                st.engine.begin(account, st.clock.now())
         for item in batch.requests:
             batch.results.setdefault(
                 item["custom_id"], {"custom_id": item["custom_id"], "result": {"type": "canceled"}}
@@ -122,8 +124,9 @@ class BatchStore:
         batch.ended_at = datetime.now(UTC)
 
     def _run(
-        self, item: dict[str, Any], namespace: str, now: float, ready: float
-    ) -> dict[str, Any]:
+        self, item: dict[str, Any], namespace: str, now: float
+    ) -> tuple[dict[str, Any], Account | None]:
+        """The request's result line, and its account if it succeeded (its entries pending)."""
         st = self.state
         params = item["params"]
         custom_id = item["custom_id"]
@@ -141,18 +144,18 @@ class BatchStore:
                 prompt,
                 now=now,
                 workspace=namespace,
-                ready_at=ready,
+                ready_at=math.inf,
                 output_tokens=reply.output_tokens,
             )
         except UnknownModel as exc:
-            return _errored(custom_id, "not_found_error", f"model: {exc.model}")
+            return _errored(custom_id, "not_found_error", f"model: {exc.model}"), None
         except InvalidRequest as exc:
-            return _errored(custom_id, exc.error_type, exc.message)
+            return _errored(custom_id, exc.error_type, exc.message), None
         except Exception as exc:  # one broken request must not stall the whole batch
-            return _errored(custom_id, "api_error", f"internal error: {type(exc).__name__}")
+            return _errored(custom_id, "api_error", f"internal error: {type(exc).__name__}"), None
         st.stats.record(200, account.usage)
         msg = message(st.next_id("msg"), prompt.model.id, reply, account, service_tier="batch")
-        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": msg}}
+        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": msg}}, account
 
     def get(self, batch_id: str, workspace: str) -> Batch:
         batch = self.batches.get(batch_id)
@@ -175,20 +178,23 @@ def _validate(body: Any) -> list[dict[str, Any]]:
     requests = body.get("requests") if isinstance(body, dict) else None
     if not isinstance(requests, list) or not requests:
         raise ApiError(400, "invalid_request_error", "requests: Field required (a non-empty list)")
-    if len(requests) > MAX_REQUESTS:
+    limits = catalog().batches
+    if len(requests) > limits.max_requests:
         raise ApiError(
-            400, "invalid_request_error", f"requests: at most {MAX_REQUESTS} requests per batch"
+            400,
+            "invalid_request_error",
+            f"requests: at most {limits.max_requests} requests per batch",
         )
     seen: set[str] = set()
     for i, item in enumerate(requests):
         if not isinstance(item, dict):
             raise ApiError(400, "invalid_request_error", f"requests.{i}: Input should be an object")
         cid = item.get("custom_id")
-        if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
+        if not isinstance(cid, str) or not limits.custom_id.fullmatch(cid):
             raise ApiError(
                 400,
                 "invalid_request_error",
-                f"requests.{i}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$",
+                f"requests.{i}.custom_id: must match {limits.custom_id.pattern}",
             )
         if cid in seen:
             raise ApiError(
@@ -207,10 +213,11 @@ async def _create(request: Request) -> Response:
     try:
         workspace = st.workspace(request)
         check_version(request)
-        requests = _validate(await read_json(request, MAX_BATCH_BYTES))
+        requests = _validate(await read_json(request, catalog().batches.max_bytes))
     except ApiError as err:
         return api_error_response(err, rid, workspace)
-    batch = st.batches.create(workspace, requests, str(request.base_url))
+    store: BatchStore = request.app.state.batches
+    batch = store.create(workspace, requests, str(request.base_url))
     return JSONResponse(batch.to_json(), headers=headers(rid, workspace))
 
 
@@ -220,14 +227,15 @@ async def _one(request: Request) -> Response:
     workspace = None
     try:
         workspace = st.workspace(request)
-        batch = st.batches.get(request.path_params["batch_id"], workspace)
+        store: BatchStore = request.app.state.batches
+        batch = store.get(request.path_params["batch_id"], workspace)
         action = request.path_params.get("action")
         if request.method == "DELETE":
             if not batch.ended_at:
                 raise ApiError(
                     400, "invalid_request_error", "a batch can be deleted only once it has ended"
                 )
-            del st.batches.batches[batch.id]
+            del store.batches[batch.id]
             return JSONResponse(
                 {"id": batch.id, "type": "message_batch_deleted"}, headers=headers(rid, workspace)
             )
@@ -260,7 +268,8 @@ async def _list(request: Request) -> Response:
         workspace = st.workspace(request)
     except ApiError as err:
         return api_error_response(err, rid)
-    mine = [b.to_json() for b in reversed(st.batches.batches.values()) if b.workspace == workspace]
+    store: BatchStore = request.app.state.batches
+    mine = [b.to_json() for b in reversed(store.batches.values()) if b.workspace == workspace]
     return JSONResponse(
         {
             "data": mine,

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from ..server.emulator import EmulatorConfig, EmulatorState, create_app
+from ..server.app import create_app
+from ..server.state import EmulatorConfig, EmulatorState
 
 __all__ = ["TEST_CONFIG", "Emulator"]
 
@@ -121,25 +122,7 @@ class Emulator:
 
     def cache(self) -> list[dict[str, Any]]:
         """The live cache entries, as `GET /_emulator/cache` lists them."""
-
-        def entries() -> list[dict[str, Any]]:
-            now = self.state.clock.now()
-            return [
-                {
-                    "workspace": e.workspace,
-                    "model": e.model,
-                    "position": e.position,
-                    "tokens": e.tokens,
-                    "ttl": e.ttl,
-                    "expires_at": e.expires_at,
-                    "readable": e.readable(now),
-                    "reads": e.reads,
-                    "writes": e.writes,
-                }
-                for e in self.state.engine.snapshot(now)
-            ]
-
-        return self._call(entries)
+        return self._call(lambda: self.state.cache(self.state.clock.now()))
 
     def stats(self) -> dict[str, Any]:
         return self._call(self.state.stats.to_json)
