@@ -12,7 +12,6 @@ are the SDK's; a request that keeps failing is written as `errored` and the run 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -38,10 +37,6 @@ from .trace import check_model, read_rows
 from .usage import Tally, normalize_usage
 
 __all__ = ["RunOptions", "RunSummary", "read_requests", "run_requests"]
-
-CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-BATCH_MAX_REQUESTS = 100_000
-BATCH_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -101,7 +96,7 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
     out = []
     for row in read_rows(path):
         cid = row.custom_id
-        if cid is None or not CUSTOM_ID.match(cid):
+        if cid is None or not catalog().batches.custom_id.fullmatch(cid):
             problem = "must be 1-64 letters, digits, _ or -"
         elif cid in seen:
             problem = f"duplicate of line {seen[cid]}"
@@ -452,11 +447,12 @@ class _Batches:
 
 
 def _chunks(items: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    limits = catalog().batches
     chunks: list[list[dict[str, Any]]] = [[]]
     size = 0
     for item in items:
         n = len(json.dumps(item))
-        if len(chunks[-1]) >= BATCH_MAX_REQUESTS or size + n > BATCH_MAX_BYTES:
+        if len(chunks[-1]) >= limits.max_requests or size + n > limits.max_bytes:
             chunks.append([])
             size = 0
         chunks[-1].append(item)

@@ -68,11 +68,10 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
 
     hooks = {"response": [lambda response: pacer.observe(response.headers)]}
     if emulate:
+        from ..server.state import EmulatorConfig
         from ..testing import Emulator
 
-        with Emulator(
-            clock="real", ttft_ms=400, prefill_ms_per_1k=25, output_tokens_per_s=80
-        ) as emu:
+        with Emulator(EmulatorConfig()) as emu:  # what `cachewise emulate` serves by default
             out.print(
                 f"Running against the embedded cachewise emulator at {emu.base_url}: no API "
                 "key, emulated replies, usage computed by the documented caching rules."
