@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cachewise import __version__
 from cachewise.cli import main
+from conftest import request
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -102,7 +105,48 @@ def test_unknown_model_is_one_line_without_a_traceback() -> None:
     code, out = run(
         "cost", "--model", "nope", "--calls", "1", "--static-tokens", "1", "--dynamic-tokens", "1"
     )
-    assert code == 1 and "Traceback" not in out and "nope" in out
+    assert code == 2 and "Traceback" not in out and "'nope'" in out and "--model" in out
+
+
+TYPO = "claude-sonet-4-6"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cost", "--model", TYPO, "--calls", "1", "--static-tokens", "1", "--dynamic-tokens", "1"],
+        ["lint", "--model", TYPO, "{good}"],
+        ["simulate", "--model", TYPO, "{good}"],
+        ["lint", "{typo}"],
+        ["explain", "{typo}"],
+        ["plan", "{typo1}"],
+        ["plan", "{good1}", "--history", "{typo}"],
+        ["simulate", "{typo}"],
+    ],
+    ids=" ".join,
+)
+def test_an_unknown_model_is_bad_input_with_the_closest_ids(
+    tmp_path: Path, args: list[str]
+) -> None:
+    body = request(system="Stable instructions. " * 20)
+    files = {}
+    for name, model, times in (
+        ("good", "claude-sonnet-4-6", (0, 10)),
+        ("good1", "claude-sonnet-4-6", (0,)),
+        ("typo", TYPO, (0, 10)),
+        ("typo1", TYPO, (0,)),
+    ):
+        rows = [{"started_at": t, "request": body | {"model": model}} for t in times]
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out = run(*(a.format(**{k: str(v) for k, v in files.items()}) for a in args))
+    assert code == 2, out
+    assert "did you mean claude-sonnet-4-6" in out  # the nearest ids, not the newest models
+    assert "strategy" not in out  # nothing was replayed or printed before the error
+    if "--model" in args:
+        assert "'--model'" in out and "good.jsonl" not in out  # the flag, not the file
+    else:
+        assert "typo.jsonl:1" in out or "typo1.jsonl:1" in out
 
 
 def test_bad_numbers_are_usage_errors() -> None:

@@ -15,8 +15,8 @@ from ..explain import Explanation, explain_rows
 from ..lint import Finding, lint_rows, to_sarif
 from ..plan import TtlChoice
 from ..plan import plan as make_plan
-from ..trace import read_rows
-from .main import console, format_option, main, print_json
+from ..trace import parse_row, read_rows
+from .main import console, format_option, main, model_option, print_json
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -27,7 +27,7 @@ def _codes(value: str | None) -> list[str]:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--model", help="Lint as if every request used this model.")
+@model_option("Lint as if every request used this model.")
 @format_option("text", "json", "sarif")
 @click.option("--select", help="Only these rule codes, comma-separated (prefixes work: CW1).")
 @click.option("--ignore", help="Not these rule codes, comma-separated.")
@@ -162,7 +162,7 @@ def plan(
         )
     past = read_rows(history) if history else None
     result = make_plan(
-        rows[0].request,
+        parse_row(rows[0]),  # parsed here, so that a bad model or field names file and line
         past,
         cast(TtlChoice, ttl),
         sort_tools=sort_tools,

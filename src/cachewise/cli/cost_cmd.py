@@ -10,11 +10,11 @@ from rich.table import Table
 from ..catalog import get_model
 from ..cost import break_even_reads
 from ..scenario import Scenario, ScenarioResult, run_scenarios
-from .main import console, format_option, main, print_json, usd
+from .main import console, format_option, main, model_option, print_json, usd
 
 
 @main.command()
-@click.option("--model", required=True, help="Model id or alias, e.g. claude-sonnet-4-6.")
+@model_option("Model id or alias, e.g. claude-sonnet-4-6.", required=True)
 @click.option("--calls", type=click.IntRange(min=1), required=True, help="Number of calls.")
 @click.option(
     "--static-tokens",

@@ -11,18 +11,21 @@ import click
 from rich.console import Console
 
 from ..__about__ import __version__
-from ..errors import CachewiseError, InputError
+from ..catalog import get_model
+from ..errors import CachewiseError, InputError, UnknownModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CachewiseGroup(click.Group):
-    """Turns every cachewise error into a one-line message: no traceback for things users did."""
+    """Turns every cachewise error into a one-line message: no traceback for things users did.
+    Bad input (a malformed file or option, a model the catalog does not know) exits 2, as
+    click's own usage errors do; any other cachewise error exits 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except InputError as exc:
+        except (InputError, UnknownModel) as exc:
             raise click.UsageError(str(exc)) from None
         except CachewiseError as exc:
             raise click.ClickException(str(exc)) from None
@@ -44,6 +47,21 @@ def format_option(*choices: str) -> Callable[[F], F]:
         show_default=True,
         help="Output format.",
     )
+
+
+def model_option(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """`--model`, looked up before the command does anything: a typo is the flag's fault, and the
+    error names the flag and the closest ids."""
+    return click.option("--model", required=required, callback=_known_model, help=help)
+
+
+def _known_model(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            get_model(value)
+        except UnknownModel as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def console() -> Console:

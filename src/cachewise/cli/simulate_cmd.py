@@ -16,7 +16,7 @@ from ..report import parse_duration
 from ..simulate import simulate
 from ..strategies import STRATEGIES
 from ..trace import ledger_rows, read_rows
-from .main import console, format_option, main, print_json, usd
+from .main import console, format_option, main, model_option, print_json, usd
 
 
 @main.command(name="simulate")
@@ -29,7 +29,7 @@ from .main import console, format_option, main, print_json, usd
     help="Only these (repeatable).",
 )
 @click.option("--compare", is_flag=True, help="Every strategy (the default).")
-@click.option("--model", help="Replay as if every request used this model.")
+@model_option("Replay as if every request used this model.")
 @format_option("text", "json")
 def simulate_command(
     trace: str, names: tuple[str, ...], compare: bool, model: str | None, fmt: str
