@@ -81,6 +81,24 @@ def test_cost_gap_example_and_note() -> None:
     assert code == 0 and "$7.8150" in out and "$1.1430" in out and "1h TTL keeps it" in out
 
 
+def test_cost_says_more_when_caching_costs_more_and_same_when_it_changes_nothing() -> None:
+    args = ["--dynamic-tokens", "420", "--calls", "50"]
+    code, out = run(
+        "cost",
+        "--model",
+        "claude-opus-4-1",
+        "--static-tokens",
+        "8000",
+        *args,
+        "--gap-seconds",
+        "400",
+    )
+    assert code == 0 and "24% more" in out and "-24%" not in out and "82% less" in out
+    # Below Haiku 4.5's minimum of 4,096 tokens nothing is cached: every row costs the same.
+    code, out = run("cost", "--model", "claude-haiku-4-5", "--static-tokens", "2000", *args)
+    assert code == 0 and out.count(" same ") == 2
+
+
 def test_cost_says_when_workers_race() -> None:
     code, out = run(
         "cost",

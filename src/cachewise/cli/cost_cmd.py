@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -105,9 +106,6 @@ def cost(
         table.add_column(name, justify="left" if name == "caching" else "right")
     for r in results:
         u = r.usage
-        saving = (
-            "—" if r.name == "off" or not off else f"{float((off - r.cost_usd) / off):.0%} less"
-        )
         table.add_row(
             r.name,
             f"{u.input_tokens:,}",
@@ -115,12 +113,24 @@ def cost(
             f"{u.cache_read_input_tokens:,}",
             f"{u.output_tokens:,}",
             usd(r.cost_usd),
-            saving,
+            "—" if r.name == "off" else _versus(off, r.cost_usd),
         )
     out = console()
     out.print(table)
     for note in notes:
         out.print(f"• {note}", soft_wrap=True)
+
+
+def _versus(off: Decimal, cost: Decimal) -> str:
+    """The cost against caching off, in words: caching can cost more (a write that expires
+    unread), and a negative "less" would read as its opposite."""
+    if not off:
+        return "—"
+    change = float((cost - off) / off)
+    size = f"{abs(change):.0%}"
+    if size == "0%":
+        return "same"
+    return f"{size} {'more' if change > 0 else 'less'}"
 
 
 def _notes(s: Scenario, results: list[ScenarioResult]) -> list[str]:
