@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cachewise import __version__
-from cachewise.cli import main
+from cachewise.cli import cost_cmd, main
 from conftest import request
 
 
@@ -116,7 +116,23 @@ def test_cost_says_when_workers_race() -> None:
         "json",
     )
     assert code == 0
-    assert any("started together" in n for n in json.loads(out)["notes"])
+    assert any("The first 3 calls started before" in n for n in json.loads(out)["notes"])
+
+
+def test_cost_says_how_many_calls_started_together_not_how_many_workers() -> None:
+    def notes(*extra: str) -> list[str]:
+        code, out = run(
+            "cost", "--model", "claude-sonnet-4-6", "--calls", "50", "--static-tokens", "8000",
+            "--dynamic-tokens", "10", "--format", "json", *extra,
+        )  # fmt: skip
+        assert code == 0
+        return list(json.loads(out)["notes"])
+
+    raced = notes("--workers", "100000")
+    assert any("The first 50 calls started before any response" in n for n in raced)
+    assert not any("100000" in n for n in raced)
+    # Spaced out, the workers never race: the first response has begun before the second call.
+    assert not any("started before" in n for n in notes("--workers", "4", "--gap-seconds", "1"))
 
 
 def test_unknown_model_is_one_line_without_a_traceback() -> None:
@@ -180,3 +196,24 @@ def test_bad_numbers_are_usage_errors() -> None:
         "1",
     )
     assert code == 2
+
+
+def test_cost_refuses_more_calls_than_it_can_run_in_minutes() -> None:
+    code, out = run(
+        "cost", "--model", "claude-sonnet-4-6", "--calls", "1000001", "--static-tokens", "1",
+        "--dynamic-tokens", "1",
+    )  # fmt: skip
+    assert code == 2 and "--calls" in out and "1000000" in out
+    assert "at most 1,000,000" in CliRunner().invoke(main, ["cost", "--help"]).output
+
+
+def test_cost_shows_progress_on_standard_error_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_cmd, "PROGRESS_FROM", 10)  # a bar for a scenario this small
+    args = ["--model", "claude-sonnet-4-6", "--calls", "10", "--static-tokens", "8000"]
+    result = CliRunner().invoke(
+        main,
+        ["cost", *args, "--dynamic-tokens", "10", "--format", "json"],
+        env={"TTY_COMPATIBLE": "1"},  # rich draws live only on a terminal
+    )
+    assert result.exit_code == 0 and "100%" in result.stderr and "━" in result.stderr
+    assert json.loads(result.stdout)["scenarios"][0]["usage"]["input_tokens"] == 80_100

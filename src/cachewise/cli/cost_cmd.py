@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..catalog import get_model
@@ -13,10 +17,21 @@ from ..cost import break_even_reads
 from ..scenario import Scenario, ScenarioResult, run_scenarios
 from .main import console, format_option, main, model_option, print_json, usd
 
+# Every call runs through the engine once per TTL: a million take minutes, more is not a question
+# this calculator answers better than a million does.
+MAX_CALLS = 1_000_000
+# From this many calls the wait is noticeable (seconds), and a progress bar says how long.
+PROGRESS_FROM = 20_000
+
 
 @main.command()
 @model_option("Model id or alias, e.g. claude-sonnet-4-6.", required=True)
-@click.option("--calls", type=click.IntRange(min=1), required=True, help="Number of calls.")
+@click.option(
+    "--calls",
+    type=click.IntRange(min=1, max=MAX_CALLS),
+    required=True,
+    help=f"Number of calls, at most {MAX_CALLS:,} (each runs through the engine three times).",
+)
 @click.option(
     "--static-tokens",
     type=click.IntRange(min=0),
@@ -77,7 +92,8 @@ def cost(
         scout,
         batch,
     )
-    results = run_scenarios(scenario)
+    with _progress(calls) as progress:
+        results = run_scenarios(scenario, progress)
     notes = _notes(scenario, results)
     if fmt == "json":
         print_json(
@@ -121,6 +137,24 @@ def cost(
         out.print(f"• {note}", soft_wrap=True)
 
 
+@contextlib.contextmanager
+def _progress(calls: int) -> Iterator[Callable[[float], None] | None]:
+    """A bar on standard error while a long scenario runs, gone when it ends."""
+    if calls < PROGRESS_FROM:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]cost"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("cost", total=1.0)
+        yield lambda done: bar.update(task, completed=done)
+
+
 def _versus(off: Decimal, cost: Decimal) -> str:
     """The cost against caching off, in words: caching can cost more (a write that expires
     unread), and a negative "less" would read as its opposite."""
@@ -148,18 +182,17 @@ def _notes(s: Scenario, results: list[ScenarioResult]) -> list[str]:
             f"{s.static_tokens:,} static tokens are below {m.id}'s minimum of "
             f"{minimum:,}: nothing is cached, silently, as on the API."
         )
-    if s.workers > 1:
-        if s.scout:
-            notes.append("A scout call went first; the other workers started at its first byte.")
-        else:
-            writes = {r.name: r.writes for r in results if r.name != "off"}
-            notes.append(
-                f"The first {s.workers} calls started together, before any response "
-                f"began, so each paid the write ({writes['5m']} writes at 5m); "
-                "--scout lets one call warm the cache first."
-            )
     by_name: dict[str, Any] = {r.name: r for r in results}
-    if by_name["5m"].writes > 1 and s.gap_seconds > 300:
+    five_minutes = by_name["5m"]
+    if s.workers > 1 and s.scout:
+        notes.append("A scout call went first; the other workers started at its first byte.")
+    elif five_minutes.before_first_byte > 1 and five_minutes.writes > 1:
+        notes.append(
+            f"The first {five_minutes.before_first_byte} calls started before any response "
+            f"began, so each paid the write ({five_minutes.writes} writes at 5m); "
+            "--scout lets one call warm the cache first."
+        )
+    if five_minutes.writes > 1 and s.gap_seconds > 300:
         notes.append(
             f"With {s.gap_seconds:g}s between calls every 5m entry expires before its "
             "next read; the 1h TTL keeps it."
