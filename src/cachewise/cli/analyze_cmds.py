@@ -16,7 +16,7 @@ from ..lint import Finding, lint_rows, to_sarif
 from ..plan import TtlChoice
 from ..plan import plan as make_plan
 from ..trace import parse_row, read_rows
-from .main import console, format_option, main, model_option, print_json
+from .main import console, fit, format_option, main, model_option, print_json
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -178,7 +178,7 @@ def plan(
     for b in result.breakpoints:
         table.add_row(escape(b.path), b.ttl, f"{b.tokens:,}", escape(b.why))
     out = console()
-    out.print(table)
+    out.print(fit(table, out))
     for note in result.notes:
         out.print(f"• {escape(note)}", soft_wrap=True)
     out.print("`--format json` prints the planned request.")

@@ -15,7 +15,7 @@ from rich.table import Table
 from ..catalog import get_model
 from ..cost import break_even_reads
 from ..scenario import Scenario, ScenarioResult, run_scenarios
-from .main import console, format_option, main, model_option, print_json, usd
+from .main import console, fit, format_option, main, model_option, print_json, usd
 
 # Every call runs through the engine once per TTL: a million take minutes, more is not a question
 # this calculator answers better than a million does.
@@ -132,7 +132,7 @@ def cost(
             "—" if r.name == "off" else _versus(off, r.cost_usd),
         )
     out = console()
-    out.print(table)
+    out.print(fit(table, out, "output", "input", "cache read"))
     for note in notes:
         out.print(f"• {note}", soft_wrap=True)
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..ledger import open_ledger
 from ..runner import Pacer, RunOptions, RunSummary, read_requests, run_requests
-from .main import console, format_option, main, print_json, usd
+from .main import console, fit, format_option, main, print_json, usd
 
 
 @contextlib.contextmanager
@@ -178,7 +178,7 @@ def _table(s: RunSummary, out: Console) -> None:
         "0",
         usd(s.cost_without_cache_usd),
     )
-    out.print(table)
+    out.print(fit(table, out, "calls"))  # the title has them too
     saved = s.cost_without_cache_usd - s.cost_usd
     pct = float(saved / s.cost_without_cache_usd * 100) if s.cost_without_cache_usd else 0.0
     out.print(f"Saved {usd(saved)} ({pct:.1f}%): {s.writes} call(s) wrote, {s.reads} read.")
@@ -212,6 +212,17 @@ def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
     if fmt == "json":
         print_json(result)
         return
+    out.print(_demo_table(result, workers, out))
+    on = result["scenarios"][1]
+    out.print(
+        f"Caching on saved {result['savings_pct']:.1f}%: {on['writes']} write, "
+        f"{on['reads']} reads (the scout warmed the prefix; the others read it)."
+    )
+    if drawn:
+        out.print(f"Chart: {png}")
+
+
+def _demo_table(result: dict[str, Any], workers: int, out: Console) -> Table:
     table = Table(title=f"{result['calls']} calls to {result['model']}, {workers} workers")
     for name in ("caching", "input", "cache write", "cache read", "output", "cost", "wall"):
         table.add_column(name, justify="left" if name == "caching" else "right")
@@ -226,11 +237,4 @@ def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
             usd(r["cost_usd"]),
             f"{r['wall_seconds']:.1f}s",
         )
-    out.print(table)
-    on = result["scenarios"][1]
-    out.print(
-        f"Caching on saved {result['savings_pct']:.1f}%: {on['writes']} write, "
-        f"{on['reads']} reads (the scout warmed the prefix; the others read it)."
-    )
-    if drawn:
-        out.print(f"Chart: {png}")
+    return fit(table, out, "wall", "output")

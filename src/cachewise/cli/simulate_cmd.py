@@ -16,7 +16,7 @@ from ..report import parse_duration
 from ..simulate import simulate
 from ..strategies import STRATEGIES
 from ..trace import ledger_rows, read_rows
-from .main import console, format_option, main, model_option, print_json, usd
+from .main import console, fit, format_option, main, model_option, print_json, usd
 
 
 @main.command(name="simulate")
@@ -75,7 +75,7 @@ def simulate_command(
             f"{o.errors:,}",
         )
     out = console()
-    out.print(table)
+    out.print(fit(table, out, "keep-alives", "waited", "errors", "reads", "writes"))
     out.print(
         "oracle: a lower bound (no placement, TTL or keep-alive can cost less); "
         "see docs/simulate.md"
