@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -217,3 +219,19 @@ def test_cost_shows_progress_on_standard_error_only(monkeypatch: pytest.MonkeyPa
     )
     assert result.exit_code == 0 and "100%" in result.stderr and "━" in result.stderr
     assert json.loads(result.stdout)["scenarios"][0]["usage"]["input_tokens"] == 80_100
+
+
+def test_every_option_and_argument_has_help() -> None:
+    def walk(command: click.Command, name: str) -> Iterator[tuple[str, click.Parameter]]:
+        for param in command.get_params(click.Context(command)):
+            yield name, param
+        if isinstance(command, click.Group):
+            for sub_name, sub in command.commands.items():
+                yield from walk(sub, f"{name} {sub_name}")
+
+    missing = [
+        f"{name} {'/'.join(param.opts)}"
+        for name, param in walk(main, "cachewise")
+        if not isinstance(param, click.Option | click.Argument) or not param.help
+    ]
+    assert missing == []

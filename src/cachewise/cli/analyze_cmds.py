@@ -26,7 +26,12 @@ def _codes(value: str | None) -> list[str]:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True)
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    help="Request bodies (JSON), or JSON Lines of bodies or trace rows; - reads standard input.",
+)
 @model_option("Lint as if every request used this model.")
 @format_option("text", "json", "sarif")
 @click.option("--select", help="Only these rule codes, comma-separated (prefixes work: CW1).")
@@ -75,7 +80,12 @@ def lint(
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True)
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    help="Two requests (PREV CURR), or one trace of JSON Lines; - reads standard input.",
+)
 @format_option("text", "json")
 def explain(files: tuple[str, ...], fmt: str) -> None:
     """Explain each request's cache outcome: `explain PREV CURR` or `explain TRACE.jsonl`.
@@ -129,9 +139,15 @@ def _story(e: Explanation, file: str, line: int) -> str:
 
 
 @main.command()
-@click.argument("file")
+@click.argument("file", help="One request body (JSON) or trace row; - reads standard input.")
 @click.option("--history", help="A trace of earlier requests to learn stability and gaps from.")
-@click.option("--ttl", type=click.Choice(["auto", "5m", "1h"]), default="auto", show_default=True)
+@click.option(
+    "--ttl",
+    type=click.Choice(["auto", "5m", "1h"]),
+    default="auto",
+    show_default=True,
+    help="TTL of new breakpoints; auto takes the cheaper for the history's gaps (5m without).",
+)
 @click.option("--sort-tools", is_flag=True, help="Also sort tools by name (changes the request).")
 @click.option(
     "--canonical-json",

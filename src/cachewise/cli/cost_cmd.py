@@ -44,7 +44,13 @@ PROGRESS_FROM = 20_000
     required=True,
     help="Tokens unique to each call, after the breakpoint.",
 )
-@click.option("--output-tokens", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--output-tokens",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Tokens each call generates (priced, and they lengthen the call).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

@@ -53,7 +53,11 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
 
 
 @main.command(name="run")
-@click.argument("requests_file", metavar="REQUESTS.jsonl")
+@click.argument(
+    "requests_file",
+    metavar="REQUESTS.jsonl",
+    help='Message Batches JSONL: one {"custom_id", "params"} object a line.',
+)
 @click.option(
     "--out",
     "out_file",
@@ -61,7 +65,13 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
     metavar="RESULTS.jsonl",
     help="Results, appended as calls finish; a re-run skips what is there.",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Calls in flight at once.",
+)
 @click.option(
     "--scout/--no-scout",
     default=True,
@@ -69,9 +79,21 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
     help="One call per prefix first; the rest at its first byte.",
 )
 @click.option(
-    "--via", type=click.Choice(["messages", "batches"]), default="messages", show_default=True
+    "--via",
+    type=click.Choice(["messages", "batches"]),
+    default="messages",
+    show_default=True,
+    help="One Messages API call per request, or Message Batches (half price, after a priming "
+    "batch per prefix).",
 )
-@click.option("--ttl", type=click.Choice(["auto", "5m", "1h"]), default="auto", show_default=True)
+@click.option(
+    "--ttl",
+    type=click.Choice(["auto", "5m", "1h"]),
+    default="auto",
+    show_default=True,
+    help="TTL of planned breakpoints; auto takes 1h when --max-rps spaces a prefix's calls more "
+    "than 5 minutes apart and the engine prices it cheaper.",
+)
 @click.option(
     "--max-rps",
     type=click.FloatRange(min=0, min_open=True),
@@ -187,7 +209,13 @@ def _table(s: RunSummary, out: Console) -> None:
 
 
 @main.command()
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Calls in flight at once, in both runs.",
+)
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),

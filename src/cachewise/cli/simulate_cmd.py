@@ -20,7 +20,11 @@ from .main import console, fit, format_option, main, model_option, print_json, u
 
 
 @main.command(name="simulate")
-@click.argument("trace")
+@click.argument(
+    "trace",
+    help="JSON Lines of trace rows (started_at, request...) or request bodies; - reads "
+    "standard input.",
+)
 @click.option(
     "--strategy",
     "names",
