@@ -108,7 +108,7 @@ def _run(
 ) -> ScenarioResult:
     engine = Engine()
     out = ScenarioResult(name=name)
-    free_at = [0.0] * min(s.workers, s.calls)  # workers beyond the calls would never start one
+    free_at = [0.0] * max(1, min(s.workers, s.calls))  # workers beyond the calls would idle
     heapq.heapify(free_at)
     released_at = 0.0
     # Every call is the same prompt: the engine looks up nothing after the one breakpoint, so the
@@ -136,7 +136,7 @@ def _run(
         out.wall_seconds = max(out.wall_seconds, finish)
         heapq.heappush(free_at, finish)
         if i == 0 and s.scout and ttl is not None:
-            released_at = start + s.latency.first_byte(uncached)  # the rest wait for its first byte
+            released_at = start + cold_first_byte  # the rest wait for the scout's first byte
     out.cost_usd = cost(out.usage, model=model, batch=s.batch).total_usd
     if progress is not None:
         progress(1.0)
