@@ -92,6 +92,19 @@ def test_unknown_model_is_an_error() -> None:
         get_model("claude-imaginary-9")
 
 
+def test_unknown_model_suggests_the_closest_ids_and_aliases() -> None:
+    with pytest.raises(UnknownModel) as typo:
+        get_model("claude-sonet-4-6")
+    assert typo.value.suggestions[0] == "claude-sonnet-4-6"
+    assert "did you mean claude-sonnet-4-6," in str(typo.value)
+    with pytest.raises(UnknownModel) as alias:
+        get_model("claude-opus-4.5")
+    assert alias.value.suggestions[0] == "claude-opus-4-5"  # an alias is a name users type
+    with pytest.raises(UnknownModel) as nothing_close:
+        get_model("gpt-4o")
+    assert nothing_close.value.suggestions == () and "did you mean" not in str(nothing_close.value)
+
+
 def test_json_shape() -> None:
     data = json.loads(json.dumps(catalog().to_json()))
     first = data["models"][0]

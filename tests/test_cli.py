@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
+import click
+import pytest
 from click.testing import CliRunner
 
 from cachewise import __version__
-from cachewise.cli import main
+from cachewise.cli import cost_cmd, main
+from conftest import request
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -78,6 +83,24 @@ def test_cost_gap_example_and_note() -> None:
     assert code == 0 and "$7.8150" in out and "$1.1430" in out and "1h TTL keeps it" in out
 
 
+def test_cost_says_more_when_caching_costs_more_and_same_when_it_changes_nothing() -> None:
+    args = ["--dynamic-tokens", "420", "--calls", "50"]
+    code, out = run(
+        "cost",
+        "--model",
+        "claude-opus-4-1",
+        "--static-tokens",
+        "8000",
+        *args,
+        "--gap-seconds",
+        "400",
+    )
+    assert code == 0 and "24% more" in out and "-24%" not in out and "82% less" in out
+    # Below Haiku 4.5's minimum of 4,096 tokens nothing is cached: every row costs the same.
+    code, out = run("cost", "--model", "claude-haiku-4-5", "--static-tokens", "2000", *args)
+    assert code == 0 and out.count(" same ") == 2
+
+
 def test_cost_says_when_workers_race() -> None:
     code, out = run(
         "cost",
@@ -95,14 +118,71 @@ def test_cost_says_when_workers_race() -> None:
         "json",
     )
     assert code == 0
-    assert any("started together" in n for n in json.loads(out)["notes"])
+    assert any("The first 3 calls started before" in n for n in json.loads(out)["notes"])
+
+
+def test_cost_says_how_many_calls_started_together_not_how_many_workers() -> None:
+    def notes(*extra: str) -> list[str]:
+        code, out = run(
+            "cost", "--model", "claude-sonnet-4-6", "--calls", "50", "--static-tokens", "8000",
+            "--dynamic-tokens", "10", "--format", "json", *extra,
+        )  # fmt: skip
+        assert code == 0
+        return list(json.loads(out)["notes"])
+
+    raced = notes("--workers", "100000")
+    assert any("The first 50 calls started before any response" in n for n in raced)
+    assert not any("100000" in n for n in raced)
+    # Spaced out, the workers never race: the first response has begun before the second call.
+    assert not any("started before" in n for n in notes("--workers", "4", "--gap-seconds", "1"))
 
 
 def test_unknown_model_is_one_line_without_a_traceback() -> None:
     code, out = run(
         "cost", "--model", "nope", "--calls", "1", "--static-tokens", "1", "--dynamic-tokens", "1"
     )
-    assert code == 1 and "Traceback" not in out and "nope" in out
+    assert code == 2 and "Traceback" not in out and "'nope'" in out and "--model" in out
+
+
+TYPO = "claude-sonet-4-6"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cost", "--model", TYPO, "--calls", "1", "--static-tokens", "1", "--dynamic-tokens", "1"],
+        ["lint", "--model", TYPO, "{good}"],
+        ["simulate", "--model", TYPO, "{good}"],
+        ["lint", "{typo}"],
+        ["explain", "{typo}"],
+        ["plan", "{typo1}"],
+        ["plan", "{good1}", "--history", "{typo}"],
+        ["simulate", "{typo}"],
+    ],
+    ids=" ".join,
+)
+def test_an_unknown_model_is_bad_input_with_the_closest_ids(
+    tmp_path: Path, args: list[str]
+) -> None:
+    body = request(system="Stable instructions. " * 20)
+    files = {}
+    for name, model, times in (
+        ("good", "claude-sonnet-4-6", (0, 10)),
+        ("good1", "claude-sonnet-4-6", (0,)),
+        ("typo", TYPO, (0, 10)),
+        ("typo1", TYPO, (0,)),
+    ):
+        rows = [{"started_at": t, "request": body | {"model": model}} for t in times]
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out = run(*(a.format(**{k: str(v) for k, v in files.items()}) for a in args))
+    assert code == 2, out
+    assert "did you mean claude-sonnet-4-6" in out  # the nearest ids, not the newest models
+    assert "strategy" not in out  # nothing was replayed or printed before the error
+    if "--model" in args:
+        assert "'--model'" in out and "good.jsonl" not in out  # the flag, not the file
+    else:
+        assert "typo.jsonl:1" in out or "typo1.jsonl:1" in out
 
 
 def test_bad_numbers_are_usage_errors() -> None:
@@ -118,3 +198,40 @@ def test_bad_numbers_are_usage_errors() -> None:
         "1",
     )
     assert code == 2
+
+
+def test_cost_refuses_more_calls_than_it_can_run_in_minutes() -> None:
+    code, out = run(
+        "cost", "--model", "claude-sonnet-4-6", "--calls", "1000001", "--static-tokens", "1",
+        "--dynamic-tokens", "1",
+    )  # fmt: skip
+    assert code == 2 and "--calls" in out and "1000000" in out
+    assert "at most 1,000,000" in CliRunner().invoke(main, ["cost", "--help"]).output
+
+
+def test_cost_shows_progress_on_standard_error_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_cmd, "PROGRESS_FROM", 10)  # a bar for a scenario this small
+    args = ["--model", "claude-sonnet-4-6", "--calls", "10", "--static-tokens", "8000"]
+    result = CliRunner().invoke(
+        main,
+        ["cost", *args, "--dynamic-tokens", "10", "--format", "json"],
+        env={"TTY_COMPATIBLE": "1"},  # rich draws live only on a terminal
+    )
+    assert result.exit_code == 0 and "100%" in result.stderr and "━" in result.stderr
+    assert json.loads(result.stdout)["scenarios"][0]["usage"]["input_tokens"] == 80_100
+
+
+def test_every_option_and_argument_has_help() -> None:
+    def walk(command: click.Command, name: str) -> Iterator[tuple[str, click.Parameter]]:
+        for param in command.get_params(click.Context(command)):
+            yield name, param
+        if isinstance(command, click.Group):
+            for sub_name, sub in command.commands.items():
+                yield from walk(sub, f"{name} {sub_name}")
+
+    missing = [
+        f"{name} {'/'.join(param.opts)}"
+        for name, param in walk(main, "cachewise")
+        if not isinstance(param, click.Option | click.Argument) or not param.help
+    ]
+    assert missing == []

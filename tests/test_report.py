@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 from cachewise import InputError
 from cachewise.cli import main
 from cachewise.ledger import CallRecord, Ledger
-from cachewise.report import parse_duration, report
+from cachewise.report import figure, parse_duration, report
 from cachewise.usage import Usage
 
 DAY = 86_400.0
@@ -122,6 +123,24 @@ def test_cli_json_csv_text_and_plot(ledger: Ledger, tmp_path: Path) -> None:
     result = run(main, ["report", "--ledger", target, "--by", "model", "--plot", str(png)])
     assert result.exit_code == 0 and "75.0%" in result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def tick_labels(calls: list[CallRecord]) -> tuple[list[str], str]:
+    """The labels the chart's time axis gets, and the offset (the part they share) after them."""
+    axis = figure(calls).axes[0].xaxis
+    formatter = axis.get_major_formatter()
+    labels = formatter.format_ticks(axis.get_major_locator()())
+    return labels, formatter.get_offset()
+
+
+def test_the_time_axis_reads_as_times_with_the_date_once() -> None:
+    second = [call(T0 + 35 * 60 + 20 + i / 10) for i in range(11)]
+    labels, offset = tick_labels(second)  # it read 35:19.800000, 35:20.000000...
+    assert labels and all(re.fullmatch(r"\d\d\.\d", label) for label in labels), labels
+    assert offset == "2025-Nov-22 00:35"
+    days = [call(T0 + i * 3600) for i in range(72)]
+    labels, offset = tick_labels(days)
+    assert labels[:3] == ["Nov-22", "12:00", "Nov-23"] and offset.startswith("2025-Nov-2")
 
 
 def test_bad_since_is_a_usage_error(ledger: Ledger) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachewise import parse_request
+from cachewise import InputError, UnknownModel, parse_request
 from cachewise.body import strip_markers
 from cachewise.plan import plan
 from cachewise.simulate import oracle_bound, replay_strategy, simulate
@@ -204,7 +205,6 @@ def test_a_rejected_request_changes_nothing_for_any_strategy() -> None:
     # A review's case: it used to reach the planner's history and stop the whole replay.
     good = request(system=SYSTEM, messages=[{"role": "user", "content": "Q"}])
     bads = [
-        good | {"model": "claude-nonexistent-9"},
         good | {"messages": [{"role": "user", "content": "Q", "cache_control": CC}]},
         good | {"messages": [{"role": "user", "content": ""}]},
     ]
@@ -214,6 +214,19 @@ def test_a_rejected_request_changes_nothing_for_any_strategy() -> None:
         for o in simulate(rows):
             assert o.cost_usd == clean[o.name], o.name
             assert o.errors == (0 if o.name == "oracle" else 1), o.name
+
+
+def test_an_unknown_model_stops_the_replay_before_it_begins() -> None:
+    # A typo would otherwise be a trace of rejected requests: $0 under every strategy.
+    good = request(system=SYSTEM)
+    rows = [
+        {"started_at": 0, "request": good},
+        {"started_at": 1, "request": good | {"model": "claude-sonet-4-6"}},
+    ]
+    with pytest.raises(InputError, match=r"<memory>:2: .*did you mean claude-sonnet-4-6"):
+        simulate(rows)
+    with pytest.raises(UnknownModel, match="did you mean claude-sonnet-4-6"):
+        simulate([{"started_at": 0, "request": good}], model="claude-sonet-4-6")
 
 
 def test_a_request_only_its_markers_break_costs_its_uncached_retry() -> None:

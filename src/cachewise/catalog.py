@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from difflib import get_close_matches
 from functools import cache
 from importlib.resources import files
 from typing import Any, Literal
@@ -181,12 +182,12 @@ class Catalog:
         """The model with this id or alias.
 
         Raises:
-            UnknownModel: no model has that id or alias.
+            UnknownModel: no model has that id or alias; it carries the closest ones.
         """
         try:
             return self._by_name[name]
         except KeyError:
-            raise UnknownModel(name) from None
+            raise UnknownModel(name, get_close_matches(name, self._by_name, n=3)) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -238,5 +239,9 @@ def catalog() -> Catalog:
 
 
 def get_model(name: str) -> Model:
-    """The shipped catalog's model with this id or alias."""
+    """The shipped catalog's model with this id or alias.
+
+    Raises:
+        UnknownModel: no model has that id or alias; it carries the closest ones.
+    """
     return catalog().get(name)

@@ -72,11 +72,20 @@ class InvalidRequest(CachewiseError):
 
 
 class UnknownModel(CachewiseError):
-    """A model that is not in the catalog."""
+    """A model that is not in the catalog, with the catalog's names closest to it (most likely a
+    typo of one of them).
 
-    def __init__(self, model: str) -> None:
-        super().__init__(f"model: {model}")
+    Attributes:
+        model: the name as given.
+        suggestions: ids or aliases that are close, best first; empty when none is.
+    """
+
+    def __init__(self, model: str, suggestions: Sequence[str] = ()) -> None:
+        names = ", ".join(suggestions[:-1]) + " or " if len(suggestions) > 1 else ""
+        hint = f": did you mean {names}{suggestions[-1]}?" if suggestions else ""
+        super().__init__(f"unknown model {model!r}{hint} (`cachewise models` lists them all)")
         self.model = model
+        self.suggestions = tuple(suggestions)
 
 
 class LintError(CachewiseError):

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import catalog
 from .errors import InputError
 from .ledger import CallRecord, Ledger
 from .usage import Tally
 
-__all__ = ["GROUPINGS", "Totals", "parse_duration", "plot", "report"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["GROUPINGS", "Totals", "figure", "parse_duration", "plot", "report"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -197,20 +200,29 @@ def plot(
     by: str | None = None,
     include_emulated: bool = False,
 ) -> None:
-    """A PNG: cumulative cost with and without caching over time, and the token mix per group."""
-    try:
-        import matplotlib
+    """A PNG of `figure` for the calls a report of the same window covers."""
+    start = None if since is None else time.time() - since
+    calls, _ = selected_calls(ledger, start, include_emulated)
+    figure(calls, by=by).savefig(path, dpi=110)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def figure(calls: Sequence[CallRecord], *, by: str | None = None) -> Figure:
+    """A matplotlib `Figure`: cumulative cost with and without caching over time (UTC), and the
+    token mix per group.
+
+    Raises:
+        InputError: matplotlib is not installed.
+    """
+    try:
+        import matplotlib.dates as mdates
+        from matplotlib.figure import Figure
         from matplotlib.ticker import FuncFormatter
     except ImportError:
         raise InputError(
             "--plot needs matplotlib: pip install 'cachewise[plot]'", field="--plot"
         ) from None
-    start = None if since is None else time.time() - since
-    calls, _ = selected_calls(ledger, start, include_emulated)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))  # not pyplot's: nothing global to switch or to close
+    left, right = fig.subplots(1, 2)
     times = [datetime.fromtimestamp(c.started_at, UTC) for c in calls]
     spent, plain = Decimal(0), Decimal(0)
     with_cache, without = [], []
@@ -223,7 +235,13 @@ def plot(
     left.plot(times, with_cache, label="with caching", color="#2f6f4f")
     left.set_title("Cumulative cost (USD)")
     left.legend()
-    left.tick_params(axis="x", rotation=30)
+    # Ticks at round times, labelled as short as they can be read (seconds, then minutes, days...)
+    # with the date once at the end; the default labelled a one-second span "35:29.000000".
+    locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+    left.xaxis.set_major_locator(locator)
+    concise = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+    left.xaxis.set_major_formatter(concise)
+    left.set_xlabel("UTC")
     key = GROUPINGS[by or "model"]
     groups: dict[str, Totals] = defaultdict(Totals)
     for c in calls:
@@ -244,5 +262,4 @@ def plot(
     right.legend()
     right.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

@@ -33,7 +33,7 @@ from .plan import plan
 from .request import parse_request
 from .results import ResultsFile
 from .spool import Recorder
-from .trace import check_model, read_rows
+from .trace import check_models, read_rows
 from .usage import Tally, normalize_usage
 
 __all__ = ["RunOptions", "RunSummary", "read_requests", "run_requests"]
@@ -94,7 +94,8 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
     """
     seen: dict[str, int] = {}
     out = []
-    for row in read_rows(path):
+    rows = read_rows(path)
+    for row in rows:
         cid = row.custom_id
         if cid is None or not catalog().batches.custom_id.fullmatch(cid):
             problem = "must be 1-64 letters, digits, _ or -"
@@ -106,8 +107,8 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
             raise InputError(problem, file=row.file, line=row.line, field="custom_id")
         assert cid is not None
         seen[cid] = row.line
-        check_model(row)
         out.append({"custom_id": cid, "params": row.request})
+    check_models(rows)
     return out
 
 

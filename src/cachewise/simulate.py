@@ -25,7 +25,7 @@ from .keepalive import KeepAlivePolicy, ping
 from .oracle import oracle
 from .request import Prompt, parse_request
 from .strategies import STRATEGIES, Strategy
-from .trace import Row, rows_from, timeline
+from .trace import Row, check_models, rows_from, timeline
 from .usage import Tally, Usage
 
 __all__ = ["Outcome", "oracle_bound", "simulate"]
@@ -217,8 +217,14 @@ def simulate(
     *,
     model: str | None = None,
 ) -> list[Outcome]:
-    """Every strategy's cost on the trace, and the oracle's, sorted by cost."""
+    """Every strategy's cost on the trace, and the oracle's, sorted by cost.
+
+    Raises:
+        InputError: a strategy, or a row's model, is unknown (before anything is replayed).
+        UnknownModel: `model` is not in the catalog.
+    """
     rows = rows_from(rows)
+    check_models(rows, model)
     names = list(strategies or STRATEGIES)
     unknown = [n for n in names if n not in STRATEGIES and n != "oracle"]
     if unknown:

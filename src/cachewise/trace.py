@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalog import catalog
+from .catalog import get_model
 from .engine import Account, Engine
 from .errors import InputError, InvalidRequest, UnknownModel
 from .request import Prompt, parse_request
@@ -30,7 +30,7 @@ __all__ = [
     "DEFAULT_TTFT_MS",
     "Row",
     "Step",
-    "check_model",
+    "check_models",
     "ledger_rows",
     "read_rows",
     "replay",
@@ -204,6 +204,7 @@ def parse_row(row: Row, model: str | None = None) -> Prompt:
 
     Raises:
         InputError: the body is malformed or names an unknown model, located by file and line.
+        UnknownModel: `model` is not in the catalog (the caller's mistake, not the row's).
     """
     if row.prompt is not None and model is None:
         return row.prompt
@@ -214,30 +215,35 @@ def parse_row(row: Row, model: str | None = None) -> Prompt:
         field = (exc.path or "").lstrip("/").replace("/", ".") or None
         raise InputError(exc.message, file=row.file, line=row.line, field=field) from None
     except UnknownModel as exc:
-        raise _unknown(exc, row) from None
+        if model:
+            raise
+        raise _located(exc, row) from None
 
 
-def check_model(row: Row) -> None:
-    """Stop on a row whose model the catalog does not know, without parsing the rest of it.
+def check_models(rows: Iterable[Row], model: str | None = None) -> None:
+    """Stop before any work when a model is not in the catalog: `model`, which stands for every
+    row's, or else each row's own. A replay would take a typo for requests the API rejects and
+    bill them nothing.
 
     Raises:
-        InputError: naming the file, line and field.
+        UnknownModel: `model` is not in the catalog.
+        InputError: a row's model is not, located by file and line, with the closest names.
     """
-    try:
-        catalog().get(str(row.request.get("model")))
-    except UnknownModel as exc:
-        raise _unknown(exc, row) from None
+    if model is not None:
+        get_model(model)
+        return
+    for row in rows:
+        name = row.request["model"]
+        if isinstance(name, str):  # any other value is the parser's 400, not a lookup
+            try:
+                get_model(name)
+            except UnknownModel as exc:
+                raise _located(exc, row) from None
 
 
-def _unknown(exc: UnknownModel, row: Row) -> InputError:
-    known = ", ".join(m.id for m in catalog().models[:3])
+def _located(exc: UnknownModel, row: Row) -> InputError:
     field = "params.model" if row.custom_id is not None else "model"
-    return InputError(
-        f"unknown model {exc.model!r} (see `cachewise models`; e.g. {known})",
-        file=row.file,
-        line=row.line,
-        field=field,
-    )
+    return InputError(str(exc), file=row.file, line=row.line, field=field)
 
 
 def ledger_rows(

@@ -15,8 +15,8 @@ from ..explain import Explanation, explain_rows
 from ..lint import Finding, lint_rows, to_sarif
 from ..plan import TtlChoice
 from ..plan import plan as make_plan
-from ..trace import read_rows
-from .main import console, format_option, main, print_json
+from ..trace import parse_row, read_rows
+from .main import console, fit, format_option, main, model_option, print_json
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -26,8 +26,13 @@ def _codes(value: str | None) -> list[str]:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True)
-@click.option("--model", help="Lint as if every request used this model.")
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    help="Request bodies (JSON), or JSON Lines of bodies or trace rows; - reads standard input.",
+)
+@model_option("Lint as if every request used this model.")
 @format_option("text", "json", "sarif")
 @click.option("--select", help="Only these rule codes, comma-separated (prefixes work: CW1).")
 @click.option("--ignore", help="Not these rule codes, comma-separated.")
@@ -75,7 +80,12 @@ def lint(
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True)
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    help="Two requests (PREV CURR), or one trace of JSON Lines; - reads standard input.",
+)
 @format_option("text", "json")
 def explain(files: tuple[str, ...], fmt: str) -> None:
     """Explain each request's cache outcome: `explain PREV CURR` or `explain TRACE.jsonl`.
@@ -135,9 +145,15 @@ def _story(e: Explanation, file: str, line: int) -> str:
 
 
 @main.command()
-@click.argument("file")
+@click.argument("file", help="One request body (JSON) or trace row; - reads standard input.")
 @click.option("--history", help="A trace of earlier requests to learn stability and gaps from.")
-@click.option("--ttl", type=click.Choice(["auto", "5m", "1h"]), default="auto", show_default=True)
+@click.option(
+    "--ttl",
+    type=click.Choice(["auto", "5m", "1h"]),
+    default="auto",
+    show_default=True,
+    help="TTL of new breakpoints; auto takes the cheaper for the history's gaps (5m without).",
+)
 @click.option("--sort-tools", is_flag=True, help="Also sort tools by name (changes the request).")
 @click.option(
     "--canonical-json",
@@ -181,7 +197,7 @@ def plan(
         )
     past = read_rows(history) if history else None
     result = make_plan(
-        rows[0].request,
+        parse_row(rows[0]),  # parsed here, so that a bad model or field names file and line
         past,
         cast(TtlChoice, ttl),
         sort_tools=sort_tools,
@@ -200,7 +216,7 @@ def plan(
     for b in result.breakpoints:
         table.add_row(escape(b.path), b.ttl, f"{b.tokens:,}", escape(b.why))
     out = console()
-    out.print(table)
+    out.print(fit(table, out))
     for note in result.notes:
         out.print(f"• {escape(note)}", soft_wrap=True)
     out.print("`--output request` prints the planned request, ready to send.")

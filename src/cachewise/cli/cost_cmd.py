@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..catalog import get_model
 from ..cost import break_even_reads
 from ..scenario import Scenario, ScenarioResult, run_scenarios
-from .main import console, format_option, main, print_json, usd
+from .main import console, fit, format_option, main, model_option, print_json, usd
+
+# Every call runs through the engine once per TTL: a million take minutes, more is not a question
+# this calculator answers better than a million does.
+MAX_CALLS = 1_000_000
+# From this many calls the wait is noticeable (seconds), and a progress bar says how long.
+PROGRESS_FROM = 20_000
 
 
 @main.command()
-@click.option("--model", required=True, help="Model id or alias, e.g. claude-sonnet-4-6.")
-@click.option("--calls", type=click.IntRange(min=1), required=True, help="Number of calls.")
+@model_option("Model id or alias, e.g. claude-sonnet-4-6.", required=True)
+@click.option(
+    "--calls",
+    type=click.IntRange(min=1, max=MAX_CALLS),
+    required=True,
+    help=f"Number of calls, at most {MAX_CALLS:,} (each runs through the engine three times).",
+)
 @click.option(
     "--static-tokens",
     type=click.IntRange(min=0),
@@ -28,7 +44,13 @@ from .main import console, format_option, main, print_json, usd
     required=True,
     help="Tokens unique to each call, after the breakpoint.",
 )
-@click.option("--output-tokens", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--output-tokens",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Tokens each call generates (priced, and they lengthen the call).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -76,7 +98,8 @@ def cost(
         scout,
         batch,
     )
-    results = run_scenarios(scenario)
+    with _progress(calls) as progress:
+        results = run_scenarios(scenario, progress)
     notes = _notes(scenario, results)
     if fmt == "json":
         print_json(
@@ -105,9 +128,6 @@ def cost(
         table.add_column(name, justify="left" if name == "caching" else "right")
     for r in results:
         u = r.usage
-        saving = (
-            "—" if r.name == "off" or not off else f"{float((off - r.cost_usd) / off):.0%} less"
-        )
         table.add_row(
             r.name,
             f"{u.input_tokens:,}",
@@ -115,12 +135,42 @@ def cost(
             f"{u.cache_read_input_tokens:,}",
             f"{u.output_tokens:,}",
             usd(r.cost_usd),
-            saving,
+            "—" if r.name == "off" else _versus(off, r.cost_usd),
         )
     out = console()
-    out.print(table)
+    out.print(fit(table, out, "output", "input", "cache read"))
     for note in notes:
         out.print(f"• {note}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _progress(calls: int) -> Iterator[Callable[[float], None] | None]:
+    """A bar on standard error while a long scenario runs, gone when it ends."""
+    if calls < PROGRESS_FROM:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]cost"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("cost", total=1.0)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _versus(off: Decimal, cost: Decimal) -> str:
+    """The cost against caching off, in words: caching can cost more (a write that expires
+    unread), and a negative "less" would read as its opposite."""
+    if not off:
+        return "—"
+    change = float((cost - off) / off)
+    size = f"{abs(change):.0%}"
+    if size == "0%":
+        return "same"
+    return f"{size} {'more' if change > 0 else 'less'}"
 
 
 def _notes(s: Scenario, results: list[ScenarioResult]) -> list[str]:
@@ -138,18 +188,17 @@ def _notes(s: Scenario, results: list[ScenarioResult]) -> list[str]:
             f"{s.static_tokens:,} static tokens are below {m.id}'s minimum of "
             f"{minimum:,}: nothing is cached, silently, as on the API."
         )
-    if s.workers > 1:
-        if s.scout:
-            notes.append("A scout call went first; the other workers started at its first byte.")
-        else:
-            writes = {r.name: r.writes for r in results if r.name != "off"}
-            notes.append(
-                f"The first {s.workers} calls started together, before any response "
-                f"began, so each paid the write ({writes['5m']} writes at 5m); "
-                "--scout lets one call warm the cache first."
-            )
     by_name: dict[str, Any] = {r.name: r for r in results}
-    if by_name["5m"].writes > 1 and s.gap_seconds > 300:
+    five_minutes = by_name["5m"]
+    if s.workers > 1 and s.scout:
+        notes.append("A scout call went first; the other workers started at its first byte.")
+    elif five_minutes.before_first_byte > 1 and five_minutes.writes > 1:
+        notes.append(
+            f"The first {five_minutes.before_first_byte} calls started before any response "
+            f"began, so each paid the write ({five_minutes.writes} writes at 5m); "
+            "--scout lets one call warm the cache first."
+        )
+    if five_minutes.writes > 1 and s.gap_seconds > 300:
         notes.append(
             f"With {s.gap_seconds:g}s between calls every 5m entry expires before its "
             "next read; the 1h TTL keeps it."

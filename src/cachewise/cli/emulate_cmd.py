@@ -39,7 +39,9 @@ def load_workspaces(path: Path) -> dict[str, str]:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="Port to bind."
+)
 @click.option(
     "--clock",
     type=click.Choice(["real", "virtual"]),

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 from ..__about__ import __version__
-from ..errors import CachewiseError, InputError
+from ..catalog import get_model
+from ..errors import CachewiseError, InputError, UnknownModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CachewiseGroup(click.Group):
-    """Turns every cachewise error into a one-line message: no traceback for things users did."""
+    """Turns every cachewise error into a one-line message: no traceback for things users did.
+    Bad input (a malformed file or option, a model the catalog does not know) exits 2, as
+    click's own usage errors do; any other cachewise error exits 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except InputError as exc:
+        except (InputError, UnknownModel) as exc:
             raise click.UsageError(str(exc)) from None
         except CachewiseError as exc:
             raise click.ClickException(str(exc)) from None
@@ -46,10 +52,56 @@ def format_option(*choices: str) -> Callable[[F], F]:
     )
 
 
+def model_option(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """`--model`, looked up before the command does anything: a typo is the flag's fault, and the
+    error names the flag and the closest ids."""
+    return click.option("--model", required=required, callback=_known_model, help=help)
+
+
+def _known_model(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            get_model(value)
+        except UnknownModel as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def console() -> Console:
-    """A console for tables; piped output gets a wide page instead of rich's 80 columns."""
+    """A console for tables; piped output gets a wide page instead of rich's 80 columns, unless
+    COLUMNS says how wide."""
     out = Console()
-    return out if out.is_terminal else Console(width=160)
+    return out if out.is_terminal or "COLUMNS" in os.environ else Console(width=160)
+
+
+def fit(table: Table, out: Console, *optional: str) -> Table:
+    """The table, made to fit `out` without cutting a cell.
+
+    Rich squeezes a table that is too wide by cutting cells to `…`, ids and money included. So
+    a column whose cells cannot wrap (a single word each: ids, money, counts) keeps the width of
+    its widest cell, its header wrapping if it is wider; columns of words wrap; and when even that
+    is too wide, the `optional` columns go, in the order given, until the table fits.
+    """
+    if _measure(table, out).maximum <= out.width:
+        return table
+    for column in table.columns:
+        cells = [Measurement.get(out, out.options, cell) for cell in column.cells]
+        if all(m.minimum == m.maximum for m in cells):
+            header = Measurement.get(out, out.options, column.header).minimum
+            column.width = max([header, *(m.maximum for m in cells)])
+    for name in optional:
+        if _measure(table, out).minimum <= out.width:
+            break
+        table.columns = [c for c in table.columns if c.header != name]
+    return table
+
+
+def _measure(table: Table, out: Console) -> Measurement:
+    """The table's width with every column wrapped as far as it can be, and with none wrapped."""
+    return Measurement.get(out, out.options.update_width(_UNBOUNDED), table)
+
+
+_UNBOUNDED = 100_000  # columns: wider than any table
 
 
 def print_json(data: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ..catalog import catalog
-from .main import console, format_option, main, print_json
+from .main import console, fit, format_option, main, print_json
 
 
 @main.command()
@@ -18,8 +18,7 @@ def models(fmt: str) -> None:
         return
     table = Table(title=f"Claude models (prices USD per MTok, as of {cat.as_of})")
     for name in (
-        "model",
-        "aliases",
+        "model (aliases)",
         "status",
         "min cache",
         "input",
@@ -28,9 +27,7 @@ def models(fmt: str) -> None:
         "read",
         "output",
     ):
-        table.add_column(
-            name, justify="left" if name in ("model", "aliases", "status") else "right"
-        )
+        table.add_column(name, justify="left" if name in ("model (aliases)", "status") else "right")
     for m in cat.models:
         p = m.prices
         cells = (
@@ -45,8 +42,9 @@ def models(fmt: str) -> None:
             ]
         )
         minimum = f"{m.min_cacheable_tokens:,}" if m.min_cacheable_tokens else "unknown"
-        table.add_row(m.id, ", ".join(m.aliases), m.status, minimum, *cells)
-    console().print(table)
-    console().print(
-        "Unknown values are shown as unknown or —; `--format json` gives sources and notes."
-    )
+        # Aliases under the id, one a line: a column of their own would not fit 80 columns.
+        names = "\n".join([m.id, *(f"[dim]({alias})[/]" for alias in m.aliases)])
+        table.add_row(names, m.status, minimum, *cells)
+    out = console()
+    out.print(fit(table, out, "status"))
+    out.print("Unknown values are shown as unknown or —; `--format json` gives sources and notes.")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..ledger import open_ledger
 from ..report import GROUPINGS, parse_duration, plot, report, to_csv
-from .main import console, format_option, main, print_json, usd
+from .main import console, fit, format_option, main, print_json, usd
 
 
 @main.command(name="report")
@@ -90,7 +90,7 @@ def _text(result: dict[str, Any], by: str | None) -> None:
             f"{r['savings_pct']:.1f}%",
             f"{r['cache_hit_rate']:.1%}",
         )
-    out.print(table)
+    out.print(fit(table, out, "errors", "output", "input", "cache write", "cache read", "hit rate"))
     out.print(f"Writes never read: {result['writes_never_read']:,}")
     if result["spooled"]:
         out.print(

@@ -19,7 +19,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..ledger import open_ledger
 from ..runner import Pacer, RunOptions, RunSummary, read_requests, run_requests
-from .main import console, format_option, main, print_json, usd
+from .main import console, fit, format_option, main, print_json, usd
 
 
 def _check_key(emulate: bool) -> None:
@@ -87,7 +87,11 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
 
 
 @main.command(name="run")
-@click.argument("requests_file", metavar="REQUESTS.jsonl")
+@click.argument(
+    "requests_file",
+    metavar="REQUESTS.jsonl",
+    help='Message Batches JSONL: one {"custom_id", "params"} object a line.',
+)
 @click.option(
     "--out",
     "out_file",
@@ -95,7 +99,13 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
     metavar="RESULTS.jsonl",
     help="Results, appended as calls finish; a re-run skips what is there.",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Calls in flight at once.",
+)
 @click.option(
     "--scout/--no-scout",
     default=True,
@@ -103,9 +113,21 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
     help="One call per prefix first; the rest at its first byte.",
 )
 @click.option(
-    "--via", type=click.Choice(["messages", "batches"]), default="messages", show_default=True
+    "--via",
+    type=click.Choice(["messages", "batches"]),
+    default="messages",
+    show_default=True,
+    help="One Messages API call per request, or Message Batches (half price, after a priming "
+    "batch per prefix).",
 )
-@click.option("--ttl", type=click.Choice(["auto", "5m", "1h"]), default="auto", show_default=True)
+@click.option(
+    "--ttl",
+    type=click.Choice(["auto", "5m", "1h"]),
+    default="auto",
+    show_default=True,
+    help="TTL of planned breakpoints; auto takes 1h when --max-rps spaces a prefix's calls more "
+    "than 5 minutes apart and the engine prices it cheaper.",
+)
 @click.option(
     "--max-rps",
     type=click.FloatRange(min=0, min_open=True),
@@ -226,7 +248,7 @@ def _table(s: RunSummary, out: Console) -> None:
         "0",
         usd(s.cost_without_cache_usd),
     )
-    out.print(table)
+    out.print(fit(table, out, "calls"))  # the title has them too
     saved = s.cost_without_cache_usd - s.cost_usd
     pct = float(saved / s.cost_without_cache_usd * 100) if s.cost_without_cache_usd else 0.0
     out.print(f"Saved {usd(saved)} ({pct:.1f}%): {s.writes} call(s) wrote, {s.reads} read.")
@@ -235,7 +257,13 @@ def _table(s: RunSummary, out: Console) -> None:
 
 
 @main.command()
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Calls in flight at once, in both runs.",
+)
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -262,7 +290,13 @@ def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
     if fmt == "json":
         print_json(result)
     else:
-        _demo_table(result, workers, out)
+        out.print(_demo_table(result, workers, out))
+        if not result["interrupted"]:
+            on = result["scenarios"][1]
+            out.print(
+                f"Caching on saved {result['savings_pct']:.1f}%: {on['writes']} write, "
+                f"{on['reads']} reads (the scout warmed the prefix; the others read it)."
+            )
         if drawn:
             out.print(f"Chart: {png}")
     if result["interrupted"]:
@@ -270,7 +304,7 @@ def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
         sys.exit(130)
 
 
-def _demo_table(result: dict[str, Any], workers: int, out: Console) -> None:
+def _demo_table(result: dict[str, Any], workers: int, out: Console) -> Table:
     table = Table(title=f"{result['calls']} calls to {result['model']}, {workers} workers")
     for name in ("caching", "input", "cache write", "cache read", "output", "cost", "wall"):
         table.add_column(name, justify="left" if name == "caching" else "right")
@@ -285,11 +319,4 @@ def _demo_table(result: dict[str, Any], workers: int, out: Console) -> None:
             usd(r["cost_usd"]),
             f"{r['wall_seconds']:.1f}s",
         )
-    out.print(table)
-    if result["interrupted"]:
-        return
-    on = result["scenarios"][1]
-    out.print(
-        f"Caching on saved {result['savings_pct']:.1f}%: {on['writes']} write, "
-        f"{on['reads']} reads (the scout warmed the prefix; the others read it)."
-    )
+    return fit(table, out, "wall", "output")

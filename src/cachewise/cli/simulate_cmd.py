@@ -16,11 +16,15 @@ from ..report import parse_duration
 from ..simulate import simulate
 from ..strategies import STRATEGIES
 from ..trace import ledger_rows, read_rows
-from .main import console, format_option, main, print_json, usd
+from .main import console, fit, format_option, main, model_option, print_json, usd
 
 
 @main.command(name="simulate")
-@click.argument("trace")
+@click.argument(
+    "trace",
+    help="JSON Lines of trace rows (started_at, request...) or request bodies; - reads "
+    "standard input.",
+)
 @click.option(
     "--strategy",
     "names",
@@ -29,7 +33,7 @@ from .main import console, format_option, main, print_json, usd
     help="Only these (repeatable).",
 )
 @click.option("--compare", is_flag=True, help="Every strategy (the default).")
-@click.option("--model", help="Replay as if every request used this model.")
+@model_option("Replay as if every request used this model.")
 @format_option("text", "json")
 def simulate_command(
     trace: str, names: tuple[str, ...], compare: bool, model: str | None, fmt: str
@@ -75,7 +79,7 @@ def simulate_command(
             f"{o.errors:,}",
         )
     out = console()
-    out.print(table)
+    out.print(fit(table, out, "keep-alives", "waited", "errors", "reads", "writes"))
     out.print(
         "oracle: a lower bound (no placement, TTL or keep-alive can cost less); "
         "see docs/simulate.md"
