@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint properties bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,16 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
+
+# The property tests at 20x their examples (`make test` runs half): minutes, not seconds.
+properties: $(STAMP)
+	CACHEWISE_PROPERTY_SCALE=20 $(BIN)/pytest tests/test_engine_properties.py \
+		tests/test_request_robustness.py tests/test_plan.py tests/test_simulate.py -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

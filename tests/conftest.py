@@ -37,6 +37,16 @@ _WORDS = [
 ]
 
 
+# Property tests run `examples(n)` cases: half their nominal count by default, so that the
+# suite stays fast; CACHEWISE_PROPERTY_SCALE=20 (`make properties`) runs a long campaign.
+PROPERTY_SCALE = float(os.environ.get("CACHEWISE_PROPERTY_SCALE", "0.5"))
+
+
+def examples(n: int) -> int:
+    """How many examples a property test with a nominal `n` runs under the current scale."""
+    return max(10, round(n * PROPERTY_SCALE))
+
+
 def text(n: int, salt: str = "") -> str:
     """About `n` words of deterministic prose; `salt` makes a different text of the same size."""
     words = [_WORDS[(i * 7 + len(salt) * 3 + sum(map(ord, salt))) % len(_WORDS)] for i in range(n)]

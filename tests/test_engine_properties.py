@@ -11,6 +11,7 @@ from cachewise import Engine, get_model
 from cachewise.body import TTL
 from cachewise.engine import breakpoints
 from cachewise.request import Prompt
+from conftest import examples
 
 MODEL = get_model("claude-opus-4-1")  # minimum 1,024
 SIZES = [40, 300, 900, 1500, 3000]
@@ -59,7 +60,7 @@ def replay(engine: Engine, trace: list[Call]) -> list[dict[str, object]]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(traces)
 def test_prompt_total_is_input_plus_cache_read_plus_cache_write(trace: list[Call]) -> None:
     engine, now = Engine(), 0.0
@@ -84,7 +85,7 @@ def test_prompt_total_is_input_plus_cache_read_plus_cache_write(trace: list[Call
         )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(traces)
 def test_a_read_is_always_a_prefix_an_earlier_request_wrote(trace: list[Call]) -> None:
     engine, now = Engine(), 0.0
@@ -106,7 +107,7 @@ def test_a_read_is_always_a_prefix_an_earlier_request_wrote(trace: list[Call]) -
                 most[call.workspace] = max(most.get(call.workspace, 0), bp.tokens)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(traces)
 def test_nothing_is_written_when_no_breakpoint_reaches_the_minimum(trace: list[Call]) -> None:
     engine, now = Engine(), 0.0
@@ -118,13 +119,13 @@ def test_nothing_is_written_when_no_breakpoint_reaches_the_minimum(trace: list[C
             assert a.usage.cache_creation_input_tokens == 0 and a.usage.cache_read_input_tokens == 0
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(traces)
 def test_replay_is_deterministic(trace: list[Call]) -> None:
     assert replay(Engine(), trace) == replay(Engine(), trace)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(traces, traces)
 def test_workspaces_do_not_affect_each_other(trace: list[Call], noise: list[Call]) -> None:
     """Workspace a's usage is the same whether or not workspace b's calls are interleaved."""
@@ -142,7 +143,7 @@ def test_workspaces_do_not_affect_each_other(trace: list[Call], noise: list[Call
     assert alone == together
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(traces, calls())
 def test_an_identical_repeat_reads_everything_the_first_cached(
     trace: list[Call], call: Call
@@ -159,7 +160,7 @@ def test_an_identical_repeat_reads_everything_the_first_cached(
     assert second.usage.cache_creation_input_tokens == 0
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(traces)
 def test_more_lookback_never_reads_less(trace: list[Call]) -> None:
     """With identical state, a wider window finds at least what the documented one finds."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cachewise import Engine, cost, parse_request
 from cachewise.lint import lint
 from cachewise.plan import plan
-from conftest import CC, CC_1H, block, request, text, tool
+from conftest import CC, CC_1H, block, examples, request, text, tool
 
 SYSTEM = text(1500, "system")
 TOOLS = [tool(f"tool{i}") for i in range(5)]
@@ -238,7 +238,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(requests())
 def test_a_plan_always_lints_without_errors(body: dict[str, Any]) -> None:
     p = plan(body)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cachewise import Engine, InvalidRequest, parse_request
 from cachewise.testing import Emulator
+from conftest import examples
 
 json_values = st.recursive(
     st.none()
@@ -130,7 +131,7 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(bodies())
 def test_any_body_parses_or_is_a_clean_invalid_request(body: dict[str, Any]) -> None:
     try:
@@ -147,7 +148,9 @@ def emulator() -> Iterator[Emulator]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(body=bodies(), stream=st.booleans())
 def test_the_emulator_never_answers_500_to_a_bad_body(

@@ -14,7 +14,7 @@ from cachewise.plan import plan
 from cachewise.simulate import oracle_bound, replay_strategy, simulate
 from cachewise.strategies import STRATEGIES
 from cachewise.trace import Row, rows_from
-from conftest import CC, block, request, text, tool
+from conftest import CC, block, examples, request, text, tool
 
 SYSTEM = text(1500, "sim")
 
@@ -299,7 +299,7 @@ def _planned(ttl: Any) -> Any:
     return strategy
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(traces())
 def test_no_strategy_costs_less_than_the_oracle(trace: list[dict[str, Any]]) -> None:
     outcomes = simulate(trace)
