@@ -363,3 +363,14 @@ def test_no_key_is_said_before_anything_slow(tmp_path: Path) -> None:
         env={k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")},
     )
     assert probe.stdout.strip().splitlines()[-1] == "False", probe.stderr
+
+
+def test_a_demo_stopped_before_it_starts_says_so_and_sends_nothing(tmp_path: Path) -> None:
+    import threading
+
+    from cachewise.demo import run_demo
+
+    stop = threading.Event()
+    stop.set()  # Ctrl-C before the first call
+    result = run_demo(4, tmp_path, stop)
+    assert result["interrupted"] and result["scenarios"] == []

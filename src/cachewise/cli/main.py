@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from ..__about__ import __version__
 from ..catalog import get_model
-from ..errors import CachewiseError, InputError, UnknownModel
+from ..errors import CachewiseError, CachewiseWarning, InputError, UnknownModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,11 +28,28 @@ class CachewiseGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except (InputError, UnknownModel) as exc:
             raise click.UsageError(str(exc)) from None
         except CachewiseError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Our warnings as a person reads them (`warning: ...` on stderr); others as Python does."""
+    if issubclass(category, CachewiseWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 @click.group(cls=CachewiseGroup)
