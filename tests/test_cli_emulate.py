@@ -107,3 +107,30 @@ def test_bad_workspaces_file_names_the_file_and_line(tmp_path: Path) -> None:
 def test_bad_fault_spec_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["emulate", "--faults", "teapot:0.5"])
     assert result.exit_code == 2 and "--faults" in result.output
+
+
+def test_a_port_in_use_is_said_before_any_banner() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["emulate", "--port", str(port)])
+    assert result.exit_code == 2 and "port" in result.output and "in use" in result.output
+    assert "cachewise emulator on" not in result.output
+
+
+def test_an_ipv6_host_is_bracketed_and_a_wide_bind_is_warned_about() -> None:
+    with serve("--host", "::") as (_, proc):
+        assert proc.stdout is not None
+        banner = proc.stdout.readline() + proc.stdout.readline() + proc.stdout.readline()
+    assert "export ANTHROPIC_BASE_URL=http://[::1]:" in banner
+    assert "not loopback only" in banner
+
+
+def test_loopback_is_loopback_however_it_is_written() -> None:
+    from cachewise.server.net import is_loopback
+
+    for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "[::1]", "localhost"):
+        assert is_loopback(host), host
+    for host in ("10.0.0.2", "::ffff:10.0.0.2", "2001:db8::1", "example.com", ""):
+        assert not is_loopback(host), host

@@ -11,6 +11,7 @@ from ..errors import InputError
 from ..server.app import create_app
 from ..server.faults import parse_faults
 from ..server.limits import parse_limits
+from ..server.net import is_loopback, listen, url
 from ..server.state import EmulatorConfig
 from .main import main
 
@@ -135,14 +136,24 @@ def emulate(
         eviction_rate=eviction_rate,
     )
     app = create_app(config)
-    url = f"http://{host}:{port}"
+    try:
+        sock = listen(host, port)  # before the banner: a port in use says so, and nothing else
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None
+    base = url(sock)
     click.echo(
-        f"cachewise emulator on {url} (clock {clock}, first byte {ttft_ms:g} ms + "
+        f"cachewise emulator on {base} (clock {clock}, first byte {ttft_ms:g} ms + "
         f"{prefill_ms_per_1k:g} ms per 1k uncached tokens)"
     )
-    click.echo(f"  export ANTHROPIC_BASE_URL={url}   # any API key works; each key is a workspace")
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    click.echo(f"  export ANTHROPIC_BASE_URL={base}   # any API key works; each key is a workspace")
+    if not is_loopback(host):
         click.echo(
-            f"  warning: bound to {host}, not loopback: the control API refuses remote callers"
+            f"  warning: listening on {host}, not loopback only: any client that can reach this "
+            "machine can use the emulator (its control API still answers loopback callers only)",
+            err=True,
         )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    )
+    server.run(sockets=[sock])

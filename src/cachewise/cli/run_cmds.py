@@ -280,7 +280,7 @@ def demo(workers: int, out_dir: Path | None, fmt: str) -> None:
     if fmt == "text":
         out.print(
             "cachewise demo: the embedded emulator (no API key; usage follows the "
-            "documented caching rules). Two runs of 50 calls; about 15 seconds."
+            "documented caching rules). Two runs of 50 calls; about 20 seconds."
         )
     with interruptible(Console(stderr=True)) as stop:
         result = run_demo(workers, out_dir, stop)

@@ -14,7 +14,6 @@ worker thread.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -39,6 +38,7 @@ from .api import (
     headers,
     read_json,
 )
+from .net import is_loopback
 from .replies import build_reply, encode_event, message, sse_events
 from .state import EmulatorState
 
@@ -293,13 +293,8 @@ async def get_model(request: Request) -> Response:
 
 
 def _loopback_only(request: Request) -> None:
-    host = request.client.host if request.client else ""
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        if host in ("testclient", "localhost"):
-            return
+    if is_loopback(request.client.host if request.client else ""):
+        return
     raise ApiError(403, "permission_error", "the emulator's control API answers loopback only")
 
 

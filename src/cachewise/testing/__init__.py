@@ -16,13 +16,13 @@ By default it runs on a virtual clock with no latency, so tests are fast and det
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..server.app import create_app
+from ..server.net import listen
 from ..server.state import EmulatorConfig, EmulatorState
 
 __all__ = ["TEST_CONFIG", "Emulator"]
@@ -59,10 +59,7 @@ class Emulator:
     def start(self) -> Emulator:
         import uvicorn
 
-        # proto=IPPROTO_TCP matters: asyncio turns Nagle off only on sockets that say they are
-        # TCP, and without that every small response waits ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
+        sock = listen("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="error", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)

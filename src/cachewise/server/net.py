@@ -1,0 +1,55 @@
+"""Where a local server listens: the socket, the URL to give clients, and what counts as loopback.
+
+One place for the three, because the emulator's command, its in-process test server and the
+proxy all bind a socket and print a URL, and the control API asks whether a peer is local.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+__all__ = ["is_loopback", "listen", "url"]
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: a free one), ready for uvicorn to serve on.
+
+    Raises:
+        OSError: the address cannot be bound (in use, not ours, unknown name).
+    """
+    infos = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )
+    family, kind, proto, _, address = infos[0]
+    # proto=IPPROTO_TCP matters: asyncio turns Nagle off only on sockets that say they are TCP,
+    # and without that every small response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # "::" then takes IPv4 callers too, as "0.0.0.0" would
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url(sock: socket.socket) -> str:
+    """The base URL a client uses to reach a bound socket (IPv6 hosts in brackets)."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):  # every address: name the loopback one, which always works
+        host = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address (or name) is this machine: 127.0.0.0/8, ::1, an IPv4-mapped loopback
+    (`::ffff:127.0.0.1`, how an IPv6 socket sees an IPv4 caller), or `localhost`."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host in ("localhost", "testclient")  # testclient: Starlette's in-process client
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
