@@ -24,6 +24,7 @@ from .body import (
     with_volatile_last,
 )
 from .catalog import catalog
+from .diagnosis import shared_end
 from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violations
 from .request import Marker, Position, Prompt, parse_request
 from .trace import Row, parse_row, rows_from
@@ -198,7 +199,7 @@ def _candidates(
                 "stable comes before it: cached whole (--move-volatile moves it later)"
             )
     extends = _extends(prompt, past)
-    shared = _shared_end(prompt, past)
+    shared = shared_end(prompt, past)
     conversation = len(messages) > 1 or extends is not None
     if static:
         out.append(
@@ -260,17 +261,6 @@ def _extends(prompt: Prompt, past: Sequence[Prompt]) -> Prompt | None:
         ):
             return earlier
     return None
-
-
-def _shared_end(prompt: Prompt, past: Sequence[Prompt]) -> int | None:
-    """The last position this prompt shares with any earlier one."""
-    best = None
-    for earlier in past:
-        for a, b in zip(prompt.positions, earlier.positions, strict=False):
-            if a.prefix_hash != b.prefix_hash:
-                break
-            best = a.index if best is None else max(best, a.index)
-    return best
 
 
 def _previous_tail(
