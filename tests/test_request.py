@@ -448,7 +448,7 @@ def test_mid_conversation_system_messages_only_where_the_model_has_them() -> Non
         {"role": "user", "content": "Q2?"},
     ]
     parse_request(request(model="claude-opus-5", messages=turns))
-    with pytest.raises(InvalidRequest, match="Input should be 'user' or 'assistant'"):
+    with pytest.raises(InvalidRequest, match='Unexpected role "system"'):
         parse_request(request(model="claude-sonnet-5", messages=turns))
 
 

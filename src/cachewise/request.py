@@ -31,6 +31,7 @@ from .tokens import (
     base64_pdf_tokens,
     default_tokenizer,
 )
+from .validate import check_request, unpaired_surrogate
 
 __all__ = [
     "Level",
@@ -43,9 +44,6 @@ __all__ = [
 
 Level = Literal["tools", "system", "messages"]
 Segment = tuple[str, int, TTL | None]
-
-# Top-level parameters that must be JSON objects when present.
-OBJECT_PARAMS = ("tool_choice", "thinking", "output_config", "context_management", "metadata")
 
 
 @dataclass(frozen=True)
@@ -153,12 +151,30 @@ def parse_request(
         UnknownModel: the model is not in the catalog.
     """
     if not isinstance(body, Mapping):
-        raise InvalidRequest("request body must be a JSON object")
+        raise InvalidRequest("request body: Input should be an object")
     model_name = body.get("model")
-    if not isinstance(model_name, str):
+    if model_name is None:
         raise InvalidRequest("model: Field required", path="/model")
+    if not isinstance(model_name, str):
+        raise InvalidRequest("model: Input should be a valid string", path="/model")
+    if not model_name:
+        raise InvalidRequest("model: String should have at least 1 character", path="/model")
     model = (models or catalog()).get(model_name)
-    return _Parser(body, model, tokenizer or default_tokenizer(), frozenset(betas)).run()
+    try:
+        check_request(body, model)
+        return _Parser(body, model, tokenizer or default_tokenizer(), frozenset(betas)).run()
+    except RecursionError:
+        raise InvalidRequest(
+            "The request body is nested too deeply to be read (nesting is limited to some "
+            "hundreds of levels)",
+            path="/",
+        ) from None
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            "The request body is not valid JSON: no low surrogate in string (a string holds an "
+            "unpaired \\ud800-\\udfff escape, which is not Unicode)",
+            path=unpaired_surrogate(body) or "/",
+        ) from None
 
 
 class _Builder:
@@ -183,7 +199,8 @@ class _Builder:
         message: int | None = None,
     ) -> None:
         """Append a position whose identity is `canon` (its rendered content, markers excluded)."""
-        digest = hashlib.sha256(f"{level}\x00{canon}".encode("utf-8", "surrogatepass")).hexdigest()
+        # Strict UTF-8: an unpaired surrogate is invalid text, which the API rejects too.
+        digest = hashlib.sha256(f"{level}\x00{canon}".encode()).hexdigest()
         tokens += self.pending_frame  # frame tokens belong to the block they precede
         self.pending_frame = 0
         # The count is part of the identity, so equal prefix hashes mean equal token counts by
@@ -230,11 +247,8 @@ class _Parser(_Builder):
     def run(self) -> Prompt:
         """Tools, system, then messages, each level's parameters folded in where it begins."""
         body = self.body
-        _check_params(body, self.model)
-        tools = _list(body.get("tools"), "tools")
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            raise InvalidRequest("messages: Field required", path="/messages")
+        tools = body.get("tools") or []
+        messages = body["messages"]
         params = self._level_params(tools, messages)
         self.pending_frame = self.model.framing.start
         forced = self._tools(tools)
@@ -260,7 +274,6 @@ class _Parser(_Builder):
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
         self.pending_frame += before
         for i, tool in live_tools:
-            _check_tool(tool, i)
             self.add(
                 "tools",
                 f"/tools/{i}",
@@ -280,7 +293,7 @@ class _Parser(_Builder):
         if system is None:
             return
         blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-        for j, block in enumerate(_list(blocks, "system")):
+        for j, block in enumerate(blocks):
             self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
         if blocks:
             self.pending_frame += self.model.framing.system_extra
@@ -289,13 +302,8 @@ class _Parser(_Builder):
         """The messages level: each message's blocks, after the separator from the one before."""
         f = self.model.framing
         stripped = self._stripped_thinking(messages)
-        # Mid-conversation system messages exist on some models only (where it is not documented
-        # either way, they are let through).
-        roles: tuple[str, ...] = ("user", "assistant")
-        if self.model.system_messages is not False:
-            roles += ("system",)
         for m, message in enumerate(messages):
-            role = _check_message(messages, m, roles)
+            role = message["role"]
             # The first block that stays carries the turn's start in its identity: its role, and
             # whether it follows a turn of the same role (a different separator).
             tag: str | None = role
@@ -304,7 +312,7 @@ class _Parser(_Builder):
                 self.pending_frame += f.same_role_separator if same else f.message_separator
                 tag = f"{role}=" if same else role
             content = text_blocks(message["content"])
-            for b, block in enumerate(_list(content, f"messages.{m}.content")):
+            for b, block in enumerate(content):
                 path, api_path = f"/messages/{m}/content/{b}", f"messages.{m}.content.{b}"
                 if (m, b) not in stripped:
                     self._block("messages", path, api_path, block, role=tag, message=m)
@@ -343,14 +351,10 @@ class _Parser(_Builder):
         role: str | None,
         message: int | None,
     ) -> None:
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise InvalidRequest(f"{api_path}: Input should be a content block object", path=path)
         kind = block["type"]
         marker = self._marker(block, path, api_path)
         if kind == "text":
-            text = block.get("text")
-            if not isinstance(text, str):
-                raise InvalidRequest(f"{api_path}.text: Field required", path=f"{path}/text")
+            text = block["text"]
             if marker and not text:
                 self.problems.append(MarkerProblem("empty_text", path, api_path, kind))
                 marker = None
@@ -546,60 +550,6 @@ class _Parser(_Builder):
         }
 
 
-def _check_params(body: Mapping[str, Any], model: Model) -> None:
-    for key in OBJECT_PARAMS:
-        if body.get(key) is not None and not isinstance(body[key], dict):
-            raise InvalidRequest(f"{key}: Input should be an object", path=f"/{key}")
-    if body.get("speed") == "fast" and model.fast_mode_rejected:
-        # The API's text is not published; this says what happened.
-        raise InvalidRequest(f"speed: fast mode is not available on {model.id}", path="/speed")
-
-
-def _check_message(messages: list[Any], m: int, roles: tuple[str, ...]) -> str:
-    """Message `m`'s role, once the message is one the API accepts in that place."""
-    message = messages[m]
-    if not isinstance(message, dict):
-        raise InvalidRequest(f"messages.{m}: Input should be an object", path=f"/messages/{m}")
-    role = message.get("role")
-    if role not in roles:
-        raise InvalidRequest(
-            f"messages.{m}.role: Input should be 'user' or 'assistant'",
-            path=f"/messages/{m}/role",
-        )
-    content = message.get("content")
-    if content is None:
-        raise InvalidRequest(f"messages.{m}.content: Field required", path=f"/messages/{m}/content")
-    if "cache_control" in message:
-        raise InvalidRequest(
-            f"messages.{m}.cache_control: Extra inputs are not permitted",
-            path=f"/messages/{m}/cache_control",
-        )
-    if content in ("", []) and not (m == len(messages) - 1 and role == "assistant"):
-        raise InvalidRequest(
-            f"messages.{m}: all messages must have non-empty content except for the "
-            "optional final assistant message",
-            path=f"/messages/{m}/content",
-        )
-    return str(role)
-
-
-def _check_tool(tool: Any, i: int) -> None:
-    if not isinstance(tool, dict):
-        raise InvalidRequest(f"tools.{i}: Input should be an object", path=f"/tools/{i}")
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest(
-            f"tools.{i}.name: Field required (a non-empty string)", path=f"/tools/{i}/name"
-        )
-    if tool.get("type", "custom") == "custom" and not isinstance(tool.get("input_schema"), dict):
-        raise InvalidRequest(
-            f"tools.{i}.custom.input_schema: Field required (an object)",
-            path=f"/tools/{i}/input_schema",
-        )
-    if "type" in tool and not isinstance(tool["type"], str):
-        raise InvalidRequest(f"tools.{i}.type: Input should be a string", path=f"/tools/{i}/type")
-
-
 def _prewarm_conflicts(body: Mapping[str, Any]) -> tuple[str, ...]:
     if body.get("max_tokens") != 0:
         return ()
@@ -636,16 +586,6 @@ def _all_tool_results(message: dict[str, Any]) -> bool:
 def _deferred(tool: Any) -> bool:
     # Deferred tools are appended later as tool_reference blocks, leaving the prefix intact.
     return isinstance(tool, dict) and tool.get("defer_loading") is True
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidRequest(
-            f"{where}: Input should be a valid list", path="/" + where.replace(".", "/")
-        )
-    return value
 
 
 def _strip(block: Any) -> Any:

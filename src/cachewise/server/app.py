@@ -8,24 +8,24 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..errors import CachewiseError
 from . import batches, emulator
-from .api import error_body
+from .api import ErrorResponse, error_body
 from .state import EmulatorConfig, EmulatorState
 
 __all__ = ["create_app"]
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse(
+    return ErrorResponse(
         error_body(404, "not_found_error", f"Not found: {request.url.path}", "req_emu"), 404
     )
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    return JSONResponse(
+    return ErrorResponse(
         error_body(
             405,
             "invalid_request_error",
@@ -40,7 +40,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     # Anything we did not foresee still answers in the API's shape; CachewiseError is ours.
     kind = "invalid_request_error" if isinstance(exc, CachewiseError) else "api_error"
     status = 400 if isinstance(exc, CachewiseError) else 500
-    return JSONResponse(error_body(status, kind, str(exc), "req_emu"), status)
+    return ErrorResponse(error_body(status, kind, str(exc), "req_emu"), status)
 
 
 def create_app(config: EmulatorConfig | None = None) -> Starlette:

@@ -197,13 +197,25 @@ def _example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     required = schema.get("required")
     for name in required if isinstance(required, list) else []:
-        spec = props.get(name) if isinstance(name, str) else None
+        if not isinstance(name, str):
+            continue  # a malformed schema (the parser rejects it first): nothing to fill
+        spec = props.get(name)
         spec = spec if isinstance(spec, dict) else {}
-        if isinstance(spec.get("enum"), list) and spec["enum"]:
-            out[name] = spec["enum"][0]
+        enum = [v for v in spec.get("enum") or [] if _json_safe(v)]
+        if enum:
+            out[name] = enum[0]
         else:
             out[name] = examples.get(str(spec.get("type", "string")), "example")
     return out
+
+
+def _json_safe(value: Any) -> bool:
+    """A value the reply can carry: JSON has no NaN or infinity."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return True
 
 
 def request_id(seed: str) -> str:
