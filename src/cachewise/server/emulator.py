@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..catalog import catalog
-from ..errors import InvalidRequest, UnknownModel
+from ..errors import InputError, InvalidRequest, UnknownModel
 from ..request import Prompt, parse_request
 from ..tokens import default_tokenizer
 from .api import (
@@ -310,13 +310,14 @@ async def control(request: Request) -> Response:
         if action == "clock" and request.method == "POST":
             data = await read_json(request, 4096)
             seconds = data.get("advance_seconds") if isinstance(data, dict) else None
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
                 raise ApiError(
-                    400,
-                    "invalid_request_error",
-                    "advance_seconds: Input should be a non-negative number",
+                    400, "invalid_request_error", "advance_seconds: Input should be a number"
                 )
-            return JSONResponse({"now": st.clock.advance(float(seconds))})
+            try:
+                return JSONResponse({"now": st.clock.advance(seconds)})
+            except InputError as exc:
+                raise ApiError(400, "invalid_request_error", f"advance_seconds: {exc}") from None
         if action == "reset" and request.method == "POST":
             st.reset()
             return JSONResponse({"now": st.clock.now()})

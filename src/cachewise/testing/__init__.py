@@ -107,7 +107,11 @@ class Emulator:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def advance(self, seconds: float) -> float:
-        """Move the emulator's clock forward; returns the new time."""
+        """Move the emulator's clock forward; returns the new time.
+
+        Raises:
+            InputError: `seconds` is not a number from 0 to ten years (NaN and infinity are not).
+        """
         return self._call(lambda: self.state.clock.advance(seconds))
 
     def reset(self) -> None:
