@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..server.app import create_app
 from ..server.faults import parse_faults
 from ..server.limits import parse_limits
-from ..server.net import is_loopback, listen, url
+from ..server.net import is_loopback, listen, server, url
 from ..server.state import EmulatorConfig
 from .main import main
 
@@ -117,8 +117,6 @@ def emulate(
     eviction_rate: float,
 ) -> None:
     """Serve an offline Claude Messages API that caches exactly as documented."""
-    import uvicorn
-
     parse_faults(faults)  # fail on a bad spec before binding anything
     parse_limits(limits)
     config = EmulatorConfig(
@@ -153,7 +151,4 @@ def emulate(
             "machine can use the emulator (its control API still answers loopback callers only)",
             err=True,
         )
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    server.run(sockets=[sock])
+    server(app, log_level="warning").run(sockets=[sock])
