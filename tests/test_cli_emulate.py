@@ -124,9 +124,11 @@ def test_a_port_in_use_is_said_before_any_banner() -> None:
 
 
 def test_an_ipv6_host_is_bracketed_and_a_wide_bind_is_warned_about() -> None:
-    with serve("--host", "::") as (_, proc):
+    docker = {"x-api-key": "k", "host": "host.docker.internal"}
+    with serve("--host", "::") as (url, proc):
         assert proc.stdout is not None
         banner = proc.stdout.readline() + proc.stdout.readline() + proc.stdout.readline()
+        assert httpx2.get(url + "/v1/models", headers=docker).status_code == 200
     assert "export ANTHROPIC_BASE_URL=http://[::1]:" in banner
     assert "not loopback only" in banner
 
@@ -137,7 +139,9 @@ def test_the_control_api_judges_the_socket_peer_not_forwarding_headers() -> None
     (this test) would be refused for claiming anything else."""
     with serve(env={"FORWARDED_ALLOW_IPS": "*"}) as (url, _):
         r = httpx2.get(url + "/_emulator/stats", headers={"x-forwarded-for": "10.1.2.3"})
+        foreign = httpx2.get(url + "/v1/models", headers={"x-api-key": "k", "host": "evil.example"})
     assert r.status_code == 200 and r.json()["requests"] == 0
+    assert foreign.status_code == 403  # bound to loopback: loopback Host names only
 
 
 def test_loopback_is_loopback_however_it_is_written() -> None:
@@ -145,5 +149,5 @@ def test_loopback_is_loopback_however_it_is_written() -> None:
 
     for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "[::1]", "localhost"):
         assert is_loopback(host), host
-    for host in ("10.0.0.2", "::ffff:10.0.0.2", "2001:db8::1", "example.com", ""):
+    for host in ("10.0.0.2", "::ffff:10.0.0.2", "2001:db8::1", "example.com", "testclient", ""):
         assert not is_loopback(host), host

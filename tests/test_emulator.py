@@ -509,7 +509,7 @@ def test_control_api(emu: Emulator) -> None:
     assert httpx2.get(emu.base_url + "/_emulator/cache").json()["entries"] == []
     stats = httpx2.get(emu.base_url + "/_emulator/stats").json()
     assert stats["requests"] == 1 and stats["usage"]["cache_creation_input_tokens"] > 0
-    httpx2.post(emu.base_url + "/_emulator/reset")
+    httpx2.post(emu.base_url + "/_emulator/reset", json={})
     assert httpx2.get(emu.base_url + "/_emulator/stats").json()["requests"] == 0
     bad = httpx2.post(emu.base_url + "/_emulator/clock", json={"advance_seconds": "soon"})
     assert bad.status_code == 400

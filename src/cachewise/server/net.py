@@ -71,6 +71,6 @@ def is_loopback(host: str) -> bool:
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return host in ("localhost", "testclient")  # testclient: Starlette's in-process client
+        return host == "localhost"
     mapped = getattr(ip, "ipv4_mapped", None)
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)

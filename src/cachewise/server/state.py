@@ -34,7 +34,8 @@ MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600
 
 @dataclass
 class EmulatorConfig:
-    """How the emulator behaves; every field has a `cachewise emulate` flag."""
+    """How the emulator behaves; every field has a `cachewise emulate` flag (`loopback`: whether
+    `--host` is a loopback address)."""
 
     clock: Literal["real", "virtual"] = "real"
     ttft_ms: float = 400.0
@@ -49,6 +50,9 @@ class EmulatorConfig:
     legacy_lookback: bool = False
     eviction_rate: float = 0.0
     max_body_bytes: int = MAX_BODY_BYTES
+    # Bound to loopback only (from `--host`): then every route, not only the control API,
+    # answers loopback Host names only, which a DNS-rebinding page cannot send.
+    loopback: bool = True
 
 
 class Clock:
