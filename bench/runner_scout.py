@@ -74,7 +74,7 @@ def run() -> str:
         with anthropic.Anthropic(api_key="bench", base_url=url) as client:
             for workers in WORKERS:
                 for scout in (False, True):
-                    httpx2.post(url + "/_emulator/reset")
+                    httpx2.post(url + "/_emulator/reset", json={})
                     out = Path(tempfile.mkdtemp()) / "out.jsonl"
                     s = run_requests(
                         reqs, out, client, options=RunOptions(workers=workers, scout=scout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -26,14 +27,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`cachewise emulate` on a free port with these flags, until the block ends."""
+def serve(
+    *flags: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`cachewise emulate` on a free port with these flags (and variables), until the block ends."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cachewise", "emulate", "--port", str(port), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -120,11 +124,24 @@ def test_a_port_in_use_is_said_before_any_banner() -> None:
 
 
 def test_an_ipv6_host_is_bracketed_and_a_wide_bind_is_warned_about() -> None:
-    with serve("--host", "::") as (_, proc):
+    docker = {"x-api-key": "k", "host": "host.docker.internal"}
+    with serve("--host", "::") as (url, proc):
         assert proc.stdout is not None
         banner = proc.stdout.readline() + proc.stdout.readline() + proc.stdout.readline()
+        assert httpx2.get(url + "/v1/models", headers=docker).status_code == 200
     assert "export ANTHROPIC_BASE_URL=http://[::1]:" in banner
     assert "not loopback only" in banner
+
+
+def test_the_control_api_judges_the_socket_peer_not_forwarding_headers() -> None:
+    """Containers often set FORWARDED_ALLOW_IPS=*, with which uvicorn would take the client's
+    address from X-Forwarded-For: a remote caller could claim 127.0.0.1, and a loopback one
+    (this test) would be refused for claiming anything else."""
+    with serve(env={"FORWARDED_ALLOW_IPS": "*"}) as (url, _):
+        r = httpx2.get(url + "/_emulator/stats", headers={"x-forwarded-for": "10.1.2.3"})
+        foreign = httpx2.get(url + "/v1/models", headers={"x-api-key": "k", "host": "evil.example"})
+    assert r.status_code == 200 and r.json()["requests"] == 0
+    assert foreign.status_code == 403  # bound to loopback: loopback Host names only
 
 
 def test_loopback_is_loopback_however_it_is_written() -> None:
@@ -132,5 +149,5 @@ def test_loopback_is_loopback_however_it_is_written() -> None:
 
     for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "[::1]", "localhost"):
         assert is_loopback(host), host
-    for host in ("10.0.0.2", "::ffff:10.0.0.2", "2001:db8::1", "example.com", ""):
+    for host in ("10.0.0.2", "::ffff:10.0.0.2", "2001:db8::1", "example.com", "testclient", ""):
         assert not is_loopback(host), host

@@ -509,7 +509,7 @@ def test_control_api(emu: Emulator) -> None:
     assert httpx2.get(emu.base_url + "/_emulator/cache").json()["entries"] == []
     stats = httpx2.get(emu.base_url + "/_emulator/stats").json()
     assert stats["requests"] == 1 and stats["usage"]["cache_creation_input_tokens"] > 0
-    httpx2.post(emu.base_url + "/_emulator/reset")
+    httpx2.post(emu.base_url + "/_emulator/reset", json={})
     assert httpx2.get(emu.base_url + "/_emulator/stats").json()["requests"] == 0
     bad = httpx2.post(emu.base_url + "/_emulator/clock", json={"advance_seconds": "soon"})
     assert bad.status_code == 400
@@ -518,3 +518,25 @@ def test_control_api(emu: Emulator) -> None:
 def test_unknown_paths_answer_in_the_api_shape(emu: Emulator) -> None:
     r = httpx2.get(emu.base_url + "/v1/nothing-here")
     assert r.status_code == 404 and r.json()["type"] == "error"
+
+
+@pytest.mark.parametrize(
+    "value", ["NaN", "Infinity", "-Infinity", "1e308", "1" + "0" * 400, "315360001", "-1"]
+)
+def test_the_clock_refuses_non_finite_and_absurd_advances(emu: Emulator, value: str) -> None:
+    """Such a clock would make every later request write and never read, and every control
+    answer a 500, until a reset; so it is refused and the emulator goes on as before."""
+    client = emu.client()
+    ask(client)
+    r = httpx2.post(
+        emu.base_url + "/_emulator/clock",
+        content=f'{{"advance_seconds": {value}}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    assert emu.now() == 0
+    assert read(ask(client)) > 0
+    assert httpx2.get(emu.base_url + "/_emulator/stats").json()["requests"] == 2
+    assert len(httpx2.get(emu.base_url + "/_emulator/cache").json()["entries"]) == 1
+    ten_years = httpx2.post(emu.base_url + "/_emulator/clock", json={"advance_seconds": 315360000})
+    assert ten_years.json()["now"] == 315360000

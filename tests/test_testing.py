@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import httpx2
+import math
 
+import httpx2
+import pytest
+
+from cachewise import InputError
 from cachewise.testing import Emulator
 from conftest import CC, block, text
 
@@ -69,3 +73,11 @@ def test_cache_lists_the_entries_as_the_control_api_does(cachewise_emulator: Emu
     [entry] = cachewise_emulator.cache()
     assert [entry] == served
     assert entry["readable_at"] == 0 and len(entry["prefix_hash"]) > 8
+
+
+def test_advance_refuses_non_finite_and_absurd_seconds() -> None:
+    with Emulator() as emu:
+        for seconds in (math.nan, math.inf, 1e308, 10 * 365 * 86400 + 1, -1):
+            with pytest.raises(InputError):
+                emu.advance(seconds)
+        assert emu.now() == 0 and emu.advance(301) == 301

@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..server.app import create_app
 from ..server.faults import parse_faults
 from ..server.limits import parse_limits
-from ..server.net import is_loopback, listen, url
+from ..server.net import is_loopback, listen, server, url
 from ..server.state import EmulatorConfig
 from .main import main
 
@@ -117,16 +117,21 @@ def emulate(
     eviction_rate: float,
 ) -> None:
     """Serve an offline Claude Messages API that caches exactly as documented."""
-    import uvicorn
-
-    parse_faults(faults)  # fail on a bad spec before binding anything
+    parse_faults(faults)  # fail on bad input before binding anything
     parse_limits(limits)
+    keys = load_workspaces(workspaces) if workspaces else None
+    try:
+        sock = listen(host, port)  # before the banner: a port in use says so, and nothing else
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None
+    loopback = is_loopback(sock.getsockname()[0])  # the address bound, whatever --host named
     config = EmulatorConfig(
         clock=clock,  # type: ignore[arg-type]
         ttft_ms=ttft_ms,
         prefill_ms_per_1k=prefill_ms_per_1k,
         output_tokens_per_s=output_tokens_per_s,
-        workspaces=load_workspaces(workspaces) if workspaces else None,
+        workspaces=keys,
         faults=faults,
         limits=limits,
         seed=seed,
@@ -134,26 +139,18 @@ def emulate(
         batch_cache=batch_cache,  # type: ignore[arg-type]
         legacy_lookback=legacy_lookback,
         eviction_rate=eviction_rate,
+        loopback=loopback,
     )
-    app = create_app(config)
-    try:
-        sock = listen(host, port)  # before the banner: a port in use says so, and nothing else
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None
     base = url(sock)
     click.echo(
         f"cachewise emulator on {base} (clock {clock}, first byte {ttft_ms:g} ms + "
         f"{prefill_ms_per_1k:g} ms per 1k uncached tokens)"
     )
     click.echo(f"  export ANTHROPIC_BASE_URL={base}   # any API key works; each key is a workspace")
-    if not is_loopback(host):
+    if not loopback:
         click.echo(
             f"  warning: listening on {host}, not loopback only: any client that can reach this "
             "machine can use the emulator (its control API still answers loopback callers only)",
             err=True,
         )
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    server.run(sockets=[sock])
+    server(create_app(config), log_level="warning").run(sockets=[sock])

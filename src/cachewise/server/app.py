@@ -7,12 +7,14 @@ Serve it with uvicorn (`cachewise emulate`), or on a free loopback port in a thr
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import CachewiseError
 from . import batches, emulator
 from .api import ErrorResponse, error_body
+from .guard import Guard
 from .state import EmulatorConfig, EmulatorState
 
 __all__ = ["create_app"]
@@ -48,6 +50,9 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     state = EmulatorState(config or EmulatorConfig())
     app = Starlette(
         routes=[*emulator.routes(), *batches.routes()],
+        middleware=[
+            Middleware(Guard, control_prefix="/_emulator/", loopback=state.config.loopback)
+        ],
         exception_handlers={404: not_found, 405: method_not_allowed, Exception: server_error},
     )
     app.state.emulator = state

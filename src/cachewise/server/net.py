@@ -1,15 +1,21 @@
-"""Where a local server listens: the socket, the URL to give clients, and what counts as loopback.
+"""Where a local server listens: the socket, the server on it, the URL to give clients, and what
+counts as loopback.
 
-One place for the three, because the emulator's command, its in-process test server and the
-proxy all bind a socket and print a URL, and the control API asks whether a peer is local.
+One place for these, because the emulator's command, its in-process test server and the proxy
+all bind a socket, serve it and print a URL, and the control API asks whether a peer is local.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 
-__all__ = ["is_loopback", "listen", "url"]
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
+
+__all__ = ["is_loopback", "listen", "server", "url"]
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -36,6 +42,21 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server(app: ASGIApp, *, log_level: str) -> uvicorn.Server:
+    """A uvicorn server for `app`, to run on a socket from `listen`.
+
+    Proxy headers are off: with them uvicorn takes the client's address from X-Forwarded-For
+    (from any peer under FORWARDED_ALLOW_IPS=*, which container images often set), and the
+    control API must judge the socket's peer, not what a caller says it is.
+    """
+    import uvicorn  # here, not at the top: most commands never serve
+
+    config = uvicorn.Config(
+        app, log_level=log_level, access_log=False, lifespan="off", proxy_headers=False
+    )
+    return uvicorn.Server(config)
+
+
 def url(sock: socket.socket) -> str:
     """The base URL a client uses to reach a bound socket (IPv6 hosts in brackets)."""
     host, port = sock.getsockname()[:2]
@@ -50,6 +71,6 @@ def is_loopback(host: str) -> bool:
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return host in ("localhost", "testclient")  # testclient: Starlette's in-process client
+        return host == "localhost"
     mapped = getattr(ip, "ipv4_mapped", None)
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)

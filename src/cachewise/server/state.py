@@ -17,6 +17,7 @@ from typing import Any, Literal
 from starlette.requests import Request
 
 from ..engine import Account, Engine
+from ..errors import InputError
 from ..request import Prompt
 from ..usage import Usage
 from .api import ApiError
@@ -26,11 +27,15 @@ from .limits import RateLimiter, parse_limits
 __all__ = ["Clock", "EmulatorConfig", "EmulatorState", "Stats"]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# Ten years: past the longest TTL many thousands of times over, and far from the floats that,
+# added to every later time, would make each request write and never read.
+MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600
 
 
 @dataclass
 class EmulatorConfig:
-    """How the emulator behaves; every field has a `cachewise emulate` flag."""
+    """How the emulator behaves; every field has a `cachewise emulate` flag (`loopback`: whether
+    `--host` is a loopback address)."""
 
     clock: Literal["real", "virtual"] = "real"
     ttft_ms: float = 400.0
@@ -45,6 +50,9 @@ class EmulatorConfig:
     legacy_lookback: bool = False
     eviction_rate: float = 0.0
     max_body_bytes: int = MAX_BODY_BYTES
+    # Bound to loopback only (from `--host`): then every route, not only the control API,
+    # answers loopback Host names only, which a DNS-rebinding page cannot send.
+    loopback: bool = True
 
 
 class Clock:
@@ -66,7 +74,17 @@ class Clock:
         return self._offset if self.virtual else time.monotonic() - self._t0 + self._offset
 
     def advance(self, seconds: float) -> float:
-        self._offset += seconds
+        """Move the clock forward by `seconds`; returns the new time.
+
+        Raises:
+            InputError: not a number from 0 to `MAX_ADVANCE_SECONDS` (NaN and infinity are not).
+        """
+        if not 0 <= seconds <= MAX_ADVANCE_SECONDS:
+            raise InputError(
+                f"the clock advances by a number of seconds from 0 to {MAX_ADVANCE_SECONDS} "
+                "(ten years)"
+            )
+        self._offset += float(seconds)
         return self.now()
 
     def ready_at(self, first_byte: float) -> float:

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..server.app import create_app
-from ..server.net import listen
+from ..server.net import listen, server
 from ..server.state import EmulatorConfig, EmulatorState
 
 __all__ = ["TEST_CONFIG", "Emulator"]
@@ -57,12 +57,9 @@ class Emulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Emulator:
-        import uvicorn
-
         sock = listen("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="error", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
+        self._server = server(self.app, log_level="error")
         started = threading.Event()
 
         def serve() -> None:
@@ -107,7 +104,11 @@ class Emulator:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def advance(self, seconds: float) -> float:
-        """Move the emulator's clock forward; returns the new time."""
+        """Move the emulator's clock forward; returns the new time.
+
+        Raises:
+            InputError: `seconds` is not a number from 0 to ten years (NaN and infinity are not).
+        """
         return self._call(lambda: self.state.clock.advance(seconds))
 
     def reset(self) -> None:
