@@ -82,12 +82,13 @@ async def create_message(request: Request) -> Response:
         fault = st.faults.pick(number)
         if fault is not None and fault.kind in ("429", "529", "500"):
             raise _fault_error(fault.kind, fault.param)
-        try:
-            probe = st.engine.account(prompt, now=arrival, workspace=workspace, commit=False)
-        except InvalidRequest as exc:
-            raise ApiError(400, exc.error_type, exc.message) from None
         limit_key = (workspace, prompt.model.id)
         if st.limiter is not None:
+            # A request the limit refuses must not touch the cache: measure it with a dry run.
+            try:
+                probe = st.engine.account(prompt, now=arrival, workspace=workspace, commit=False)
+            except InvalidRequest as exc:
+                raise ApiError(400, exc.error_type, exc.message) from None
             wait = st.limiter.admit(limit_key, arrival, st.metered_input(prompt, probe))
             if wait:
                 raise ApiError(
@@ -100,16 +101,22 @@ async def create_message(request: Request) -> Response:
                     },
                 )
         reply = build_reply(body, prompt, default_tokenizer())
+        # One account: its entries stay pending until we know when its first byte comes, which
+        # depends on what it did not read.
+        try:
+            account = st.engine.account(
+                prompt,
+                now=arrival,
+                workspace=workspace,
+                ready_at=math.inf,
+                output_tokens=reply.output_tokens,
+            )
+        except InvalidRequest as exc:
+            raise ApiError(400, exc.error_type, exc.message) from None
         slow = fault.param if fault is not None and fault.kind == "slow" else 0.0
-        uncached = probe.usage.input_tokens + probe.usage.cache_creation_input_tokens
+        uncached = account.usage.input_tokens + account.usage.cache_creation_input_tokens
         first_byte = st.ttft(uncached, slow)
-        account = st.engine.account(
-            prompt,
-            now=arrival,
-            workspace=workspace,
-            ready_at=st.clock.ready_at(arrival + first_byte),
-            output_tokens=reply.output_tokens,
-        )
+        st.engine.begin(account, st.clock.ready_at(arrival + first_byte))
     except ApiError as err:
         st.stats.record(err.status)
         return api_error_response(err, rid, workspace)
