@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.types import ASGIApp, Message
 
 from cachewise.server.app import create_app
 from cachewise.testing import TEST_CONFIG
+from conftest import asgi_post, require_or_skip
 
 REQUESTS = 5_000
 BREAKPOINTS = 4  # each request writes four new prefixes: 20,000 in all
@@ -46,30 +46,6 @@ def image(n: int) -> dict[str, Any]:
     }
 
 
-async def post(app: ASGIApp, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """One request straight into the ASGI app: an HTTP client in front would cost about as much
-    again, and the soak is about the emulator."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "headers": [(b"x-api-key", b"soak"), (b"anthropic-version", b"2023-06-01")],
-        "client": ("127.0.0.1", 1),
-    }
-    request = [{"type": "http.request", "body": json.dumps(body).encode()}]
-    answer: dict[str, Any] = {"body": b""}
-
-    async def receive() -> Message:
-        return request.pop() if request else {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        answer["status"] = message.get("status", answer.get("status"))
-        answer["body"] += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return answer["status"], json.loads(answer["body"])
-
-
 async def soak() -> dict[str, Any]:
     app = create_app(TEST_CONFIG)
     state = app.state.emulator
@@ -81,7 +57,7 @@ async def soak() -> dict[str, Any]:
             "max_tokens": 0,  # a pre-warm: it writes, and there is no reply to count
             "messages": [{"role": "user", "content": content}],
         }
-        status, reply = await post(app, "/v1/messages", body)
+        status, reply = await asgi_post(app, "/v1/messages", json.dumps(body).encode())
         assert status == 200 and reply["usage"]["cache_read_input_tokens"] == 0, reply
         state.clock.advance(STEP)
         most = max(most, len(state.engine.entries))
@@ -91,11 +67,12 @@ async def soak() -> dict[str, Any]:
 
 
 @pytest.mark.soak
-@pytest.mark.skipif(not STATM.exists(), reason="reads resident memory from /proc")
 def test_the_emulator_stays_flat_over_20000_unique_prefixes() -> None:
     """20,000 prefixes written on a virtual clock, each expiring 5 minutes later: once the first
     quarter has filled the last TTL and hour, the resident memory grows by less than 10%
     over the other three, and the engine's table never holds more than the last TTL and hour."""
+    if not STATM.exists():
+        require_or_skip("no /proc/self/statm to read resident memory from")
     run = subprocess.run(
         [sys.executable, __file__], capture_output=True, text=True, timeout=120, check=True
     )
