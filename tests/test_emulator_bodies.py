@@ -31,6 +31,7 @@ HOSTILE = {
     "a lone low surrogate": (b"{" + REQUEST + b'"a \\uDC00 b"}]}', "surrogate"),
     "a high surrogate then no low one": (b"{" + REQUEST + b'"\\ud83d\\u0041"}]}', "surrogate"),
     "a lone surrogate in a key": (b"{" + REQUEST + b'"hi"}], "\\udfff": 1}', "surrogate"),
+    "a surrogate as raw bytes": (b"{" + REQUEST + b'"\xed\xa0\x80"}]}', "utf-8"),
 }
 
 

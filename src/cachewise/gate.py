@@ -140,7 +140,8 @@ class LocalGate:
 
     def _warm(self, key: Hashable, until: float) -> None:
         """Mark a prefix warm (under the lock). Whenever the table has doubled since it was last
-        swept, forget the prefixes whose warm time has passed: one scan per as many releases."""
+        swept, forget the prefixes whose warm time has passed: a scan at most once per as many
+        releases as the table then holds."""
         self._warm_until[key] = until
         if len(self._warm_until) >= self._sweep_at:
             now = self.clock()
