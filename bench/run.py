@@ -17,12 +17,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import analyzer_speed
+import body_speed
 import emulator_rps
+import memo_speed
 import runner_scout
 import simulate_compare
 
 SECTIONS = {
     "emulator": emulator_rps.run,
+    "bodies": body_speed.run,
+    "memo": memo_speed.run,
     "analyzer": analyzer_speed.run,
     "runner": runner_scout.run,
     "simulate": simulate_compare.run,

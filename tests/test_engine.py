@@ -304,6 +304,37 @@ def test_expiry_grace_is_a_knob() -> None:
     assert entry.writes == 1 and entry.expires_at == 330 + 300
 
 
+def test_an_expired_entry_is_named_for_an_hour_then_forgotten() -> None:
+    """Past its TTL (and grace) an entry is absent to every rule; for one more hour a lookback
+    still passes it as expired (what the explainer's `ttl_expired` reads), then it is gone."""
+    e = Engine(expiry_grace=60)
+    prompt = parse_request(request(system=[block(BIG, CC)]))
+    e.account(prompt, now=0)
+    forgotten_at = 300 + 60 + 3600
+    late = e.account(prompt, now=forgotten_at - 1, commit=False).breakpoints[0]
+    assert (late.outcome, late.unread) == ("wrote", {0: "expired"})
+    gone = e.account(prompt, now=forgotten_at, commit=False).breakpoints[0]
+    assert (gone.unread, gone.why) == ({}, "no entry in the lookback window")
+    other = parse_request(request(system=[block(text(1500, "other"), CC)]))
+    e.account(other, now=forgotten_at)  # any request forgets what has come due
+    assert [x.prefix_hash for x in e.entries.values()] == [other.positions[0].prefix_hash]
+
+
+def test_the_cache_table_holds_only_live_and_recently_expired_entries() -> None:
+    """5,000 unique prefixes, one every 4 s: the table never holds more than the last TTL plus
+    an hour of them (each request forgets what has come due, with no scan of the table)."""
+    from cachewise import get_model
+
+    m = get_model("claude-sonnet-4-6")
+    e = Engine()
+    kept = (300 + 3600) // 4
+    for i in range(5_000):
+        e.account(Prompt.from_segments(m, [(f"p{i}", 2000, "5m")]), now=4.0 * i)
+        assert len(e.entries) <= kept
+    assert len(e.entries) == kept
+    assert len(e.snapshot(4.0 * 4_999)) == 300 // 4
+
+
 # -- mixed TTL billing -----------------------------------------------------------------------------
 
 

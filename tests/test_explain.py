@@ -64,6 +64,15 @@ def test_ttl_expired() -> None:
     assert e.cause == "ttl_expired" and "1h" in e.suggestion and e.missed_tokens > 0
 
 
+def test_ttl_expired_after_a_day() -> None:
+    """A replay keeps every entry it wrote (the live engine forgets them an hour after expiry),
+    so a nightly job's miss is still named."""
+    [e] = explain_trace(
+        [{"started_at": 0, "request": base()}, {"started_at": 86_400, "request": base()}]
+    )
+    assert e.cause == "ttl_expired"
+
+
 def test_below_minimum() -> None:
     small = base(model="claude-haiku-4-5")
     e = explain(small, small)

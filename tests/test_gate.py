@@ -82,3 +82,16 @@ def test_keys_are_independent_and_no_gate_never_waits() -> None:
     assert gate.acquire("a", 300).role == "scout"
     assert gate.acquire("b", 300).role == "scout"
     assert NoGate().acquire("a", 300).role == "ungated"
+
+
+def test_the_gate_forgets_prefixes_whose_warm_time_has_passed() -> None:
+    """10,000 prefixes warmed one a second for 300 s each: the gate keeps what is warm (and at
+    most as much again), not every prefix it ever saw."""
+    now = [0.0]
+    gate = LocalGate(clock=lambda: now[0])
+    for key in range(10_000):
+        gate.release(gate.acquire(key, 300), ok=True)
+        assert len(gate._warm_until) <= 2 * 300
+        now[0] += 1.0
+    assert gate.acquire(9_999, 300).role == "warm"
+    assert gate.acquire(9_000, 300).role == "scout"

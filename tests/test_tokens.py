@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import threading
+import tracemalloc
 import zlib
 
 import anthropic
@@ -52,6 +54,64 @@ def test_memo_counts_each_distinct_text_once() -> None:
         assert tok.count("abc", "3.0") == 3
     assert tok.count("abc", "4.8") == 3
     assert calls == ["abc", "abc"] and memo.hits == 2 and len(memo) == 2
+
+
+class Lengths:
+    """Counts a text as its length, and keeps what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def count(self, text: str, version: str, slot: str = "user") -> int:
+        self.asked.append(text)
+        return len(text)
+
+
+def test_the_memo_is_bounded_in_bytes_and_forgets_the_least_recently_used() -> None:
+    memo = CountMemo(max_bytes=100 * CountMemo.ENTRY_BYTES)
+    inner = Lengths()
+    for i in range(1000):
+        memo.get("4.8", f"text {i}", inner)
+        memo.get("4.8", "system prompt", inner)  # used on every request: never the oldest
+    assert len(memo) == 100 and memo.nbytes == memo.max_bytes
+    inner.asked.clear()
+    memo.get("4.8", "system prompt", inner)
+    memo.get("4.8", "text 999", inner)
+    memo.get("4.8", "text 0", inner)
+    assert inner.asked == ["text 0"]
+
+
+def test_the_memos_bytes_are_the_memory_it_holds() -> None:
+    """`nbytes` bounds what tracemalloc sees the memo keep, so `max_bytes` bounds the memory."""
+    inner, memo = Lengths(), CountMemo()
+    texts = [f"a text of some length, number {i}" for i in range(5_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for t in texts:
+            memo.get("3.0", t, inner)
+        inner.asked.clear()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= memo.nbytes
+
+
+def test_the_memo_is_consistent_across_threads() -> None:
+    memo = CountMemo(max_bytes=50 * CountMemo.ENTRY_BYTES)
+    inner = Lengths()
+
+    def work(offset: int) -> None:
+        for i in range(2000):
+            text = f"t{(i * 7 + offset) % 120}"
+            assert memo.get("3.0", text, inner) == len(text)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(memo) == 50 and memo.misses >= 120
 
 
 def _png(width: int, height: int) -> bytes:

@@ -16,10 +16,15 @@ The rules, as implemented:
   readable only when the writing response begins (`ready_at`, or `begin` for a caller that learns
   it later): concurrent cold requests each pay.
 - Entries are isolated per workspace; the model is folded into every prefix hash.
+- An expired entry is absent to every rule. It is kept `retain_expired` longer, so that a lookback
+  can still say a miss was an expiry, and then forgotten: the table holds what the recent past
+  wrote, not everything ever written.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import random
 from collections.abc import Iterable, Mapping
@@ -48,6 +53,7 @@ __all__ = [
 
 LOOKBACK = 20
 MAX_BREAKPOINTS = 4
+RETAIN_EXPIRED = 3600.0  # one longest TTL
 
 TTL_ORDER_TEXT = (
     "{path}.cache_control.ttl: a ttl='1h' cache_control block must not come after a ttl='5m' "
@@ -322,6 +328,10 @@ class Engine:
         eviction_rate: probability that a readable entry is missing anyway, for what-if studies of
             server-side misses. Deterministic given `seed`.
         expiry_grace: seconds an entry outlives its TTL ("promptly, though not immediately").
+        retain_expired: seconds an expired entry is kept after its TTL and grace, absent to every
+            rule but named `expired` by a lookback that passes it; then it is forgotten.
+            `math.inf` keeps every entry (a replay of a finite trace). Callers' clocks may step
+            back (concurrent requests), but by less than this.
     """
 
     lookback: int = LOOKBACK
@@ -330,15 +340,21 @@ class Engine:
     eviction_rate: float = 0.0
     expiry_grace: float = 0.0
     seed: int | None = None
+    retain_expired: float = RETAIN_EXPIRED
     entries: dict[tuple[str, str, str], Entry] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._ttl_seconds = catalog().ttl_seconds
+        # When each entry may be forgotten, soonest first. A read or refresh moves an entry's
+        # time later without touching the queue: it is queued again when its old time comes.
+        self._forget_queue: list[tuple[float, int, tuple[str, str, str], Entry]] = []
+        self._queued = itertools.count()
 
     def reset(self) -> None:
         """Empty the cache."""
         self.entries.clear()
+        self._forget_queue.clear()
         self._rng = random.Random(self.seed)
 
     def snapshot(self, now: float) -> list[Entry]:
@@ -414,11 +430,12 @@ class Engine:
                 )
             )
 
-        pending = (
-            self._apply(prompt, workspace, cacheable, read_at, read_key, now, ready, minimum)
-            if commit
-            else []
-        )
+        pending: list[tuple[str, str, str]] = []
+        if commit:
+            pending = self._apply(
+                prompt, workspace, cacheable, read_at, read_key, now, ready, minimum
+            )
+            self._forget(now)
         notes = []
         if assumed:
             notes.append(f"{model.id}: minimum cacheable tokens unknown; assumed {minimum}")
@@ -449,6 +466,30 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _kept(self, entry: Entry, now: float) -> bool:
+        """Whether the entry still exists at `now`: alive, or expired less than
+        `retain_expired` ago."""
+        return entry.alive(now, self.expiry_grace + self.retain_expired)
+
+    def _queue(self, key: tuple[str, str, str], entry: Entry) -> None:
+        due = entry.expires_at + self.expiry_grace + self.retain_expired
+        if due < math.inf:
+            heapq.heappush(self._forget_queue, (due, next(self._queued), key, entry))
+
+    def _forget(self, now: float) -> None:
+        """Drop the entries whose time has come, soonest first. An entry comes up once, or once
+        more per `retain_expired` it lives on after reads, so a request pays for about as many
+        entries as it writes, never for a scan of the table."""
+        queue = self._forget_queue
+        while queue and queue[0][0] <= now:
+            _, _, key, entry = heapq.heappop(queue)
+            if self.entries.get(key) is not entry:
+                continue  # evicted or replaced since it was queued
+            if self._kept(entry, now):
+                self._queue(key, entry)  # read or refreshed since
+            else:
+                del self.entries[key]
+
     def _key(self, workspace: str, prefix_hash: str, ttl: TTL) -> tuple[str, str, str]:
         return (workspace, prefix_hash, ttl if self.ttl_in_key else "*")
 
@@ -460,7 +501,7 @@ class Engine:
         for index in range(bp.position, lowest - 1, -1):
             key = self._key(workspace, prompt.positions[index].prefix_hash, bp.ttl)
             entry = self.entries.get(key)
-            if entry is None:
+            if entry is None or not self._kept(entry, now):
                 continue
             if not entry.alive(now, self.expiry_grace):
                 look.unread[index] = "expired"
@@ -489,9 +530,10 @@ class Engine:
         for index in range(lowest - 1, -1, -1):
             key = self._key(workspace, prompt.positions[index].prefix_hash, bp.ttl)
             entry = self.entries.get(key)
-            if entry is not None:
-                look.unread[index] = "beyond"
-            if entry is not None and entry.readable(now, self.expiry_grace):
+            if entry is None or not self._kept(entry, now):
+                continue
+            look.unread[index] = "beyond"
+            if entry.readable(now, self.expiry_grace):
                 look.beyond = index
                 look.why = look.why or (
                     f"the entry at position {index} is "
@@ -570,7 +612,7 @@ class Engine:
             entry.readable_at = min(entry.readable_at, ready)
             entry.expires_at = max(entry.expires_at, expires)
             return key
-        self.entries[key] = Entry(
+        entry = self.entries[key] = Entry(
             workspace=workspace,
             model=prompt.model.id,
             prefix_hash=position.prefix_hash,
@@ -581,6 +623,7 @@ class Engine:
             readable_at=ready,
             expires_at=expires,
         )
+        self._queue(key, entry)
         return key
 
 

@@ -5,8 +5,8 @@ together on a cold prefix all pay the write. The gate holds every call whose cac
 (workspace, model, prefix hash at the breakpoint) is being written by a call in flight, and
 releases them when that scout's response begins, or fails, or `timeout` passes (then they go
 uncached rather than wait forever). A prefix the gate saw warmed passes without waiting for as
-long as its TTL runs (the gate's own bookkeeping, for scheduling only; every number in the ledger
-comes from the API's usage).
+long as its TTL runs, and is forgotten after (the gate's own bookkeeping, for scheduling only;
+every number in the ledger comes from the API's usage).
 
 The interface is three calls, `acquire` / `acquire_async` and `release`, so that a gate shared by
 many processes (Redis: `SET NX PX` to elect the scout, a key to mark warm) can stand in.
@@ -24,6 +24,8 @@ from typing import Literal, Protocol
 __all__ = ["Gate", "LocalGate", "NoGate", "Ticket"]
 
 Role = Literal["scout", "follower", "warm", "timeout", "ungated"]
+
+SWEEP_AT = 64  # the smallest table of warm prefixes the gate sweeps
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class LocalGate:
         self._lock = threading.Lock()
         self._flights: dict[Hashable, _Flight] = {}
         self._warm_until: dict[Hashable, float] = {}
+        self._sweep_at = SWEEP_AT
 
     def _enter(self, key: Hashable, ttl: float) -> tuple[Ticket | None, _Flight | None]:
         with self._lock:
@@ -129,11 +132,21 @@ class LocalGate:
             if flight is None:
                 return
             if ok:
-                self._warm_until[ticket.key] = self.clock() + flight.ttl
+                self._warm(ticket.key, self.clock() + flight.ttl)
             flight.done.set()
             waiters, flight.waiters = flight.waiters, []
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future)
+
+    def _warm(self, key: Hashable, until: float) -> None:
+        """Mark a prefix warm (under the lock). Whenever the table has doubled since it was last
+        swept, forget the prefixes whose warm time has passed: a scan at most once per as many
+        releases as the table then holds."""
+        self._warm_until[key] = until
+        if len(self._warm_until) >= self._sweep_at:
+            now = self.clock()
+            self._warm_until = {k: t for k, t in self._warm_until.items() if t > now}
+            self._sweep_at = max(SWEEP_AT, 2 * len(self._warm_until))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -13,9 +13,12 @@ import math
 import re
 import struct
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from _hashlib import HASH
+
     from .catalog import Model
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
 
 
 Slot = Literal["user", "system"]
+
+MEMO_BYTES = 32 * 1024 * 1024
 
 
 class Tokenizer(Protocol):
@@ -91,19 +96,42 @@ class ApiTokenizer:
 
 
 class CountMemo:
-    """A thread-safe memo of counts keyed by (family and slot, sha256 of the text); share one
-    freely."""
+    """A thread-safe memo of counts keyed by the sha256 of (family, slot, text); share one freely.
 
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, bytes], int] = {}
+    It holds at most `max_bytes`: past that, the least recently used count goes first. A count
+    costs ctok up to milliseconds per kilobyte of text, an entry `ENTRY_BYTES`, so the default
+    keeps some 140,000 counts.
+    """
+
+    # One entry: the 32-byte digest (65 bytes as an object), the count (28) and the ordered
+    # dict's slot and links (up to 120), on CPython 3.12; a test checks it against tracemalloc.
+    ENTRY_BYTES = 240
+
+    def __init__(self, max_bytes: int = MEMO_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._capacity = max_bytes // self.ENTRY_BYTES
+        self._counts: OrderedDict[bytes, int] = OrderedDict()
+        # A hash of "family/slot:" to copy per text: cheaper than hashing the prefix again.
+        self._seeds: dict[tuple[str, str], HASH] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, version: str, text: str, compute: Tokenizer, slot: Slot = "user") -> int:
-        key = (f"{version}/{slot}", hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
-        found = self._counts.get(key)  # a dict read is atomic: no lock on the hot path
+        seed = self._seeds.get((version, slot))
+        if seed is None:
+            seed = self._seeds[version, slot] = hashlib.sha256(f"{version}/{slot}:".encode())
+        digest = seed.copy()
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        key = digest.digest()
+        # The hit path takes no lock: each dict call is atomic, and a count evicted between the
+        # two is still right (`contextlib.suppress` would cost more than the rest of the hit).
+        found = self._counts.get(key)
         if found is not None:
+            try:  # noqa: SIM105
+                self._counts.move_to_end(key)
+            except KeyError:
+                pass
             self.hits += 1
             return found
         # Counted outside the lock: two threads may count the same text once each, harmlessly.
@@ -111,7 +139,14 @@ class CountMemo:
         with self._lock:
             self.misses += 1
             self._counts[key] = value
+            while len(self._counts) > self._capacity:
+                self._counts.popitem(last=False)
         return value
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the counts hold, at most `max_bytes`."""
+        return len(self) * self.ENTRY_BYTES
 
     def __len__(self) -> int:
         return len(self._counts)

@@ -12,6 +12,7 @@ Bad input stops with an `InputError` naming the file, the line and the field; no
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -307,9 +308,10 @@ def replay(
 
     Rows without `started_at` follow the previous row by a second; a response begins
     `ttft_ms` (default DEFAULT_TTFT_MS) after its request starts. Requests the API would reject
-    are kept, with their error and no account.
+    are kept, with their error and no account. The default engine forgets nothing: the rows are
+    all held anyway, and an entry that expired hours before a row still explains its miss.
     """
-    engine = engine or Engine()
+    engine = engine or Engine(retain_expired=math.inf)
     parsed = list(prompts) if prompts is not None else [parse_row(r, model) for r in rows]
     starts = start_times(rows)
     order = sorted(range(len(rows)), key=lambda i: (starts[i], i))

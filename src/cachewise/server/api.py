@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -84,26 +85,65 @@ def check_version(request: Request) -> str:
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    """The request's JSON body, as the API reads it: 413 past `limit` bytes (said or streamed),
+    400 for a body the API's JSON parser refuses (`_parse_json`)."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise ApiError(
-            413, "request_too_large", f"Request exceeds the maximum size of {limit} bytes"
-        )
-    raw = b""
+        raise _too_large(limit)
+    raw = bytearray()  # grows in place: `bytes +=` would copy the whole body for every chunk
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > limit:
-            raise ApiError(
-                413, "request_too_large", f"Request exceeds the maximum size of {limit} bytes"
-            )
+            raise _too_large(limit)
+    return _parse_json(raw)
+
+
+def _parse_json(raw: bytearray) -> Any:
+    """JSON as the API accepts it: UTF-8, and strictly JSON. Python's parser also takes `NaN` and
+    `Infinity`, strings holding half of a surrogate pair (valid JSON text, but not Unicode), and
+    fails on deep nesting with a RecursionError; each of those is a 400 here (our wording: the
+    API's is not published)."""
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            f"There was an error parsing the body of your request: {exc}",
-        ) from None
+        body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
+        # Only a body that escapes a surrogate can hold a lone one; then the full check.
+        if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(body):
+            raise ValueError(
+                "a string holds an unpaired surrogate (\\ud800 to \\udfff), "
+                "which is not valid Unicode"
+            )
+    except RecursionError:
+        raise _unparsable("the JSON is nested too deeply") from None
+    except ValueError as exc:  # malformed JSON, invalid UTF-8, and the cases above
+        raise _unparsable(str(exc)) from None
+    return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _lone_surrogate(body: Any) -> bool:
+    # A parsed pair is one character; a lone half is the one thing UTF-8 cannot encode.
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "request_too_large", f"Request exceeds the maximum size of {limit} bytes")
+
+
+def _unparsable(reason: str) -> ApiError:
+    return ApiError(
+        400,
+        "invalid_request_error",
+        f"There was an error parsing the body of your request: {reason}",
+    )
 
 
 def check_body(body: Any, version: str, *, need_max_tokens: bool = True) -> None:
