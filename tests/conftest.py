@@ -111,7 +111,11 @@ async def asgi_post(app: ASGIApp, path: str, body: bytes, chunk: int = 65536) ->
         answer["status"] = message.get("status", answer.get("status"))
         answer["body"] += message.get("body", b"")
 
-    headers = [(b"x-api-key", b"test"), (b"anthropic-version", b"2023-06-01")]
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"x-api-key", b"test"),
+        (b"anthropic-version", b"2023-06-01"),
+    ]
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
     await app({**scope, "client": ("127.0.0.1", 1)}, receive, send)
     return answer["status"], json.loads(answer["body"])

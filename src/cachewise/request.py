@@ -31,7 +31,7 @@ from .tokens import (
     base64_pdf_tokens,
     default_tokenizer,
 )
-from .validate import check_request, unpaired_surrogate
+from .validate import TOO_DEEP, UNPAIRED_SURROGATE, check_request, unpaired_surrogate
 
 __all__ = [
     "Level",
@@ -164,17 +164,9 @@ def parse_request(
         check_request(body, model)
         return _Parser(body, model, tokenizer or default_tokenizer(), frozenset(betas)).run()
     except RecursionError:
-        raise InvalidRequest(
-            "The request body is nested too deeply to be read (nesting is limited to some "
-            "hundreds of levels)",
-            path="/",
-        ) from None
+        raise InvalidRequest(TOO_DEEP, path="/") from None
     except UnicodeEncodeError:
-        raise InvalidRequest(
-            "The request body is not valid JSON: no low surrogate in string (a string holds an "
-            "unpaired \\ud800-\\udfff escape, which is not Unicode)",
-            path=unpaired_surrogate(body) or "/",
-        ) from None
+        raise InvalidRequest(UNPAIRED_SURROGATE, path=unpaired_surrogate(body) or "/") from None
 
 
 class _Builder:

@@ -24,8 +24,22 @@ from typing import Any, NoReturn
 from .catalog import Model
 from .errors import InvalidRequest
 
-__all__ = ["MAX_MESSAGES", "check_request", "unpaired_surrogate"]
+__all__ = [
+    "MAX_MESSAGES",
+    "NOT_JSON",
+    "TOO_DEEP",
+    "UNPAIRED_SURROGATE",
+    "check_request",
+    "unpaired_surrogate",
+]
 
+# The API prefixes what its JSON parser says with this; the two reasons after it are ours.
+NOT_JSON = "The request body is not valid JSON: "
+UNPAIRED_SURROGATE = (
+    NOT_JSON + "no low surrogate in string (a string holds an unpaired \\ud800-\\udfff escape, "
+    "which is not Unicode)"
+)
+TOO_DEEP = NOT_JSON + "nested too deeply (some hundreds of levels at most)"
 MAX_MESSAGES = 100_000  # "There is a limit of 100,000 messages in a single request."
 MAX_TOOL_NAME = 128
 MAX_TOKENS_CEILING = 2**31 - 1  # no model's output limit is near; beyond it nothing is sane

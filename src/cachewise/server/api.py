@@ -10,6 +10,8 @@ from typing import Any, NoReturn
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..validate import NOT_JSON, TOO_DEEP, UNPAIRED_SURROGATE
+
 __all__ = [
     "ApiError",
     "api_error_response",
@@ -107,14 +109,11 @@ def _parse_json(raw: bytearray) -> Any:
         body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         # Only a body that escapes a surrogate can hold a lone one; then the full check.
         if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(body):
-            raise ValueError(
-                "a string holds an unpaired surrogate (\\ud800 to \\udfff), "
-                "which is not valid Unicode"
-            )
+            raise ApiError(400, "invalid_request_error", UNPAIRED_SURROGATE)
     except RecursionError:
-        raise _unparsable("the JSON is nested too deeply") from None
-    except ValueError as exc:  # malformed JSON, invalid UTF-8, and the cases above
-        raise _unparsable(str(exc)) from None
+        raise ApiError(400, "invalid_request_error", TOO_DEEP) from None
+    except ValueError as exc:  # malformed JSON, invalid UTF-8, and NaN or Infinity
+        raise ApiError(400, "invalid_request_error", NOT_JSON + str(exc)) from None
     return body
 
 
@@ -136,14 +135,6 @@ def _lone_surrogate(body: Any) -> bool:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "request_too_large", f"Request exceeds the maximum size of {limit} bytes")
-
-
-def _unparsable(reason: str) -> ApiError:
-    return ApiError(
-        400,
-        "invalid_request_error",
-        f"There was an error parsing the body of your request: {reason}",
-    )
 
 
 def check_body(body: Any, version: str, *, need_max_tokens: bool = True) -> None:
