@@ -15,23 +15,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
-from .body import TTL, UNMARKABLE, block_holders, content_blocks, copy_json, markable, text_blocks
+from .body import TTL, UNMARKABLE, block_holders, copy_json, markable, text_blocks
 from .catalog import Catalog, Model, catalog
 from .errors import InvalidRequest
 from .tokens import (
     PDF_PAGE_TOKENS,
     UNKNOWN_IMAGE_TOKENS,
+    CountMemo,
     Slot,
     Tokenizer,
     base64_image_tokens,
     base64_pdf_tokens,
     default_tokenizer,
 )
-from .validate import TOO_DEEP, UNPAIRED_SURROGATE, check_request, unpaired_surrogate
+from .validate import TOO_DEEP, UNPAIRED_SURROGATE, Seen, check_request, unpaired_surrogate
 
 __all__ = [
     "Level",
@@ -127,7 +129,8 @@ class Prompt:
         for n, (identity, tokens, ttl) in enumerate(segments):
             path = f"/segments/{n}"
             marker = Marker(ttl, path, f"segments.{n}") if ttl else None
-            builder.add("messages", path, "segment", identity, tokens, marker, eligible=True)
+            digest = _digest("messages", identity)
+            builder.add("messages", path, "segment", digest, tokens, marker, eligible=True)
         return cls(model=model, positions=tuple(builder.positions), total_tokens=builder.cumulative)
 
 
@@ -161,8 +164,9 @@ def parse_request(
         raise InvalidRequest("model: String should have at least 1 character", path="/model")
     model = (models or catalog()).get(model_name)
     try:
-        check_request(body, model)
-        return _Parser(body, model, tokenizer or default_tokenizer(), frozenset(betas)).run()
+        seen = check_request(body, model)
+        parser = _Parser(body, model, tokenizer or default_tokenizer(), frozenset(betas), seen)
+        return parser.run()
     except RecursionError:
         raise InvalidRequest(TOO_DEEP, path="/") from None
     except UnicodeEncodeError:
@@ -184,15 +188,14 @@ class _Builder:
         level: Level,
         path: str,
         kind: str,
-        canon: str,
+        digest: str,
         tokens: int,
         marker: Marker | None,
         eligible: bool,
         message: int | None = None,
     ) -> None:
-        """Append a position whose identity is `canon` (its rendered content, markers excluded)."""
-        # Strict UTF-8: an unpaired surrogate is invalid text, which the API rejects too.
-        digest = hashlib.sha256(f"{level}\x00{canon}".encode()).hexdigest()
+        """Append a position whose identity is `digest` (`_digest` of its rendered content,
+        markers excluded)."""
         tokens += self.pending_frame  # frame tokens belong to the block they precede
         self.pending_frame = 0
         # The count is part of the identity, so equal prefix hashes mean equal token counts by
@@ -224,9 +227,15 @@ class _Builder:
 
 class _Parser(_Builder):
     def __init__(
-        self, body: Mapping[str, Any], model: Model, tokenizer: Tokenizer, betas: frozenset[str]
+        self,
+        body: Mapping[str, Any],
+        model: Model,
+        tokenizer: Tokenizer,
+        betas: frozenset[str],
+        seen: Seen,
     ) -> None:
         super().__init__(model)
+        self.seen = seen
         self.body = body
         self.tok = tokenizer
         self.version = model.framing.ctok_version
@@ -266,15 +275,10 @@ class _Parser(_Builder):
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
         self.pending_frame += before
         for i, tool in live_tools:
-            self.add(
-                "tools",
-                f"/tools/{i}",
-                "tool",
-                _canon(_envelope(tool)),
-                self._tool_tokens(tool),
-                self._marker(tool, f"/tools/{i}", f"tools.{i}"),
-                eligible=True,
-            )
+            digest = _digest("tools", _canon(_envelope(tool)))
+            tokens = self._counted(digest, partial(self._tool_tokens, tool))
+            marker = self._marker(tool, f"/tools/{i}", f"tools.{i}")
+            self.add("tools", f"/tools/{i}", "tool", digest, tokens, marker, eligible=True)
         self.pending_frame += after
         if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
             self.pending_frame += f.strict_tools_extra
@@ -358,17 +362,34 @@ class _Parser(_Builder):
         marker = self._inner_markers(block, path, api_path) or marker
         eligible = markable(block)
         slot: Slot = "system" if level == "system" else "user"
+        count: Callable[[], int]
         if kind == "tool_use" and block.keys() <= _PLAIN_TOOL_USE_KEYS:
             # The input's JSON is both its identity and what is counted: encode it once.
             name, args = str(block.get("name", "")), _canon(block.get("input", {}))
             canon = f"\x01{role or ''}\x00tool_use\x00{block.get('id')}\x00{name}\x00{args}"
-            tokens = self.model.framing.tool_use_extra + self._text(name) + self._text(args)
+
+            def count() -> int:
+                return self.model.framing.tool_use_extra + self._text(name) + self._text(args)
         else:
             canon = _fast_identity(block, role) or _canon(
                 [role, _envelope(block)] if role else _envelope(block)
             )
-            tokens = self._block_tokens(block, slot)
-        self.add(level, path, kind, canon, tokens, marker, eligible, message)
+
+            def count() -> int:
+                return self._block_tokens(block, slot)
+
+        digest = _digest(level, canon)
+        # An image is counted from its header by formula: nothing a memo would save.
+        tokens = count() if kind == "image" else self._counted(digest, count)
+        self.add(level, path, kind, digest, tokens, marker, eligible, message)
+
+    def _counted(self, digest: str, count: Callable[[], int]) -> int:
+        """A block's content tokens: from the tokenizer's block memo by its digest (which holds
+        everything its count depends on but the framing), else counted part by part."""
+        blocks: CountMemo | None = getattr(self.tok, "blocks", None)
+        if blocks is None:
+            return count()
+        return blocks.get_key((self.model.framing.name, digest), count)
 
     # -- markers ---------------------------------------------------------------------------------
 
@@ -494,12 +515,8 @@ class _Parser(_Builder):
         body = self.body
         types = {str(t.get("type", "custom")) for t in tools if isinstance(t, dict)}
         # Anywhere in the messages, inside tool results too; citations on documents and search
-        # results alike.
-        blocks = list(content_blocks(messages))
-        citations = any(
-            isinstance(b.get("citations"), dict) and b["citations"].get("enabled") for b in blocks
-        )
-        images = any(b.get("type") == "image" for b in blocks)
+        # results alike: the validation's walk saw them.
+        citations, images = self.seen.citations, self.seen.images
         output_config = dict(body.get("output_config") or {})
         output_config.setdefault("effort", "high")  # the documented default: omitting = default
         thinking = body.get("thinking") or {"type": "disabled"}
@@ -640,6 +657,12 @@ def _envelope(block: dict[str, Any]) -> dict[str, Any]:
     block is not rendered), nested values in the order given (inside a schema or input it is)."""
     stripped = _strip(block)
     return {k: stripped[k] for k in sorted(stripped)}
+
+
+def _digest(level: str, canon: str) -> str:
+    """A position's identity: its level and its rendered content. Strict UTF-8: an unpaired
+    surrogate is not text, and the API rejects it too."""
+    return hashlib.sha256(f"{level}\x00{canon}".encode()).hexdigest()
 
 
 def _canon(value: Any) -> str:

@@ -14,6 +14,7 @@ import re
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "ApiTokenizer",
     "CountMemo",
     "CtokTokenizer",
+    "NotCounted",
     "Tokenizer",
     "default_tokenizer",
     "image_tokens",
@@ -110,7 +112,7 @@ class CountMemo:
     def __init__(self, max_bytes: int = MEMO_BYTES) -> None:
         self.max_bytes = max_bytes
         self._capacity = max_bytes // self.ENTRY_BYTES
-        self._counts: OrderedDict[bytes, int] = OrderedDict()
+        self._counts: OrderedDict[Hashable, int] = OrderedDict()
         # A hash of "family/slot:" to copy per text: cheaper than hashing the prefix again.
         self._seeds: dict[tuple[str, str], HASH] = {}
         self._lock = threading.Lock()
@@ -123,7 +125,11 @@ class CountMemo:
             seed = self._seeds[version, slot] = hashlib.sha256(f"{version}/{slot}:".encode())
         digest = seed.copy()
         digest.update(text.encode("utf-8", "surrogatepass"))
-        key = digest.digest()
+        return self.get_key(digest.digest(), lambda: compute.count(text, version, slot))
+
+    def get_key(self, key: Hashable, compute: Callable[[], int]) -> int:
+        """The count stored under `key`, or `compute()`'s, then stored: for callers that already
+        hold a digest of what is counted (the parser's block digests)."""
         # The hit path takes no lock: each dict call is atomic, and a count evicted between the
         # two is still right (`contextlib.suppress` would cost more than the rest of the hit).
         found = self._counts.get(key)
@@ -135,7 +141,7 @@ class CountMemo:
             self.hits += 1
             return found
         # Counted outside the lock: two threads may count the same text once each, harmlessly.
-        value = compute.count(text, version, slot)
+        value = compute()
         with self._lock:
             self.misses += 1
             self._counts[key] = value
@@ -158,11 +164,42 @@ class MemoTokenizer:
     def __init__(self, inner: Tokenizer, memo: CountMemo | None = None) -> None:
         self.inner = inner
         self.memo = memo if memo is not None else CountMemo()
+        # Whole blocks, by the parser's digest of what it renders: a block seen before is one
+        # lookup, without hashing its text again or walking its parts.
+        self.blocks = CountMemo(self.memo.max_bytes // 4)
 
     def count(self, text: str, version: str, slot: Slot = "user") -> int:
         if not text:
             return 0
         return self.memo.get(version, text, self.inner, slot)
+
+    def cached_only(self) -> Tokenizer:
+        """A tokenizer that answers from this memo and raises `NotCounted` rather than count:
+        a server parses a request whose texts it has seen on its event loop, in microseconds,
+        and hands one with new text to a thread."""
+        return _CachedOnly(self.memo, self.blocks)
+
+
+class NotCounted(Exception):
+    """A text `MemoTokenizer.cached_only` was asked about that the memo has not counted."""
+
+
+class _Refuse:
+    def count(self, text: str, version: str, slot: Slot = "user") -> int:
+        raise NotCounted
+
+
+class _CachedOnly:
+    """The memo's answers, and `NotCounted` instead of counting (see `cached_only`)."""
+
+    def __init__(self, memo: CountMemo, blocks: CountMemo) -> None:
+        self.memo = memo
+        self.blocks = blocks
+
+    def count(self, text: str, version: str, slot: Slot = "user") -> int:
+        if not text:
+            return 0
+        return self.memo.get(version, text, _Refuse(), slot)
 
 
 _DEFAULT = MemoTokenizer(CtokTokenizer())

@@ -29,6 +29,7 @@ __all__ = [
     "NOT_JSON",
     "TOO_DEEP",
     "UNPAIRED_SURROGATE",
+    "Seen",
     "check_request",
     "unpaired_surrogate",
 ]
@@ -64,12 +65,23 @@ class _Tag:
 Path = tuple[str | int | _Tag, ...]
 
 
-def check_request(body: Mapping[str, Any], model: Model) -> None:
-    """Raise the API's 400 for the first field of `body` whose shape it rejects.
+@dataclass
+class Seen:
+    """What the walk saw that the parser needs before it reads the messages: whether any image,
+    and any enabled citations, are in them (each changes a level's prefix)."""
+
+    images: bool = False
+    citations: bool = False
+
+
+def check_request(body: Mapping[str, Any], model: Model) -> Seen:
+    """Raise the API's 400 for the first field of `body` whose shape it rejects; else say what
+    the walk saw.
 
     Raises:
         InvalidRequest: naming the field (`path` is its JSON pointer).
     """
+    seen = Seen()
     tools = body.get("tools")
     choice = body.get("tool_choice")
     if choice is not None:
@@ -93,10 +105,11 @@ def check_request(body: Mapping[str, Any], model: Model) -> None:
         _fail(("messages",), f"at most {MAX_MESSAGES:,} messages are allowed in one request")
     system_role = model.system_messages is not False
     for m in range(len(messages)):
-        _message(messages, m, system_role)
+        _message(messages, m, system_role, seen)
     _system(body.get("system"))
     _scalars(body, model)
     _tool_choice(body)  # a rule of the conversation's shape: after every field's type
+    return seen
 
 
 def _scalars(body: Mapping[str, Any], model: Model) -> None:
@@ -226,10 +239,10 @@ def _system(system: Any) -> None:
         if block.get("type") != "text":
             tag = block.get("type")
             _fail(("system", j), _tag_mismatch(tag, ("text",)))
-        _block(block, ("system", j), in_system=True)
+        _block(block, ("system", j), Seen(), in_system=True)
 
 
-def _message(messages: Sequence[Any], m: int, system_role: bool) -> None:
+def _message(messages: Sequence[Any], m: int, system_role: bool, seen: Seen) -> None:
     path: Path = ("messages", m)
     message = messages[m]
     _object(message, path)
@@ -260,15 +273,51 @@ def _message(messages: Sequence[Any], m: int, system_role: bool) -> None:
     if isinstance(content, str):
         return
     for b, block in enumerate(_array(content, (*path, "content"))):
+        if _plain(block):
+            continue
         where = (*path, "content", b)
         _object(block, where)
         if block.get("type") in ("thinking", "redacted_thinking") and role != "assistant":
             # Not seen from the API; a thinking block is the model's, never the user's.
             _fail(where, f"`{block['type']}` blocks may only appear in assistant messages")
-        _block(block, where)
+        _block(block, where, seen)
 
 
-def _block(block: Any, path: Path, *, allowed: Sequence[str] = (), in_system: bool = False) -> None:
+def _plain(block: Any) -> bool:
+    """The commonest valid blocks, recognised without building a path for an error message:
+    text, tool_use, and tool_result with text only (most of an agent's conversation)."""
+    if type(block) is not dict:
+        return False
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return type(text) is str and text != "" and block.get("citations") is None
+    if kind == "tool_use":
+        return (
+            type(block.get("id")) is str
+            and type(block.get("name")) is str
+            and type(block.get("input")) is dict
+        )
+    if kind == "tool_result":
+        content = block.get("content")
+        return (
+            type(block.get("tool_use_id")) is str
+            and block.get("is_error") in (None, True, False)
+            and (
+                content is None
+                or type(content) is str
+                or (
+                    type(content) is list
+                    and all(_plain(b) and b.get("type") == "text" for b in content)
+                )
+            )
+        )
+    return False
+
+
+def _block(
+    block: Any, path: Path, seen: Seen, *, allowed: Sequence[str] = (), in_system: bool = False
+) -> None:
     """One content block, and the blocks inside it."""
     _object(block, path)
     kind = _required(block, "type", path)
@@ -286,9 +335,10 @@ def _block(block: Any, path: Path, *, allowed: Sequence[str] = (), in_system: bo
             level = "system" if in_system else "messages"
             _fail((level,), "text content blocks must be non-empty", at=(*path, "text"))
     elif kind == "image":
+        seen.images = True
         _image_source(_required(block, "source", here), (*here, "source"))
     elif kind == "document":
-        _document(block, here)
+        _document(block, here, seen)
     elif kind == "tool_use":
         _string(_required(block, "id", here), (*here, "id"))
         _string(_required(block, "name", here), (*here, "name"))
@@ -298,7 +348,7 @@ def _block(block: Any, path: Path, *, allowed: Sequence[str] = (), in_system: bo
         content = block.get("content")
         if content is not None and not isinstance(content, str):
             for k, inner in enumerate(_array(content, (*here, "content"))):
-                _block(inner, (*here, "content", k), allowed=_TOOL_RESULT_BLOCKS)
+                _block(inner, (*here, "content", k), seen, allowed=_TOOL_RESULT_BLOCKS)
         if block.get("is_error") is not None and not isinstance(block["is_error"], bool):
             _fail((*here, "is_error"), "Input should be a valid boolean")
     elif kind == "thinking":
@@ -310,11 +360,11 @@ def _block(block: Any, path: Path, *, allowed: Sequence[str] = (), in_system: bo
         _string(_required(block, "title", here), (*here, "title"))
         content = _array(_required(block, "content", here), (*here, "content"))
         for k, inner in enumerate(content):
-            _block(inner, (*here, "content", k), allowed=("text",))
-        _citations(block, here)
+            _block(inner, (*here, "content", k), seen, allowed=("text",))
+        _citations(block, here, seen)
 
 
-def _document(block: dict[str, Any], here: Path) -> None:
+def _document(block: dict[str, Any], here: Path, seen: Seen) -> None:
     source = _required(block, "source", here)
     where = (*here, "source")
     _object(source, where)
@@ -328,7 +378,8 @@ def _document(block: dict[str, Any], here: Path) -> None:
         content = _required(source, "content", (*where, _Tag(kind)))
         if not isinstance(content, str):
             for k, inner in enumerate(_array(content, (*where, _Tag(kind), "content"))):
-                _block(inner, (*where, _Tag(kind), "content", k), allowed=_DOCUMENT_CONTENT_BLOCKS)
+                where_k = (*where, _Tag(kind), "content", k)
+                _block(inner, where_k, seen, allowed=_DOCUMENT_CONTENT_BLOCKS)
     elif kind == "url":
         _string(_required(source, "url", (*where, _Tag(kind))), (*where, _Tag(kind), "url"))
     elif kind == "file":
@@ -338,10 +389,10 @@ def _document(block: dict[str, Any], here: Path) -> None:
     for key in ("title", "context"):
         if block.get(key) is not None:
             _string(block[key], (*here, key))
-    _citations(block, here)
+    _citations(block, here, seen)
 
 
-def _citations(block: dict[str, Any], here: Path) -> None:
+def _citations(block: dict[str, Any], here: Path, seen: Seen) -> None:
     citations = block.get("citations")
     if citations is None:
         return
@@ -349,6 +400,7 @@ def _citations(block: dict[str, Any], here: Path) -> None:
     enabled = citations.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
         _fail((*here, "citations", "enabled"), "Input should be a valid boolean")
+    seen.citations = seen.citations or bool(enabled)
 
 
 def _image_source(source: Any, where: Path) -> None:

@@ -20,6 +20,8 @@ __all__ = [
     "check_version",
     "error_body",
     "headers",
+    "parse_json",
+    "read_body",
     "read_json",
 ]
 
@@ -88,7 +90,12 @@ def check_version(request: Request) -> str:
 
 async def read_json(request: Request, limit: int) -> Any:
     """The request's JSON body, as the API reads it: 413 past `limit` bytes (said or streamed),
-    400 for a body the API's JSON parser refuses (`_parse_json`)."""
+    400 for a body the API's JSON parser refuses (`parse_json`)."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The request's body bytes: 413 past `limit` bytes, said or streamed."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise _too_large(limit)
@@ -97,10 +104,10 @@ async def read_json(request: Request, limit: int) -> Any:
         raw += chunk
         if len(raw) > limit:
             raise _too_large(limit)
-    return _parse_json(raw)
+    return raw
 
 
-def _parse_json(raw: bytearray) -> Any:
+def parse_json(raw: bytearray) -> Any:
     """JSON as the API accepts it: UTF-8, and strictly JSON. Python's parser also takes `NaN` and
     `Infinity`, strings holding half of a surrogate pair (valid JSON text, but not Unicode), and
     fails on deep nesting with a RecursionError; each of those is a 400 here (our wording: the

@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -27,12 +26,11 @@ from starlette.types import Receive, Scope, Send
 
 from ..catalog import catalog
 from ..errors import InputError, InvalidRequest, UnknownModel
-from ..request import Prompt, parse_request
+from ..request import Prompt
 from ..tokens import default_tokenizer
 from .api import (
     ApiError,
     api_error_response,
-    betas_of,
     check_body,
     check_version,
     headers,
@@ -42,15 +40,6 @@ from .replies import build_reply, encode_event, message, sse_events
 from .state import EmulatorState
 
 __all__ = ["routes"]
-
-
-async def parse(body: Mapping[str, Any], betas: list[str]) -> Prompt:
-    try:
-        return await run_in_threadpool(parse_request, body, betas=betas)
-    except UnknownModel as exc:
-        raise ApiError(404, "not_found_error", f"model: {exc.model}") from None
-    except InvalidRequest as exc:
-        raise ApiError(exc.status, exc.error_type, exc.message) from None
 
 
 def _model_warning(prompt: Prompt) -> dict[str, str]:
@@ -76,9 +65,8 @@ async def create_message(request: Request) -> Response:
     try:
         workspace = st.workspace(request)
         version = check_version(request)
-        body = await read_json(request, st.config.max_body_bytes)
+        body, prompt = await st.reader.read(request, st.config.max_body_bytes)
         check_body(body, version)
-        prompt = await parse(body, betas_of(request))
         fault = st.faults.pick(number)
         if fault is not None and fault.kind in ("429", "529", "500"):
             raise _fault_error(fault.kind, fault.param)
@@ -235,9 +223,8 @@ async def count_tokens(request: Request) -> Response:
     try:
         workspace = st.workspace(request)
         version = check_version(request)
-        body = await read_json(request, st.config.max_body_bytes)
+        body, prompt = await st.reader.read(request, st.config.max_body_bytes)
         check_body(body, version, need_max_tokens=False)
-        prompt = await parse(body, betas_of(request))
     except ApiError as err:
         return api_error_response(err, rid, workspace)
     return JSONResponse({"input_tokens": prompt.total_tokens}, headers=headers(rid, workspace))

@@ -23,6 +23,7 @@ from ..usage import Usage
 from .api import ApiError
 from .faults import FaultPlan, parse_faults
 from .limits import RateLimiter, parse_limits
+from .reading import RequestReader
 
 __all__ = ["Clock", "EmulatorConfig", "EmulatorState", "Stats"]
 
@@ -131,6 +132,7 @@ class EmulatorState:
         limits = parse_limits(config.limits)
         self.limiter = RateLimiter(limits) if limits else None
         self.stats = Stats()
+        self.reader = RequestReader()
         self._numbers = itertools.count(1)
         self._ids = itertools.count(1)
 
