@@ -203,19 +203,19 @@ class _Builder:
         # still leaves its separator).
         self.hash = hashlib.sha256(f"{self.hash}{digest}\x00{tokens}".encode()).hexdigest()
         self.cumulative += tokens
-        self.positions.append(
+        self.positions.append(  # positional: a big prompt makes thousands, and keywords cost
             Position(
-                index=len(self.positions),
-                level=level,
-                path=path,
-                kind=kind,
-                tokens=tokens,
-                cumulative=self.cumulative,
-                digest=digest,
-                prefix_hash=self.hash,
-                marker=marker,
-                eligible=eligible,
-                message=message,
+                len(self.positions),
+                level,
+                path,
+                kind,
+                tokens,
+                self.cumulative,
+                digest,
+                self.hash,
+                marker,
+                eligible,
+                message,
             )
         )
 
@@ -665,5 +665,5 @@ def _digest(level: str, canon: str) -> str:
     return hashlib.sha256(f"{level}\x00{canon}".encode()).hexdigest()
 
 
-def _canon(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# One encoder for every identity: `json.dumps` with arguments builds a new one per call.
+_canon = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
