@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cachewise import Engine, parse_request
-from cachewise.keepalive import KeepAlivePolicy, ping
-from conftest import CC, block, request, text, tool
+from cachewise.keepalive import KeepAlivePolicy, Key, ping
+from conftest import CC, block, examples, request, text, tool
 
 SYSTEM = text(3000, "alive")
 
@@ -146,3 +152,133 @@ def test_evidence_that_prefixes_return_keeps_them_alive() -> None:
 
 def test_the_threshold_is_the_price_of_a_read_over_what_a_rewrite_would_add() -> None:
     assert KeepAlivePolicy().threshold == 0.087  # 0.1 / (1.25 - 0.1), rounded
+
+
+@dataclass
+class _RefPrefix:
+    workspace: str
+    last_use: float
+    refreshed: float
+    ttl: float
+    tail: str
+
+
+class _ReferencePolicy:
+    """The policy as it was before its queue and index: a scan of every live prefix per use and
+    per keep-alive. Kept as the reference the fast one must agree with."""
+
+    def __init__(
+        self, *, threshold: float = 0.087, min_evidence: int = 3, margin: float = 10.0
+    ) -> None:
+        if min_evidence < 1 or margin < 0:
+            raise ValueError("min_evidence must be at least 1 and margin not negative")
+        self.threshold, self.min_evidence, self.margin = threshold, min_evidence, margin
+        self.prefixes: dict[Key, _RefPrefix] = {}  # entries being kept alive
+        self.last_use: dict[Key, tuple[str, float]] = {}  # every prefix ever used
+        self.gaps: dict[str, list[float]] = {}  # per workspace, sorted: idle periods that ended
+        self.idle_since: dict[str, list[float]] = {}  # per workspace, sorted: last use of each
+        self.activity: dict[str, float] = {}  # per workspace: when something was last sent
+
+    def used(
+        self,
+        key: Key,
+        *,
+        at: float,
+        ttl: float,
+        tail: str,
+        digests: frozenset[str],
+    ) -> None:
+        """A request read or wrote the entry `key` (whose prompt holds blocks `digests`)."""
+        workspace = key[0]
+        self.activity[workspace] = max(self.activity.get(workspace, at), at)
+        since = self.idle_since.setdefault(workspace, [])
+        if key in self.last_use:
+            _, last = self.last_use[key]
+            insort(self.gaps.setdefault(workspace, []), at - last)
+            del since[bisect_left(since, last)]
+        self.last_use[key] = (workspace, at)
+        insort(since, at)
+        for other, p in list(self.prefixes.items()):
+            if other != key and p.workspace == workspace and p.tail in digests:
+                del self.prefixes[other]  # superseded by a new version of its prompt
+        self.prefixes[key] = _RefPrefix(workspace, at, at, ttl, tail)
+
+    def sent(self, workspace: str, at: float) -> None:
+        """Something that used no cache was sent: the workspace is busy all the same."""
+        self.activity[workspace] = max(self.activity.get(workspace, at), at)
+
+    def due(self, before: float) -> Iterator[tuple[Key, float]]:
+        """Keep-alives to send before `before`, in time order: (key, when)."""
+        while True:
+            pending = [(self._next(p), key) for key, p in self.prefixes.items()]
+            if not pending:
+                return
+            at, key = min(pending, key=lambda pair: pair[0])
+            if at >= before:
+                return
+            p = self.prefixes[key]
+            if self._worth_it(p, at):
+                p.refreshed = at
+                yield key, at
+            else:
+                del self.prefixes[key]
+
+    def _next(self, p: _RefPrefix) -> float:
+        """Just before the entry expires (and always later than its last renewal)."""
+        return p.refreshed + max(p.ttl - self.margin, p.ttl / 2)
+
+    def _worth_it(self, p: _RefPrefix, at: float) -> bool:
+        busy = self.activity.get(p.workspace, p.last_use)
+        if busy <= p.last_use or at - busy > p.ttl:
+            return False  # nothing else was sent since this prefix was used, or not lately
+        hazard = self.hazard(p.workspace, at - p.last_use, p.ttl, now=at)
+        return hazard is None or hazard >= self.threshold
+
+    def hazard(self, workspace: str, idle: float, window: float, *, now: float) -> float | None:
+        """Of the idle periods that lasted `idle`, the share that ended within `window` more;
+        None with too little evidence."""
+        gaps = self.gaps.get(workspace, [])
+        longer = len(gaps) - bisect_right(gaps, idle)
+        returned = bisect_right(gaps, idle + window) - bisect_right(gaps, idle)
+        # Prefixes idle for longer than idle + window still: they outlived the window.
+        survivors = bisect_left(self.idle_since.get(workspace, []), now - idle - window)
+        if longer + survivors < self.min_evidence:
+            return None
+        return returned / (longer + survivors)
+
+
+Event = tuple[str, int, int, int]  # (what, workspace, prefix, tail)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["use", "use", "use", "sent"]),
+            st.integers(0, 2),
+            st.integers(0, 6),
+            st.integers(0, 4),
+            st.floats(0, 700),
+        ),
+        max_size=60,
+    )
+)
+def test_the_queued_policy_sends_what_the_scanning_one_sent(
+    events: list[tuple[str, int, int, int, float]],
+) -> None:
+    """The same uses, in the same time order, give the same keep-alives at the same times."""
+    fast, slow = KeepAlivePolicy(), _ReferencePolicy()
+    now = 0.0
+    for what, ws, prefix, tail, gap in events:
+        now += gap
+        assert list(fast.due(now)) == list(slow.due(now))
+        workspace = f"w{ws}"
+        if what == "sent":
+            fast.sent(workspace, now)
+            slow.sent(workspace, now)
+            continue
+        key = (workspace, f"p{prefix}")
+        digests = frozenset({f"t{tail}", f"t{(tail + 1) % 5}"})
+        for policy in (fast, slow):
+            policy.used(key, at=now, ttl=300.0, tail=f"t{tail}", digests=digests)
+    assert list(fast.due(math.inf)) == list(slow.due(math.inf))

@@ -23,6 +23,7 @@ simulator drives it through the engine; the numbers are in bench/results.md.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class _Prefix:
     refreshed: float
     ttl: float
     tail: str  # digest of the block the entry ends with
+    order: int  # when it began to be kept alive: of two due at once, the older goes first
 
 
 class KeepAlivePolicy:
@@ -54,6 +56,11 @@ class KeepAlivePolicy:
             raise ValueError("min_evidence must be at least 1 and margin not negative")
         self.threshold, self.min_evidence, self.margin = threshold, min_evidence, margin
         self.prefixes: dict[Key, _Prefix] = {}  # entries being kept alive
+        # The same, by the block each ends with: what a new version of a prompt supersedes.
+        self.by_tail: dict[tuple[str, str], set[Key]] = {}
+        # When each is next due, in order; an item whose time no longer matches is stale.
+        self.queue: list[tuple[float, int, Key]] = []
+        self.uses = 0
         self.last_use: dict[Key, tuple[str, float]] = {}  # every prefix ever used
         self.gaps: dict[str, list[float]] = {}  # per workspace, sorted: idle periods that ended
         self.idle_since: dict[str, list[float]] = {}  # per workspace, sorted: last use of each
@@ -78,10 +85,22 @@ class KeepAlivePolicy:
             del since[bisect_left(since, last)]
         self.last_use[key] = (workspace, at)
         insort(since, at)
-        for other, p in list(self.prefixes.items()):
-            if other != key and p.workspace == workspace and p.tail in digests:
-                del self.prefixes[other]  # superseded by a new version of its prompt
-        self.prefixes[key] = _Prefix(workspace, at, at, ttl, tail)
+        # Superseded by a new version of its prompt: found through the blocks this prompt holds,
+        # so the work grows with the prompt, not with how many prefixes are alive.
+        for digest in digests:
+            for other in list(self.by_tail.get((workspace, digest), ())):
+                if other != key:
+                    self._drop(other)
+        kept = self.prefixes.get(key)
+        if kept is not None:
+            order = kept.order
+            self._drop(key)
+        else:
+            self.uses += 1
+            order = self.uses
+        p = self.prefixes[key] = _Prefix(workspace, at, at, ttl, tail, order)
+        self.by_tail.setdefault((workspace, tail), set()).add(key)
+        heapq.heappush(self.queue, (self._next(p), p.order, key))
 
     def sent(self, workspace: str, at: float) -> None:
         """Something that used no cache was sent: the workspace is busy all the same."""
@@ -89,19 +108,25 @@ class KeepAlivePolicy:
 
     def due(self, before: float) -> Iterator[tuple[Key, float]]:
         """Keep-alives to send before `before`, in time order: (key, when)."""
-        while True:
-            pending = [(self._next(p), key) for key, p in self.prefixes.items()]
-            if not pending:
-                return
-            at, key = min(pending, key=lambda pair: pair[0])
-            if at >= before:
-                return
-            p = self.prefixes[key]
+        while self.queue and self.queue[0][0] < before:
+            at, order, key = heapq.heappop(self.queue)
+            p = self.prefixes.get(key)
+            if p is None or p.order != order or self._next(p) != at:
+                continue  # dropped, used again or renewed since this was queued
             if self._worth_it(p, at):
                 p.refreshed = at
+                heapq.heappush(self.queue, (self._next(p), order, key))
                 yield key, at
             else:
-                del self.prefixes[key]
+                self._drop(key)
+
+    def _drop(self, key: Key) -> None:
+        p = self.prefixes.pop(key, None)
+        if p is not None:
+            keys = self.by_tail[(p.workspace, p.tail)]
+            keys.discard(key)
+            if not keys:
+                del self.by_tail[(p.workspace, p.tail)]
 
     def _next(self, p: _Prefix) -> float:
         """Just before the entry expires (and always later than its last renewal)."""
