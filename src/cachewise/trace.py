@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,57 +89,72 @@ class Step:
 def read_rows(path: str | Path) -> list[Row]:
     """Rows from a JSON file, a JSONL file, or `-` (standard input).
 
+    JSON Lines are read a line at a time, so a big trace holds its rows in memory and not its
+    text as well; a file whose first line is not JSON is read whole, as one JSON document (a body
+    or a row written over several lines).
+
     Raises:
         InputError: the file cannot be read, or a line is not a request or a trace row.
     """
     name = str(path)
-    text = read_text(path)
-    stripped = text.strip()
-    if not stripped:
-        raise InputError("empty: expected a request body, a trace row, or JSON Lines", file=name)
-    try:
-        whole = json.loads(stripped)
-    except json.JSONDecodeError:
-        whole = None
-    if isinstance(whole, dict):
-        return [_row(whole, name, 1)]
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
+    rows: list[Row] = []
+    lines = _lines(path)
+    for number, line in lines:
         if not line.strip():
             continue
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
+            if not rows:
+                whole = _document(line + "".join(text for _, text in lines))
+                if whole is not None:
+                    return [_row(whole, name, 1)]
             raise InputError(
                 f"not JSON: {exc.msg} (column {exc.colno})", file=name, line=number
             ) from None
         rows.append(_row(data, name, number))
+    if not rows:
+        raise InputError("empty: expected a request body, a trace row, or JSON Lines", file=name)
     return rows
 
 
-def read_text(path: str | Path) -> str:
-    """A file's text (`-`: standard input).
+def _document(text: str) -> dict[str, Any] | None:
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return whole if isinstance(whole, dict) else None
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """A file's lines (`-`: standard input), numbered from 1, decoded as UTF-8.
 
     Raises:
-        InputError: it cannot be read, or it is not UTF-8 (with the line and byte of the first
-            bad byte).
+        InputError: it cannot be read, or a line is not UTF-8 (with the byte of the first bad one).
     """
     name = str(path)
     try:
-        if name == "-":
-            stdin = getattr(sys.stdin, "buffer", None)
-            if stdin is None:  # already text (a test, or an embedding program)
-                return str(sys.stdin.read())
-            data: bytes = stdin.read()
-        else:
-            data = Path(path).read_bytes()
+        if name != "-":
+            with Path(path).open("rb") as f:
+                yield from _decoded(f, name)
+        elif hasattr(sys.stdin, "buffer"):
+            yield from _decoded(sys.stdin.buffer, name)
+        else:  # already text (a test, or an embedding program)
+            yield from enumerate(sys.stdin, 1)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=name) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"not UTF-8 text (byte {exc.start})", file=name, line=line) from None
+
+
+def _decoded(f: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
+    offset = 0
+    for number, raw in enumerate(f, 1):
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not UTF-8 text (byte {offset + exc.start})", file=name, line=number
+            ) from None
+        offset += len(raw)
 
 
 def rows_from(items: Iterable[Mapping[str, Any] | Row]) -> list[Row]:
