@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachewise import InputError, UnknownModel, parse_request
+from cachewise import InputError, InvalidRequest, UnknownModel, parse_request
 from cachewise.body import strip_markers
 from cachewise.plan import plan
+from cachewise.request import Prompt
 from cachewise.simulate import oracle_bound, replay_strategy, simulate
 from cachewise.strategies import STRATEGIES
 from cachewise.trace import Row, rows_from
@@ -448,3 +449,45 @@ def test_a_ledger_without_prompts_says_how_to_keep_them(tmp_path: Any) -> None:
     result = CliRunner().invoke(main, ["trace", "--from-ledger", "--ledger", str(path)])
     assert result.exit_code == 2 and "store_prompts=True" in result.output
     assert "Traceback" not in result.output
+
+
+def _view(prompt: Prompt) -> tuple[Any, ...]:
+    """Everything the engine and the analyzer read of a prompt."""
+    return (
+        prompt.positions,
+        prompt.total_tokens,
+        prompt.automatic,
+        prompt.problems,
+        prompt.whitespace_text,
+        prompt.prewarm,
+        prompt.prewarm_conflicts,
+        dict(prompt.level_params),
+    )
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(traces())
+def test_a_strategy_request_remarked_is_the_request_parsed(trace: list[dict[str, Any]]) -> None:
+    """The replay reads each strategy's request off the row's parse (`Prompt.remarked`): it
+    must be what parsing that request gives, for every strategy and every row."""
+    seen: list[Row] = []
+    for row in rows_from(trace):
+        base = parse_request(row.request)
+        for name, strategy in STRATEGIES.items():
+            sent = strategy(row.request, seen, row.started_at)
+            try:
+                expected = _view(parse_request(sent))
+            except InvalidRequest:
+                with pytest.raises(InvalidRequest):
+                    base.remarked(sent)
+                continue
+            assert _view(base.remarked(sent)) == expected, name
+        seen.append(Row(row.request, started_at=row.started_at, prompt=base))
+
+
+def test_a_request_that_is_not_the_same_but_for_its_markers_is_parsed_anew() -> None:
+    base = parse_request(CONVO)
+    longer = CONVO | {"messages": [*CONVO["messages"], {"role": "user", "content": "More?"}]}
+    other_choice = CONVO | {"tool_choice": {"type": "any"}}
+    for body in (longer, other_choice, CONVO | {"model": "claude-opus-4-6"}):
+        assert _view(base.remarked(body)) == _view(parse_request(body))

@@ -118,6 +118,25 @@ class Prompt:
             out += [(level, k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         return out
 
+    def remarked(self, body: Mapping[str, Any]) -> Prompt:
+        """The same request with the markers `body` carries, for a `body` made from this prompt's
+        by changing `cache_control` only (as every caching strategy does). Markers are no part
+        of a position's identity, count or hash, so those are kept and only the markers (and the
+        problems they make) are read again: a strategy's request without parsing it anew. A
+        change the walk sees (the model, a parameter, the number, kinds or places of the blocks)
+        is parsed in full; a change inside a block is not looked for: do not pass one.
+
+        Raises:
+            InvalidRequest: the API would reject `body`.
+        """
+        if body.get("model") != self.body.get("model"):
+            return parse_request(body, betas=self.level_params["messages"]["betas"])
+        betas = frozenset(self.level_params["messages"]["betas"])
+        try:
+            return _parse(body, self.model, default_tokenizer(), betas, base=self)
+        except _Mismatch:
+            return parse_request(body, betas=betas)
+
     @classmethod
     def from_segments(cls, model: Model, segments: Iterable[Segment]) -> Prompt:
         """A prompt made of opaque segments: (identity, tokens, ttl or None) each, in order.
@@ -163,10 +182,19 @@ def parse_request(
     if not model_name:
         raise InvalidRequest("model: String should have at least 1 character", path="/model")
     model = (models or catalog()).get(model_name)
+    return _parse(body, model, tokenizer or default_tokenizer(), frozenset(betas))
+
+
+def _parse(
+    body: Mapping[str, Any],
+    model: Model,
+    tokenizer: Tokenizer,
+    betas: frozenset[str],
+    base: Prompt | None = None,
+) -> Prompt:
     try:
         seen = check_request(body, model)
-        parser = _Parser(body, model, tokenizer or default_tokenizer(), frozenset(betas), seen)
-        return parser.run()
+        return _Parser(body, model, tokenizer, betas, seen, base).run()
     except RecursionError:
         raise InvalidRequest(TOO_DEEP, path="/") from None
     except UnicodeEncodeError:
@@ -225,7 +253,14 @@ class _Builder:
         ).hexdigest()
 
 
+class _Mismatch(Exception):
+    """The body given to `Prompt.remarked` is not its prompt's body with other markers."""
+
+
 class _Parser(_Builder):
+    """The walk over a body. With a `base`, a prompt of the same request whose markers alone may
+    differ, the positions' identities, counts and hashes are taken from it (`Prompt.remarked`)."""
+
     def __init__(
         self,
         body: Mapping[str, Any],
@@ -233,8 +268,10 @@ class _Parser(_Builder):
         tokenizer: Tokenizer,
         betas: frozenset[str],
         seen: Seen,
+        base: Prompt | None = None,
     ) -> None:
         super().__init__(model)
+        self.base = base
         self.seen = seen
         self.body = body
         self.tok = tokenizer
@@ -275,9 +312,12 @@ class _Parser(_Builder):
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
         self.pending_frame += before
         for i, tool in live_tools:
+            marker = self._marker(tool, f"/tools/{i}", f"tools.{i}")
+            if self.base is not None:
+                self._as_base("tools", f"/tools/{i}", "tool", marker, True, None)
+                continue
             digest = _digest("tools", _canon(_envelope(tool)))
             tokens = self._counted(digest, partial(self._tool_tokens, tool))
-            marker = self._marker(tool, f"/tools/{i}", f"tools.{i}")
             self.add("tools", f"/tools/{i}", "tool", digest, tokens, marker, eligible=True)
         self.pending_frame += after
         if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
@@ -324,6 +364,13 @@ class _Parser(_Builder):
         """The walk's result, once every level is in."""
         body = self.body
         total = self.cumulative + self.pending_frame + self.model.framing.tail
+        base = self.base
+        if base is not None and (
+            len(self.positions) != len(base.positions)
+            or total != base.total_tokens
+            or params != base.level_params
+        ):
+            raise _Mismatch
         return Prompt(
             model=self.model,
             positions=tuple(self.positions),
@@ -361,6 +408,9 @@ class _Parser(_Builder):
             marker = None
         marker = self._inner_markers(block, path, api_path) or marker
         eligible = markable(block)
+        if self.base is not None:
+            self._as_base(level, path, kind, marker, eligible, message)
+            return
         slot: Slot = "system" if level == "system" else "user"
         count: Callable[[], int]
         if kind == "tool_use" and block.keys() <= _PLAIN_TOOL_USE_KEYS:
@@ -382,6 +432,29 @@ class _Parser(_Builder):
         # An image is counted from its header by formula: nothing a memo would save.
         tokens = count() if kind == "image" else self._counted(digest, count)
         self.add(level, path, kind, digest, tokens, marker, eligible, message)
+
+    def _as_base(
+        self,
+        level: Level,
+        path: str,
+        kind: str,
+        marker: Marker | None,
+        eligible: bool,
+        message: int | None,
+    ) -> None:
+        """The base prompt's position here, with this walk's marker."""
+        assert self.base is not None
+        index = len(self.positions)
+        if index >= len(self.base.positions):
+            raise _Mismatch
+        b = self.base.positions[index]
+        if b.path != path or b.kind != kind:
+            raise _Mismatch
+        self.pending_frame = 0  # its frames are in its count already
+        self.cumulative, self.hash = b.cumulative, b.prefix_hash
+        marked = Position(index, level, path, kind, b.tokens, b.cumulative, b.digest, b.prefix_hash,
+                          marker, eligible, message)  # fmt: skip
+        self.positions.append(marked)
 
     def _counted(self, digest: str, count: Callable[[], int]) -> int:
         """A block's content tokens: from the tokenizer's block memo by its digest (which holds

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .catalog import catalog
+from .catalog import catalog, get_model
 from .cost import cost
 from .engine import Account, Engine, billed_output, first_cacheable, unmarked
 from .errors import InputError, InvalidRequest, UnknownModel
@@ -61,6 +61,11 @@ def _body(row: Row, model: str | None) -> dict[str, Any]:
     return {**row.request, "model": model} if model else dict(row.request)
 
 
+def _as_replayed(row: Row, model: str | None) -> bool:
+    """Whether the row's parsed request is the one replayed (the same model)."""
+    return row.prompt is not None and (model is None or row.prompt.model.id == get_model(model).id)
+
+
 def _parsed(body: dict[str, Any]) -> Prompt | None:
     try:
         return parse_request(body)
@@ -91,7 +96,9 @@ def replay_strategy(
         sent = body
         try:
             sent = strategy(body, seen, start)
-            prompt = parse_request(sent)
+            # A strategy changes markers only: its request is the row's, marked its way.
+            base = row.prompt if _as_replayed(row, model) else None
+            prompt = base.remarked(sent) if base is not None else parse_request(sent)
             if gate:
                 start = _after_pending_write(engine, prompt, start, workspace, out)
             if alive is not None:  # after the gate: a ping must not come after a later request
@@ -120,7 +127,7 @@ def replay_strategy(
         out.add(usage, price, error=rejected)
         if alive is not None:
             alive.used(prompt, sent, start, workspace, acct)
-        parsed = _parsed(body)
+        parsed = row.prompt if _as_replayed(row, model) else _parsed(body)
         if parsed is not None:  # the planner reads its history parsed
             seen.append(Row(body, started_at=start, prompt=parsed))
     if alive is not None:
@@ -223,8 +230,8 @@ def simulate(
         InputError: a strategy, or a row's model, is unknown (before anything is replayed).
         UnknownModel: `model` is not in the catalog.
     """
-    rows = rows_from(rows)
-    check_models(rows, model)
+    given = rows_from(rows)
+    check_models(given, model)
     names = list(strategies or STRATEGIES)
     unknown = [n for n in names if n not in STRATEGIES and n != "oracle"]
     if unknown:
@@ -233,10 +240,17 @@ def simulate(
         raise InputError(
             f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}", field="--strategy"
         )
-    oracle = oracle_bound(rows, model=model)
+    # Each request parsed once (as replayed: with `model`), for every strategy's history.
+    parsed = [replace(r, prompt=_parsed(_body(r, model))) for r in given]
+    oracle = oracle_bound(parsed, model=model)
     outcomes = [
         replay_strategy(
-            rows, n, STRATEGIES[n], model=model, gate=n == "cachewise", keep_alive=n == "cachewise"
+            parsed,
+            n,
+            STRATEGIES[n],
+            model=model,
+            gate=n == "cachewise",
+            keep_alive=n == "cachewise",
         )
         for n in names
         if n != "oracle"
