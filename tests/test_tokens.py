@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
+import subprocess
+import sys
 import threading
+import time
 import tracemalloc
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import anthropic
 import httpx2
@@ -17,6 +23,7 @@ from cachewise.tokens import (
     ApiTokenizer,
     CountMemo,
     CtokTokenizer,
+    DiskCounts,
     MemoTokenizer,
     base64_image_tokens,
     image_size,
@@ -162,3 +169,47 @@ def test_api_tokenizer_subtracts_the_model_frame() -> None:
     tok = ApiTokenizer(client, get_model("claude-sonnet-4-6"))
     assert tok.count("abcd", "3.0") == 4
     assert seen[0]["model"] == "claude-sonnet-4-6"
+
+
+class _Slow:
+    """A tokenizer that counts slowly, and says how often it was asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def count(self, text: str, version: str, slot: str = "user") -> int:
+        self.calls += 1
+        time.sleep(0.05)
+        return len(text.split())
+
+
+def test_a_text_counted_by_several_threads_at_once_is_counted_once() -> None:
+    slow = _Slow()
+    memo = MemoTokenizer(slow)
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(lambda _: memo.count("one two three", "4.7"), range(8)))
+    assert counts == [3] * 8 and slow.calls == 1
+
+
+def test_a_count_on_disk_spares_a_new_process_the_tokenizer(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from cachewise import parse_request\n"
+        "body = {'model': 'claude-sonnet-4-6', 'max_tokens': 5,\n"
+        "        'messages': [{'role': 'user', 'content': 'A text counted once, then read.'}]}\n"
+        "print(parse_request(body).total_tokens, 'ctok' in sys.modules)\n"
+    )
+    env = {**os.environ, "CACHEWISE_HOME": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    total, loaded = first.stdout.split()
+    assert loaded == "True", first.stderr
+    assert second.stdout.split() == [total, "False"], second.stderr
+    assert (tmp_path / "counts.db").exists()
+
+
+def test_a_folder_that_cannot_hold_the_disk_cache_changes_nothing(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    disk = DiskCounts(_Slow(), path=blocked / "counts.db")
+    assert disk.count("one two", "4.7") == 2 and disk.count("one two", "4.7") == 2

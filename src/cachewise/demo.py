@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .ledger import default_home
+from .home import default_home
 from .runner import RunOptions, RunSummary, run_requests
 
 __all__ = ["MODEL", "run_demo", "workload"]

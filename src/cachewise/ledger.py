@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LedgerError
+from .home import default_home
 from .usage import Usage, normalize_usage
 
 __all__ = [
     "CallRecord",
     "Ledger",
-    "default_home",
     "default_path",
     "is_emulated",
     "key_workspace",
@@ -215,16 +215,6 @@ MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
 
 # Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.
 _MIGRATION_LOCK = 0x63616368
-
-
-def default_home() -> Path:
-    """`$CACHEWISE_HOME`, else `<user data dir>/cachewise`: the ledger's folder and the spool's."""
-    home = os.environ.get("CACHEWISE_HOME")
-    if home:
-        return Path(home)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("cachewise", appauthor=False))
 
 
 def default_path() -> Path:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -26,7 +26,6 @@ from .errors import InvalidRequest
 from .tokens import (
     PDF_PAGE_TOKENS,
     UNKNOWN_IMAGE_TOKENS,
-    CountMemo,
     Slot,
     Tokenizer,
     base64_image_tokens,
@@ -459,10 +458,12 @@ class _Parser(_Builder):
     def _counted(self, digest: str, count: Callable[[], int]) -> int:
         """A block's content tokens: from the tokenizer's block memo by its digest (which holds
         everything its count depends on but the framing), else counted part by part."""
-        blocks: CountMemo | None = getattr(self.tok, "blocks", None)
-        if blocks is None:
+        count_block: Callable[[Hashable, Callable[[], int]], int] | None = getattr(
+            self.tok, "count_block", None
+        )
+        if count_block is None:
             return count()
-        return blocks.get_key((self.model.framing.name, digest), count)
+        return count_block((self.model.framing.name, digest), count)
 
     # -- markers ---------------------------------------------------------------------------------
 

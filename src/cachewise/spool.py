@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CachewiseWarning, LedgerError
-from .ledger import CallRecord, Ledger, default_home
+from .home import default_home
+from .ledger import CallRecord, Ledger
 
 try:
     import fcntl

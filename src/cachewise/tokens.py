@@ -11,10 +11,12 @@ import base64
 import hashlib
 import math
 import re
+import sqlite3
 import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ __all__ = [
     "ApiTokenizer",
     "CountMemo",
     "CtokTokenizer",
+    "DiskCounts",
     "NotCounted",
     "Tokenizer",
     "default_tokenizer",
@@ -97,12 +100,27 @@ class ApiTokenizer:
         return int(result.input_tokens) - frame
 
 
+# A hash of "family/slot:" to copy per text: cheaper than hashing the prefix again.
+_SEEDS: dict[tuple[str, str], HASH] = {}
+
+
+def count_key(version: str, text: str, slot: Slot = "user") -> bytes:
+    """The key a text's count is kept under, in memory and on disk: a sha256, not the text."""
+    seed = _SEEDS.get((version, slot))
+    if seed is None:
+        seed = _SEEDS[version, slot] = hashlib.sha256(f"{version}/{slot}:".encode())
+    digest = seed.copy()
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
 class CountMemo:
     """A thread-safe memo of counts keyed by the sha256 of (family, slot, text); share one freely.
 
     It holds at most `max_bytes`: past that, the least recently used count goes first. A count
     costs ctok up to milliseconds per kilobyte of text, an entry `ENTRY_BYTES`, so the default
-    keeps some 140,000 counts.
+    keeps some 140,000 counts. A text being counted is counted once: other threads asking for it
+    meanwhile wait for that count rather than make their own.
     """
 
     # One entry: the 32-byte digest (65 bytes as an object), the count (28) and the ordered
@@ -113,41 +131,63 @@ class CountMemo:
         self.max_bytes = max_bytes
         self._capacity = max_bytes // self.ENTRY_BYTES
         self._counts: OrderedDict[Hashable, int] = OrderedDict()
-        # A hash of "family/slot:" to copy per text: cheaper than hashing the prefix again.
-        self._seeds: dict[tuple[str, str], HASH] = {}
+        self._flights: dict[Hashable, _Flight] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, version: str, text: str, compute: Tokenizer, slot: Slot = "user") -> int:
-        seed = self._seeds.get((version, slot))
-        if seed is None:
-            seed = self._seeds[version, slot] = hashlib.sha256(f"{version}/{slot}:".encode())
-        digest = seed.copy()
-        digest.update(text.encode("utf-8", "surrogatepass"))
-        return self.get_key(digest.digest(), lambda: compute.count(text, version, slot))
+        key = count_key(version, text, slot)
+        return self.get_key(key, lambda: compute.count(text, version, slot))
 
-    def get_key(self, key: Hashable, compute: Callable[[], int]) -> int:
-        """The count stored under `key`, or `compute()`'s, then stored: for callers that already
-        hold a digest of what is counted (the parser's block digests)."""
-        # The hit path takes no lock: each dict call is atomic, and a count evicted between the
-        # two is still right (`contextlib.suppress` would cost more than the rest of the hit).
+    def peek(self, key: Hashable) -> int | None:
+        """The count under `key`, or None: never counts, never waits."""
         found = self._counts.get(key)
         if found is not None:
+            # Each dict call is atomic: no lock on the hit path, and a count evicted between
+            # the two is still right (`contextlib.suppress` would cost more than the hit).
             try:  # noqa: SIM105
                 self._counts.move_to_end(key)
             except KeyError:
                 pass
             self.hits += 1
+        return found
+
+    def get_key(self, key: Hashable, compute: Callable[[], int]) -> int:
+        """The count stored under `key`, or `compute()`'s, then stored: for callers that already
+        hold a digest of what is counted (the parser's block digests)."""
+        found = self.peek(key)
+        if found is not None:
             return found
-        # Counted outside the lock: two threads may count the same text once each, harmlessly.
-        value = compute()
+        with self._lock:
+            found = self._counts.get(key)
+            if found is not None:
+                return found
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.value is not None:
+                return flight.value
+            return compute()  # the leader failed: count for ourselves
+        try:
+            value = compute()
+            self.put(key, value)
+            flight.value = value
+            return value
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+
+    def put(self, key: Hashable, value: int) -> None:
         with self._lock:
             self.misses += 1
             self._counts[key] = value
             while len(self._counts) > self._capacity:
                 self._counts.popitem(last=False)
-        return value
 
     @property
     def nbytes(self) -> int:
@@ -156,6 +196,93 @@ class CountMemo:
 
     def __len__(self) -> int:
         return len(self._counts)
+
+
+class _Flight:
+    """A count under way, that other threads wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: int | None = None
+
+
+class DiskCounts:
+    """Counts kept on disk (`counts.db` in the cachewise home), for a tokenizer below: a new
+    process that meets a text an earlier one counted does not load the tokenizer (a second or
+    so) to count it again. Keyed like `CountMemo`, by a sha256 of the text: no text is stored.
+    It is a cache: a folder that cannot be written leaves it off, and nothing else changes.
+    """
+
+    MAX_ROWS = 2_000_000  # past this, the older half goes: some 100 MB at most
+
+    def __init__(self, inner: Tokenizer, path: Path | None = None) -> None:
+        self.inner = inner
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._opened_for: Path | None = None
+        self._off = False
+        self._lock = threading.Lock()
+
+    def count(self, text: str, version: str, slot: Slot = "user") -> int:
+        if not text:
+            return 0
+        key = count_key(version, text, slot)
+        found = self._read(key)
+        if found is not None:
+            return found
+        value = self.inner.count(text, version, slot)
+        self._write(key, value)
+        return value
+
+    def _connection(self) -> sqlite3.Connection | None:
+        from .home import default_home
+
+        path = self._path or default_home() / "counts.db"
+        if self._off or (self._db is not None and self._opened_for == path):
+            return self._db
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA busy_timeout=1000")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # a cache: a crash may lose the last few
+            db.execute("CREATE TABLE IF NOT EXISTS counts (key BLOB PRIMARY KEY, n INTEGER)")
+        except (sqlite3.Error, OSError):
+            self._off = True
+            return None
+        self._db, self._opened_for = db, path
+        return db
+
+    def _read(self, key: bytes) -> int | None:
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                return None
+            try:
+                row = db.execute("SELECT n FROM counts WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error:
+                return None
+        return int(row[0]) if row is not None else None
+
+    def _write(self, key: bytes, value: int) -> None:
+        with self._lock:
+            db = self._connection()
+            if db is None:
+                return
+            try:
+                cursor = db.execute("INSERT OR IGNORE INTO counts VALUES (?, ?)", (key, value))
+                if (cursor.lastrowid or 0) % 50_000 == 0:
+                    self._prune(db)
+            except sqlite3.Error:
+                pass  # a full disk, a lock held too long: the count is still right
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        (rows,) = db.execute("SELECT COUNT(*) FROM counts").fetchone()
+        if rows > self.MAX_ROWS:
+            db.execute(
+                "DELETE FROM counts WHERE rowid <= (SELECT MAX(rowid) FROM counts) - ?",
+                (self.MAX_ROWS // 2,),
+            )
 
 
 class MemoTokenizer:
@@ -173,20 +300,19 @@ class MemoTokenizer:
             return 0
         return self.memo.get(version, text, self.inner, slot)
 
+    def count_block(self, key: Hashable, compute: Callable[[], int]) -> int:
+        """A whole block's count, kept under the parser's `key` for it."""
+        return self.blocks.get_key(key, compute)
+
     def cached_only(self) -> Tokenizer:
-        """A tokenizer that answers from this memo and raises `NotCounted` rather than count:
-        a server parses a request whose texts it has seen on its event loop, in microseconds,
-        and hands one with new text to a thread."""
+        """A tokenizer that answers from this memo and raises `NotCounted` rather than count
+        (or wait for a count under way): a server parses a request whose texts it has seen on
+        its event loop, in microseconds, and hands one with new text to a thread."""
         return _CachedOnly(self.memo, self.blocks)
 
 
 class NotCounted(Exception):
     """A text `MemoTokenizer.cached_only` was asked about that the memo has not counted."""
-
-
-class _Refuse:
-    def count(self, text: str, version: str, slot: Slot = "user") -> int:
-        raise NotCounted
 
 
 class _CachedOnly:
@@ -199,10 +325,20 @@ class _CachedOnly:
     def count(self, text: str, version: str, slot: Slot = "user") -> int:
         if not text:
             return 0
-        return self.memo.get(version, text, _Refuse(), slot)
+        found = self.memo.peek(count_key(version, text, slot))
+        if found is None:
+            raise NotCounted
+        return found
+
+    def count_block(self, key: Hashable, compute: Callable[[], int]) -> int:
+        found = self.blocks.peek(key)
+        if found is None:
+            found = compute()  # from counted texts, or NotCounted
+            self.blocks.put(key, found)
+        return found
 
 
-_DEFAULT = MemoTokenizer(CtokTokenizer())
+_DEFAULT = MemoTokenizer(DiskCounts(CtokTokenizer()))
 
 
 def default_tokenizer() -> MemoTokenizer:
