@@ -7,6 +7,7 @@ all bind a socket, serve it and print a URL, and the control API asks whether a 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from typing import TYPE_CHECKING
@@ -65,6 +66,7 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+@functools.lru_cache(maxsize=512)  # every request asks, mostly about the same few names
 def is_loopback(host: str) -> bool:
     """Whether an address (or name) is this machine: 127.0.0.0/8, ::1, an IPv4-mapped loopback
     (`::ffff:127.0.0.1`, how an IPv6 socket sees an IPv4 caller), or `localhost`."""
