@@ -14,15 +14,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+import measure
 from analyzer_speed import big_request
 
 HEADERS = {"content-type": "application/json", "x-api-key": "k", "anthropic-version": "2023-06-01"}
@@ -56,22 +55,6 @@ server(app, log_level="warning").run(sockets=[listen("127.0.0.1", int(sys.argv[1
 """
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -100,26 +83,8 @@ def run(rounds: int = 5, seconds: int = 3) -> str:
     bodies = {"small": SMALL, "big": big_request()}
     for name, body in bodies.items():
         (folder / f"{name}.json").write_text(json.dumps(body))
-    emu_port, bare_port = _port(), _port()
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cachewise",
-            "emulate",
-            "--port",
-            str(emu_port),
-            "--ttft-ms",
-            "0",
-            "--prefill-ms-per-1k",
-            "0",
-            "--output-tokens-per-s",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait(emu_port)
+    emu_port, bare_port = measure.free_port(), measure.free_port()
+    emulator = measure.emulator(emu_port)
     answers = []
     for name in bodies:  # twice: the first writes, the second reads; the bare app answers that
         for _ in range(2):
@@ -136,7 +101,7 @@ def run(rounds: int = 5, seconds: int = 3) -> str:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait(bare_port)
+    measure.wait_listening(bare_port)
     rate: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
     try:

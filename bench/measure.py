@@ -9,11 +9,14 @@ analyzer's costs depend on it: text without digits skips most of its patterns.
 from __future__ import annotations
 
 import random
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["Timings", "interleave", "prose"]
+__all__ = ["Timings", "emulator", "free_port", "interleave", "prose", "wait_listening"]
 
 _WORDS = (
     "the service keeps every account in a double entry ledger and reconciles bank feeds each "
@@ -72,3 +75,32 @@ def interleave(sides: Mapping[str, Callable[[], object]], rounds: int = 21) -> T
             fn()
             times[name].append(time.perf_counter() - start)
     return Timings(times)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def emulator(port: int, **popen: object) -> subprocess.Popen[bytes]:
+    """`cachewise emulate` on `port` with no simulated latency, in its own process, listening."""
+    args = ["--ttft-ms", "0", "--prefill-ms-per-1k", "0", "--output-tokens-per-s", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachewise", "emulate", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **popen,  # type: ignore[call-overload]
+    )
+    wait_listening(port)
+    return proc

@@ -18,18 +18,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import analyzer_speed
 import body_speed
+import cold_start
 import emulator_rps
 import memo_speed
 import runner_scout
 import simulate_compare
+import simulate_scale
+import wrap_overhead
 
 SECTIONS = {
     "emulator": emulator_rps.run,
     "bodies": body_speed.run,
     "memo": memo_speed.run,
     "analyzer": analyzer_speed.run,
+    "wrap": wrap_overhead.run,
+    "cold": cold_start.run,
     "runner": runner_scout.run,
     "simulate": simulate_compare.run,
+    "simulate_scale": simulate_scale.run,
 }
 RESULTS = Path(__file__).parent / "results.md"
 _MARK = re.compile(r"^<!-- section: (\w+) -->$", re.MULTILINE)
