@@ -35,6 +35,7 @@ __all__ = [
     "lookback_advice",
     "prefix_advice",
     "shared_end",
+    "shared_length",
     "ttl_advice",
 ]
 
@@ -248,13 +249,22 @@ def first_change(prev: Prompt, cur: Prompt) -> int | None:
 
 def shared_end(prompt: Prompt, past: Sequence[Prompt]) -> int | None:
     """The last position this prompt shares (same prefix) with any earlier one."""
-    best = None
-    for earlier in past:
-        for a, b in zip(prompt.positions, earlier.positions, strict=False):
-            if a.prefix_hash != b.prefix_hash:
-                break
-            best = a.index if best is None else max(best, a.index)
-    return best
+    shared = max((shared_length(prompt, earlier) for earlier in past), default=0)
+    return shared - 1 if shared else None
+
+
+def shared_length(a: Prompt, b: Prompt) -> int:
+    """How many leading positions two prompts share. A prefix hash covers everything before
+    it, so equal hashes at one position mean equal hashes at every earlier one: a binary
+    search, not a scan (a planner compares each request with dozens of earlier ones)."""
+    lo, hi = 0, min(len(a.positions), len(b.positions))
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a.positions[mid].prefix_hash == b.positions[mid].prefix_hash:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 # -- advice ----------------------------------------------------------------------------------------
