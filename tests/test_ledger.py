@@ -53,6 +53,11 @@ EXPECTED_COLUMNS = [
     "usage_json",
     "uid",
     "emulated",
+    "intended_breakpoints",
+    "wire",
+    "gate_role",
+    "gate_wait_s",
+    "prefix_hash",
 ]
 
 

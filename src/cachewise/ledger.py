@@ -23,6 +23,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -75,6 +76,13 @@ class CallRecord:
     tags: Any = None
     raw_usage: dict[str, Any] | None = None  # the usage object exactly as the API sent it
     emulated: bool = False  # answered by the emulator, not the API: no money was spent
+    # What the planner meant to send against what reached the wire: a marker an SDK or a
+    # framework dropped or moved on the way is a miss with a name ("ok" | "lost" | "changed").
+    intended_breakpoints: list[dict[str, Any]] | None = None
+    wire: str | None = None
+    gate_role: str | None = None  # "scout" | "follower" | "ungated": the warm gate's verdict
+    gate_wait_s: float | None = None  # time spent waiting for a scout's write
+    prefix_hash: str | None = None  # the hash of the longest cacheable prefix (report groups by it)
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     id: int | None = None
 
@@ -121,6 +129,15 @@ class CallRecord:
             "tags": json.dumps(self.tags) if self.tags is not None else None,
             "usage_json": json.dumps(self.raw_usage) if self.raw_usage is not None else None,
             "emulated": int(self.emulated),
+            "intended_breakpoints": (
+                json.dumps(self.intended_breakpoints)
+                if self.intended_breakpoints is not None
+                else None
+            ),
+            "wire": self.wire,
+            "gate_role": self.gate_role,
+            "gate_wait_s": self.gate_wait_s,
+            "prefix_hash": self.prefix_hash,
         }
 
     @classmethod
@@ -156,6 +173,13 @@ class CallRecord:
             tags=json.loads(row["tags"]) if row["tags"] else None,
             raw_usage=json.loads(row["usage_json"]) if row["usage_json"] else None,
             emulated=bool(row.get("emulated")),
+            intended_breakpoints=(
+                json.loads(row["intended_breakpoints"]) if row.get("intended_breakpoints") else None
+            ),
+            wire=row.get("wire"),
+            gate_role=row.get("gate_role"),
+            gate_wait_s=row.get("gate_wait_s"),
+            prefix_hash=row.get("prefix_hash"),
         )
 
 
@@ -208,9 +232,22 @@ def _m002_uid_and_emulated(dialect: str) -> list[str]:
     ]
 
 
+def _m003_wire_and_gate(dialect: str) -> list[str]:
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    return [
+        "ALTER TABLE calls ADD COLUMN intended_breakpoints TEXT",
+        "ALTER TABLE calls ADD COLUMN wire TEXT",
+        "ALTER TABLE calls ADD COLUMN gate_role TEXT",
+        f"ALTER TABLE calls ADD COLUMN gate_wait_s {real}",
+        "ALTER TABLE calls ADD COLUMN prefix_hash TEXT",
+        "CREATE INDEX calls_prefix_hash ON calls (prefix_hash)",
+    ]
+
+
 MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
     ("m001_initial", _m001_initial),
     ("m002_uid_and_emulated", _m002_uid_and_emulated),
+    ("m003_wire_and_gate", _m003_wire_and_gate),
 ]
 
 # Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.
@@ -227,6 +264,27 @@ def key_workspace(api_key: str | None) -> str | None:
     if not api_key:
         return None
     return "key_" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def _open_wal(conn: sqlite3.Connection, patience: float) -> None:
+    """Switch a new connection to WAL. Opening waits as long as it must, where a row's write is
+    as impatient as `busy_timeout` says: while another connection creates the file or changes
+    its journal mode, SQLite answers "locked" at once, without calling its busy handler, so
+    this retries until `patience` runs out."""
+    conn.execute(f"PRAGMA busy_timeout={int(patience * 1000)}")
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # a committed call survives a crash
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def is_emulated(identifier: str | None) -> bool:
@@ -296,10 +354,8 @@ class Ledger:
                 # Created private before SQLite opens it; its -wal and -shm files inherit the mode.
                 os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            # First: the next pragma may wait for a lock.
+            _open_wal(conn, patience=max(self.busy_timeout, 30.0))
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a committed call survives a crash
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger at {path}: {exc}") from None
         return conn
