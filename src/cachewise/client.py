@@ -16,25 +16,19 @@ import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .body import has_markers
-from .catalog import catalog
-from .engine import breakpoints, first_cacheable
-from .errors import CachewiseWarning, InputError, InvalidRequest, LintError, UnknownModel
-from .explain import Explainer
+from .errors import CachewiseWarning, InputError, LintError
 from .gate import Gate, LocalGate, NoGate, Ticket
-from .ledger import CallRecord, Ledger, is_emulated, key_workspace, open_ledger
-from .lint import lint
-from .plan import plan as plan_request
-from .request import Prompt, parse_request
+from .ledger import Ledger, key_workspace, open_ledger
+from .pipeline import Call, Pipeline, PlanOption
 from .spool import Recorder
 
 __all__ = ["wrap"]
 
-PlanOption = Literal["auto", "off"]
+
 LintOption = Literal["warn", "error", "off"]
 GateOption = Literal["local", "off"]
 
@@ -60,7 +54,9 @@ def wrap(
         client: the SDK client (or a `with_options` copy).
         ledger: a path or `postgresql://` URL, a `Ledger`, None for the default ledger, or False
             to record nothing.
-        plan: "auto" places breakpoints on requests that have none; "off" leaves them alone.
+        plan: "auto" places breakpoints on requests that have none, learned from the requests
+            this client sent before, and turns a request-level automatic marker into a plan that
+            keeps it; "off" leaves markers alone. Markers you placed are always kept.
         lint: "warn" turns findings into `CachewiseWarning`s, "error" raises `LintError` before
             sending a request with an error-level finding, "off" skips it.
         gate: "local" (threads and tasks of this process), "off", or a `Gate`.
@@ -78,18 +74,22 @@ def wrap(
         choices = allowed.__args__  # type: ignore[attr-defined]
         if (isinstance(value, str) and value not in choices) or value is None:
             raise InputError(f"{value!r} is not one of {', '.join(map(repr, choices))}", field=name)
-    state = _State(
+    pipeline = Pipeline(
         recorder=None if ledger is False else Recorder(open_ledger(ledger)),
         plan=plan,
+        lint=lint != "off",
+        source=source,
+        tags=tags,
+        store_prompts=store_prompts,
+    )
+    state = _State(
+        pipeline=pipeline,
         lint=lint,
         gate=gate
         if not isinstance(gate, str)
         else LocalGate(gate_timeout)
         if gate == "local"
         else NoGate(),
-        tags=tags,
-        store_prompts=store_prompts,
-        source=source,
         workspace=key_workspace(getattr(client, "api_key", None)),
     )
     if isinstance(client, anthropic.AsyncAnthropic):
@@ -98,167 +98,85 @@ def wrap(
 
 
 @dataclass
-class _Call:
-    """One call's preparation: what is sent, and what the gate and the ledger need to know."""
-
-    kwargs: dict[str, Any]
-    prompt: Prompt | None
-    key: tuple[str | None, str, str] | None = None
-    ttl_seconds: float = 300.0
-    started: float = field(default_factory=time.time)
-    first_byte: float | None = None
-
-    def body(self) -> dict[str, Any]:
-        return {k: v for k, v in self.kwargs.items() if k not in _SDK_OPTIONS}
-
-
-@dataclass
 class _State:
-    recorder: Recorder | None
-    plan: str
+    pipeline: Pipeline
     lint: str
     gate: Gate
-    tags: Any
-    store_prompts: bool
-    source: str
     workspace: str | None
-    explainer: Explainer = field(default_factory=Explainer)
 
-    def prepare(self, kwargs: dict[str, Any]) -> _Call:
+    def prepare(self, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
+        """The call, and the SDK's arguments for it (its options, and the body as planned)."""
+        options = {k: v for k, v in kwargs.items() if k in _SDK_OPTIONS}
         body = {k: v for k, v in kwargs.items() if k not in _SDK_OPTIONS}
-        try:
-            prompt = parse_request(body)
-        except (InvalidRequest, UnknownModel):
-            return _Call(dict(kwargs), None)  # the API will say what is wrong; send it as it is
-        if self.plan == "auto" and not has_markers(body):
-            planned = plan_request(prompt)
-            if planned.breakpoints:
-                kwargs = {
-                    **kwargs,
-                    **{
-                        k: planned.request[k]
-                        for k in ("tools", "system", "messages")
-                        if k in planned.request
-                    },
-                }
-                prompt = parse_request({k: v for k, v in kwargs.items() if k not in _SDK_OPTIONS})
-        if self.lint != "off":
-            self._lint(prompt)
-        call = _Call(dict(kwargs), prompt)
-        first = first_cacheable(prompt)
-        if first is not None:
-            call.key = (
-                self.workspace,
-                prompt.model.id,
-                prompt.positions[first.position].prefix_hash,
-            )
-            call.ttl_seconds = float(catalog().ttl_seconds[first.ttl])
-        return call
+        call = self.pipeline.prepare(body, workspace=self.workspace)
+        if self.lint != "off" and call.prompt is not None:
+            findings = [f for f in call.findings if f.severity != "info"]
+            errors = [f for f in findings if f.severity == "error"]
+            if errors and self.lint == "error":
+                raise LintError(errors)
+            for f in findings:
+                warnings.warn(
+                    f"{f.rule} {f.path}: {f.message}. {f.suggestion}",
+                    CachewiseWarning,
+                    stacklevel=4,
+                )
+        return call, {**call.body, **options}
 
     @contextlib.contextmanager
-    def failing(self, call: _Call, ticket: Ticket) -> Iterator[None]:
+    def failing(self, call: Call, ticket: Ticket, sent: dict[str, Any]) -> Iterator[None]:
         """A send that raises still releases its gate ticket and is recorded, then re-raises."""
         try:
             yield
         except BaseException as exc:
             self.gate.release(ticket, ok=False)
-            self.record(call, error=exc)
+            self.record(call, sent, error=exc)
             raise
-
-    def _lint(self, prompt: Prompt) -> None:
-        findings = [f for f in lint(prompt) if f.severity != "info"]
-        errors = [f for f in findings if f.severity == "error"]
-        if errors and self.lint == "error":
-            raise LintError(errors)
-        for f in findings:
-            warnings.warn(
-                f"{f.rule} {f.path}: {f.message}. {f.suggestion}", CachewiseWarning, stacklevel=4
-            )
 
     def record(
         self,
-        call: _Call,
+        call: Call,
+        sent: dict[str, Any],
         *,
         message: Any = None,
         usage: Any = None,
         error: BaseException | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Commit the call's row (and explain it) before the caller gets the result. Never
-        raises: the call succeeded or failed on its own, and its bookkeeping must not change
-        that (a row the ledger refuses waits in the spool; anything else is a warning)."""
-        try:
-            self._record(call, message, usage, error, message_id)
-        except Exception as exc:
-            warnings.warn(
-                f"cachewise could not record a call ({type(exc).__name__}: {exc}); the call "
-                "itself is unaffected",
-                CachewiseWarning,
-                stacklevel=3,
-            )
-
-    def _record(
-        self,
-        call: _Call,
-        message: Any,
-        usage: Any,
-        error: BaseException | None,
-        message_id: str | None,
-    ) -> None:
-        ended = time.time()
-        usage = usage if usage is not None else getattr(message, "usage", None)
-        model = call.prompt.model.id if call.prompt else str(call.kwargs.get("model"))
-        rec = CallRecord(
-            started_at=call.started,
-            first_byte_at=call.first_byte,
-            ended_at=ended,
-            workspace=self.workspace,
-            model=model,
-            source=self.source,
-            tags=self.tags,
+        """Commit the call's row (and explain it) before the caller gets the result."""
+        body = getattr(error, "body", None)
+        inner = body.get("error") if isinstance(body, dict) else None
+        kind = inner.get("type") if isinstance(inner, dict) else type(error).__name__
+        self.pipeline.record(
+            call,
+            usage=usage if usage is not None else getattr(message, "usage", None),
+            message_id=message_id or getattr(message, "id", None),
+            request_id=getattr(message, "_request_id", None) or getattr(error, "request_id", None),
+            error=kind if error is not None else None,
+            http_status=getattr(error, "status_code", None),
+            sent=_as_sent(sent),
         )
-        if usage is not None:
-            rec.set_usage(usage)
-        rec.request_id = getattr(message, "_request_id", None) or getattr(error, "request_id", None)
-        if error is not None:
-            rec.status = "error"
-            rec.http_status = getattr(error, "status_code", None)
-            body = getattr(error, "body", None)
-            inner = body.get("error") if isinstance(body, dict) else None
-            rec.error_type = inner.get("type") if isinstance(inner, dict) else type(error).__name__
-        if call.prompt is not None:
-            self._explain(call, rec, usage)
-        rec.emulated = is_emulated(message_id or getattr(message, "id", None)) or is_emulated(
-            rec.request_id
-        )
-        if self.recorder is not None:
-            self.recorder.record(rec, prompt=call.body() if self.store_prompts else None)
-
-    def _explain(self, call: _Call, rec: CallRecord, usage: Any) -> None:
-        prompt = call.prompt
-        assert prompt is not None
-        bps = breakpoints(prompt)
-        rec.prefix_hashes = [prompt.positions[bp.position].prefix_hash for bp in bps]
-        rec.breakpoints = [{"path": bp.path, "ttl": bp.ttl, "tokens": bp.tokens} for bp in bps]
-        if rec.status != "ok":
-            return
-        ready = call.first_byte or rec.ended_at or call.started
-        explanation = self.explainer.observe(
-            prompt, start=call.started, ready=ready, workspace=self.workspace or "default"
-        )
-        read = rec.usage.cache_read_input_tokens
-        rec.cause = "hit" if read > 0 else explanation.cause
-        if rec.cause == "hit" and explanation.position is not None:
-            rec.read_hash = prompt.positions[explanation.position].prefix_hash
-        elif read > 0:
-            rec.read_hash = _read_hash(prompt, read)
-        if read == 0 and explanation.cause == "hit":
-            rec.cause = "likely_server_side"
 
 
-def _read_hash(prompt: Prompt, tokens: int) -> str | None:
-    """The prefix an observed read covers: the position whose cumulative count it equals."""
-    return next((p.prefix_hash for p in prompt.positions if p.cumulative == tokens), None)
+def _as_sent(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The body the SDK sends for these arguments: `extra_body` is merged over it."""
+    body = {k: v for k, v in kwargs.items() if k not in _SDK_OPTIONS}
+    extra = kwargs.get("extra_body")
+    return {**body, **extra} if isinstance(extra, dict) else body
+
+
+def _ticket(st: _State, call: Call) -> Ticket:
+    ticket = st.gate.acquire(call.key, call.ttl_seconds) if call.key else Ticket(None, "ungated")
+    call.ticket = ticket
+    return ticket
+
+
+async def _ticket_async(st: _State, call: Call) -> Ticket:
+    if call.key:
+        ticket = await st.gate.acquire_async(call.key, call.ttl_seconds)
+    else:
+        ticket = Ticket(None, "ungated")
+    call.ticket = ticket
+    return ticket
 
 
 # -- sync ----------------------------------------------------------------------------------------
@@ -287,30 +205,28 @@ class _Messages:
 
     def create(self, **kwargs: Any) -> Any:
         st = self._state
-        call = st.prepare(kwargs)
-        ticket = (
-            st.gate.acquire(call.key, call.ttl_seconds) if call.key else Ticket(None, "ungated")
-        )
-        if call.kwargs.get("stream"):
-            return self._create_stream(call, ticket)
-        with st.failing(call, ticket):
+        call, sent = st.prepare(kwargs)
+        ticket = _ticket(st, call)
+        if sent.get("stream"):
+            return self._create_stream(call, ticket, sent)
+        with st.failing(call, ticket, sent):
             if ticket.role == "scout":  # run as a stream, to let the others go at its first byte
-                with self._inner.stream(**_no_stream(call.kwargs)) as stream:
+                with self._inner.stream(**_no_stream(sent)) as stream:
                     call.first_byte = time.time()
                     st.gate.release(ticket, ok=True)
                     message = _with_request_id(stream.get_final_message(), stream)
             else:
-                message = self._inner.create(**call.kwargs)
-        st.record(call, message=message)
+                message = self._inner.create(**sent)
+        st.record(call, sent, message=message)
         return message
 
-    def _create_stream(self, call: _Call, ticket: Ticket) -> Any:
+    def _create_stream(self, call: Call, ticket: Ticket, sent: dict[str, Any]) -> Any:
         st = self._state
-        with st.failing(call, ticket):
-            raw = self._inner.create(**call.kwargs)
+        with st.failing(call, ticket, sent):
+            raw = self._inner.create(**sent)
         call.first_byte = time.time()
         st.gate.release(ticket, ok=True)
-        return _RecordedStream(raw, _recording(st, call))
+        return _RecordedStream(raw, _recording(st, call, sent))
 
     def stream(self, **kwargs: Any) -> _StreamManager:
         return _StreamManager(self._inner, self._state, kwargs)
@@ -334,16 +250,14 @@ class _StreamManager:
 
     def __init__(self, inner: Any, state: _State, kwargs: dict[str, Any]) -> None:
         self._inner, self._state, self._kwargs = inner, state, kwargs
-        self._call: _Call | None = None
+        self._call: Call | None = None
 
     def __enter__(self) -> Any:
         st = self._state
-        self._call = call = st.prepare(self._kwargs)
-        self._ticket = (
-            st.gate.acquire(call.key, call.ttl_seconds) if call.key else Ticket(None, "ungated")
-        )
-        self._manager = self._inner.stream(**call.kwargs)
-        with st.failing(call, self._ticket):
+        self._call, self._sent = call, sent = st.prepare(self._kwargs)
+        self._ticket = _ticket(st, call)
+        self._manager = self._inner.stream(**sent)
+        with st.failing(call, self._ticket, sent):
             self._stream = self._manager.__enter__()
         call.first_byte = time.time()
         st.gate.release(self._ticket, ok=True)
@@ -359,7 +273,7 @@ class _StreamManager:
             usage, message_id = _snapshot(self._stream)
         except Exception as problem:  # a broken stream is still a call to record
             error = error or problem
-        self._state.record(self._call, usage=usage, error=error, message_id=message_id)
+        self._state.record(self._call, self._sent, usage=usage, error=error, message_id=message_id)
         return self._manager.__exit__(exc_type, exc, tb)
 
 
@@ -372,9 +286,11 @@ def _snapshot(stream: Any) -> tuple[Any, str | None]:
     return message.usage, message.id
 
 
-def _recording(st: _State, call: _Call) -> Callable[[Any, BaseException | None, str | None], None]:
+def _recording(
+    st: _State, call: Call, sent: dict[str, Any]
+) -> Callable[[Any, BaseException | None, str | None], None]:
     def done(usage: Any, error: BaseException | None, message_id: str | None) -> None:
-        st.record(call, usage=usage, error=error, message_id=message_id)
+        st.record(call, sent, usage=usage, error=error, message_id=message_id)
 
     return done
 
@@ -479,31 +395,28 @@ class _AsyncMessages:
 
     async def create(self, **kwargs: Any) -> Any:
         st = self._state
-        call = st.prepare(kwargs)
-        if call.key:
-            ticket = await st.gate.acquire_async(call.key, call.ttl_seconds)
-        else:
-            ticket = Ticket(None, "ungated")
-        if call.kwargs.get("stream"):
-            return await self._create_stream(call, ticket)
-        with st.failing(call, ticket):
+        call, sent = st.prepare(kwargs)
+        ticket = await _ticket_async(st, call)
+        if sent.get("stream"):
+            return await self._create_stream(call, ticket, sent)
+        with st.failing(call, ticket, sent):
             if ticket.role == "scout":
-                async with self._inner.stream(**_no_stream(call.kwargs)) as stream:
+                async with self._inner.stream(**_no_stream(sent)) as stream:
                     call.first_byte = time.time()
                     st.gate.release(ticket, ok=True)
                     message = _with_request_id(await stream.get_final_message(), stream)
             else:
-                message = await self._inner.create(**call.kwargs)
-        st.record(call, message=message)
+                message = await self._inner.create(**sent)
+        st.record(call, sent, message=message)
         return message
 
-    async def _create_stream(self, call: _Call, ticket: Ticket) -> Any:
+    async def _create_stream(self, call: Call, ticket: Ticket, sent: dict[str, Any]) -> Any:
         st = self._state
-        with st.failing(call, ticket):
-            raw = await self._inner.create(**call.kwargs)
+        with st.failing(call, ticket, sent):
+            raw = await self._inner.create(**sent)
         call.first_byte = time.time()
         st.gate.release(ticket, ok=True)
-        return _AsyncRecordedStream(raw, _recording(st, call))
+        return _AsyncRecordedStream(raw, _recording(st, call, sent))
 
     def stream(self, **kwargs: Any) -> _AsyncStreamManager:
         return _AsyncStreamManager(self._inner, self._state, kwargs)
@@ -512,17 +425,14 @@ class _AsyncMessages:
 class _AsyncStreamManager:
     def __init__(self, inner: Any, state: _State, kwargs: dict[str, Any]) -> None:
         self._inner, self._state, self._kwargs = inner, state, kwargs
-        self._call: _Call | None = None
+        self._call: Call | None = None
 
     async def __aenter__(self) -> Any:
         st = self._state
-        self._call = call = st.prepare(self._kwargs)
-        if call.key:
-            self._ticket = await st.gate.acquire_async(call.key, call.ttl_seconds)
-        else:
-            self._ticket = Ticket(None, "ungated")
-        self._manager = self._inner.stream(**call.kwargs)
-        with st.failing(call, self._ticket):
+        self._call, self._sent = call, sent = st.prepare(self._kwargs)
+        self._ticket = await _ticket_async(st, call)
+        self._manager = self._inner.stream(**sent)
+        with st.failing(call, self._ticket, sent):
             self._stream = await self._manager.__aenter__()
         call.first_byte = time.time()
         st.gate.release(self._ticket, ok=True)
@@ -537,5 +447,5 @@ class _AsyncStreamManager:
             usage, message_id = _snapshot(self._stream)
         except Exception as problem:
             error = error or problem
-        self._state.record(self._call, usage=usage, error=error, message_id=message_id)
+        self._state.record(self._call, self._sent, usage=usage, error=error, message_id=message_id)
         return await self._manager.__aexit__(exc_type, exc, tb)

@@ -29,9 +29,14 @@ from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violati
 from .request import Marker, Position, Prompt, parse_request
 from .trace import Row, parse_row, rows_from
 
-__all__ = ["Plan", "PlannedBreakpoint", "plan"]
+__all__ = ["HISTORY", "Plan", "PlannedBreakpoint", "plan"]
 
 TtlChoice = Literal["auto", "5m", "1h"]
+
+# How many earlier requests of a workspace the planner learns from when it plans online (the
+# proxy, `wrap`, `simulate`'s cachewise strategy): enough to see a rhythm of gaps and what a
+# workload shares, few enough to follow a change of workload within minutes.
+HISTORY = 50
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from .body import (
     tool_list,
 )
 from .engine import MAX_BREAKPOINTS
-from .plan import plan
+from .plan import HISTORY, plan
 from .trace import Row
 
 __all__ = ["STRATEGIES", "Strategy"]
@@ -140,7 +140,7 @@ def spring_conversation_history(
 
 
 def cachewise_plan(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
-    return plan(_fresh(body), history=list(seen)[-50:], now=now).request
+    return plan(_fresh(body), history=list(seen)[-HISTORY:], now=now).request
 
 
 STRATEGIES: dict[str, Strategy] = {
