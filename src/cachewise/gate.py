@@ -21,7 +21,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["Gate", "LocalGate", "NoGate", "Ticket"]
+__all__ = ["Gate", "LocalGate", "NoGate", "Ticket", "open_gate"]
 
 Role = Literal["scout", "follower", "warm", "timeout", "ungated"]
 
@@ -152,3 +152,26 @@ class LocalGate:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def open_gate(spec: str | Gate | None = "local", *, timeout: float = 60.0) -> Gate:
+    """A gate by name: "local" (this process), "off", or a `redis://` URL (a fleet's gate,
+    shared by every process that names the same Redis).
+
+    Raises:
+        InputError: a name that is none of these.
+    """
+    if spec is None or spec == "local":
+        return LocalGate(timeout)
+    if spec == "off":
+        return NoGate()
+    if isinstance(spec, str) and spec.startswith(("redis://", "rediss://", "unix://")):
+        from .fleet import RedisGate  # type: ignore[import-not-found]  # until the fleet lands
+
+        gate: Gate = RedisGate(spec, timeout=timeout)
+        return gate
+    if isinstance(spec, str):
+        from .errors import InputError
+
+        raise InputError(f"unknown gate {spec!r}: use local, off or a redis:// URL", field="gate")
+    return spec

@@ -453,24 +453,36 @@ class Ledger:
         Raises:
             LedgerError: the database refused the row (full disk, locked, unreachable).
         """
-        row = call.to_row()
-        marks = ", ".join("?" * len(row))
-        sql = (
-            f"INSERT INTO calls ({', '.join(row)}) VALUES ({marks}) "
-            "ON CONFLICT (uid) DO NOTHING RETURNING id"
-        )
+        return self.record_many([(call, prompt)])[0]
+
+    def record_many(
+        self, items: Sequence[tuple[CallRecord, dict[str, Any] | None]]
+    ) -> list[int | None]:
+        """Write several calls in one transaction (one durable commit for all: a server that
+        answers many calls at once waits for one sync, not one each); their ids, as `record`.
+
+        Raises:
+            LedgerError: the database refused the rows (none of them is written).
+        """
+        ids: list[int | None] = []
         with self._lock, self._errors("write to"), self._transaction():
-            found = self._execute(sql, list(row.values())).fetchone()
-            if found is None:
-                return None
-            call_id = int(found[0])
-            if prompt is not None:
-                self._execute(
-                    "INSERT INTO prompts (call_id, request_json) VALUES (?, ?)",
-                    (call_id, json.dumps(prompt)),
+            for call, prompt in items:
+                row = call.to_row()
+                sql = (
+                    f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+                    "ON CONFLICT (uid) DO NOTHING RETURNING id"
                 )
-        call.id = call_id
-        return call_id
+                found = self._execute(sql, list(row.values())).fetchone()
+                ids.append(None if found is None else int(found[0]))
+                if found is not None and prompt is not None:
+                    self._execute(
+                        "INSERT INTO prompts (call_id, request_json) VALUES (?, ?)",
+                        (ids[-1], json.dumps(prompt)),
+                    )
+        for (call, _), call_id in zip(items, ids, strict=True):
+            if call_id is not None:
+                call.id = call_id
+        return ids
 
     # -- reading -----------------------------------------------------------------------------------
 

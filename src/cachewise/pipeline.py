@@ -257,8 +257,34 @@ class Pipeline:
         """Explain, price and keep one call; `error` is the error's type when it failed, `sent`
         what went upstream (the body's bytes, or the body handed to the SDK) when it may differ
         from `call.body`. Never raises: what cannot be recorded is a warning (see `Recorder`)."""
+        rec = self.row(
+            call,
+            usage=usage,
+            message_id=message_id,
+            request_id=request_id,
+            error=error,
+            http_status=http_status,
+            sent=sent,
+        )
+        if rec is not None and self.recorder is not None:
+            self.recorder.record(rec, prompt=call.body if self.store_prompts else None)
+        return rec
+
+    def row(
+        self,
+        call: Call,
+        *,
+        usage: Any = None,
+        message_id: str | None = None,
+        request_id: str | None = None,
+        error: str | None = None,
+        http_status: int | None = None,
+        sent: Mapping[str, Any] | bytes | None = None,
+    ) -> CallRecord | None:
+        """The call's ledger row, explained and priced, not yet written (`record` writes it; a
+        server writes many at once). Never raises: None, with a warning, when it cannot."""
         try:
-            rec = self._row(call, usage, message_id, request_id, error, http_status, sent)
+            return self._row(call, usage, message_id, request_id, error, http_status, sent)
         except Exception as exc:  # bookkeeping must never fail the call
             import warnings
 
@@ -268,12 +294,9 @@ class Pipeline:
                 f"cachewise could not record a call ({type(exc).__name__}: {exc}); the call "
                 "itself is unaffected",
                 CachewiseWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             return None
-        if self.recorder is not None:
-            self.recorder.record(rec, prompt=call.body if self.store_prompts else None)
-        return rec
 
     def _row(
         self,

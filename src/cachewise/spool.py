@@ -167,10 +167,15 @@ class Recorder:
 
     def record(self, call: CallRecord, *, prompt: dict[str, Any] | None = None) -> None:
         """Write the row to the ledger, or keep it for later; never raise."""
+        self.record_many([(call, prompt)])
+
+    def record_many(self, items: list[Item]) -> None:
+        """Write rows to the ledger in one transaction, or keep them all for later; never raise."""
         try:
-            self.ledger.record(call, prompt=prompt)
+            self.ledger.record_many(items)
         except LedgerError as exc:
-            self._keep(call, prompt, exc)
+            for call, prompt in items:
+                self._keep(call, prompt, exc)
             return
         if self._backlog or self._memory:
             self._catch_up()
@@ -194,7 +199,7 @@ class Recorder:
                 "takes rows again (`cachewise report` counts spooled rows meanwhile). The call "
                 "itself succeeded.",
                 CachewiseWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _catch_up(self) -> None:

@@ -107,7 +107,7 @@ async def read_body(request: Request, limit: int) -> bytearray:
     return raw
 
 
-def parse_json(raw: bytearray) -> Any:
+def parse_json(raw: bytes | bytearray) -> Any:
     """JSON as the API accepts it: UTF-8, and strictly JSON. Python's parser also takes `NaN` and
     `Infinity`, strings holding half of a surrogate pair (valid JSON text, but not Unicode), and
     fails on deep nesting with a RecursionError; each of those is a 400 here (our wording: the

@@ -57,7 +57,16 @@ class RequestReader:
                 shape the API refuses); 404 for a model the catalog does not know.
         """
         raw = await read_body(request, limit)
-        betas = tuple(betas_of(request))
+        return await self.parse(raw, tuple(betas_of(request)))
+
+    async def parse(
+        self, raw: bytes | bytearray, betas: tuple[str, ...] = ()
+    ) -> tuple[Any, Prompt]:
+        """A body's JSON and its parse, from its bytes (the beta headers are folded in).
+
+        Raises:
+            ApiError: as `read`, but for the size.
+        """
         key = (hashlib.sha256(raw).digest(), betas)
         seen = self._seen.get(key)
         if seen is not None:

@@ -1,0 +1,137 @@
+"""`cachewise proxy`: the Messages API's paths on a local port, cache-optimal on the way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from ..gate import open_gate
+from ..server.net import is_loopback, listen, server, url
+from ..server.proxy import ANTHROPIC_API, ProxyConfig, create_proxy_app
+from .main import main
+
+
+@main.command()
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help=f"The API to forward to (default {ANTHROPIC_API}; an emulator's URL offline).",
+)
+@click.option("--emulate", is_flag=True, help="Start the embedded emulator and forward to it.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8788, show_default=True, help="Port to bind."
+)
+@click.option(
+    "--ledger",
+    metavar="PATH|URL",
+    help='Where calls are recorded (default: the cachewise ledger; "off": nowhere).',
+)
+@click.option("--redis", metavar="URL", help="A Redis shared by a fleet of proxies (the gate).")
+@click.option(
+    "--plan",
+    type=click.Choice(["auto", "off"]),
+    default="auto",
+    show_default=True,
+    help="auto: place breakpoints on requests that carry none.",
+)
+@click.option(
+    "--lint",
+    type=click.Choice(["off", "warn", "strict"]),
+    default="warn",
+    show_default=True,
+    help="strict: answer requests the API would reject with its 400, sending nothing.",
+)
+@click.option(
+    "--gate",
+    type=click.Choice(["local", "redis", "off"]),
+    help="The warm gate: this proxy only, a fleet's (needs --redis; the default with it), or none.",
+)
+@click.option(
+    "--gate-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="The longest a call waits for the call writing its prefix, in seconds.",
+)
+@click.option(
+    "--auth-token",
+    envvar="CACHEWISE_PROXY_TOKEN",
+    help="Clients must send it in x-cachewise-token (required off loopback).",
+)
+@click.option("--store-prompts", is_flag=True, help="Also keep each request body in the ledger.")
+def proxy(
+    upstream: str | None,
+    emulate: bool,
+    host: str,
+    port: int,
+    ledger: str | None,
+    redis: str | None,
+    plan: str,
+    lint: str,
+    gate: str | None,
+    gate_timeout: float,
+    auth_token: str | None,
+    store_prompts: bool,
+) -> None:
+    """Serve the Claude API's paths on a local port, with breakpoints placed, requests linted,
+    concurrent cold calls gated and every call in the ledger. Point a client's base URL here."""
+    if emulate and upstream:
+        raise InputError(
+            "--emulate starts its own upstream: give --upstream or --emulate", field="--emulate"
+        )
+    if gate == "redis" and not redis:
+        raise InputError("--gate redis needs --redis URL", field="--gate")
+    if upstream is not None and not upstream.startswith(("http://", "https://")):
+        raise InputError(f"not an http(s) URL: {upstream!r}", field="--upstream")
+    chosen = gate or ("redis" if redis else "local")
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None
+    loopback = is_loopback(sock.getsockname()[0])
+    if not loopback and not auth_token:
+        sock.close()
+        raise InputError(
+            f"--host {host} lets other machines reach the proxy, and with it your API key's "
+            "spending: give --auth-token (clients send it in x-cachewise-token)",
+            field="--auth-token",
+        )
+    emulator: Any = None
+    if emulate:
+        from ..server.state import EmulatorConfig
+        from ..testing import Emulator
+
+        emulator = Emulator(EmulatorConfig()).start()
+        upstream = emulator.base_url
+    config = ProxyConfig(
+        upstream=upstream or ANTHROPIC_API,
+        plan=plan,  # type: ignore[arg-type]
+        lint=lint,  # type: ignore[arg-type]
+        gate=open_gate(redis if chosen == "redis" else chosen, timeout=gate_timeout),
+        ledger=ledger,
+        auth_token=auth_token,
+        loopback=loopback,
+        store_prompts=store_prompts,
+    )
+    app = create_proxy_app(config)
+    base = url(sock)
+    where = "the embedded emulator" if emulate else config.upstream
+    click.echo(f"cachewise proxy on {base} -> {where} (plan {plan}, lint {lint}, gate {chosen})")
+    click.echo(f"  export ANTHROPIC_BASE_URL={base}")
+    click.echo(f"  metrics: {base}/metrics")
+    if not loopback:
+        click.echo(
+            f"  warning: listening on {host}, not loopback only: clients on the network need "
+            "the token",
+            err=True,
+        )
+    try:
+        server(app, log_level="warning").run(sockets=[sock])
+    finally:
+        app.state.proxy.close()
+        if emulator is not None:
+            emulator.stop()
