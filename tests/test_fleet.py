@@ -246,3 +246,38 @@ def test_wrapped_clients_sharing_redis_write_a_cold_prefix_once(prefix: str) -> 
     writes = sum(bool(u.cache_creation_input_tokens) for u in usages)
     reads = sum(bool(u.cache_read_input_tokens) for u in usages)
     assert (writes, reads) == (1, 7)
+
+
+def test_two_runs_sharing_redis_write_a_cold_prefix_once(prefix: str, tmp_path: Path) -> None:
+    from cachewise.runner import RunOptions, run_requests
+    from cachewise.testing import Emulator
+    from conftest import text
+
+    system = text(1500, f"runs {uuid.uuid4().hex}")
+    requests = [
+        {
+            "custom_id": f"r{i}",
+            "params": {
+                "model": "claude-sonnet-4-6",
+                "max_tokens": 20,
+                "system": system,
+                "messages": [{"role": "user", "content": f"Question {i}"}],
+            },
+        }
+        for i in range(6)
+    ]
+    summaries: list[Any] = []
+    with Emulator(clock="real", ttft_ms=300) as emu:
+
+        def run(n: int) -> None:
+            options = RunOptions(workers=3, redis=REDIS_URL)
+            out = tmp_path / f"out{n}.jsonl"
+            summaries.append(run_requests(requests, out, emu.client(), options=options))
+
+        runs = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join()
+    assert sum(s.writes for s in summaries) == 1
+    assert sum(s.reads for s in summaries) == 11
