@@ -281,3 +281,38 @@ def test_two_runs_sharing_redis_write_a_cold_prefix_once(prefix: str, tmp_path: 
             t.join()
     assert sum(s.writes for s in summaries) == 1
     assert sum(s.reads for s in summaries) == 11
+
+
+def test_cachewise_run_takes_a_redis_url_and_refuses_what_is_not_one(
+    prefix: str, tmp_path: Path
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cachewise.cli import main
+    from conftest import text
+
+    system = text(1500, f"cli {uuid.uuid4().hex}")
+    rows = [
+        {
+            "custom_id": f"r{i}",
+            "params": {
+                "model": "claude-sonnet-4-6",
+                "max_tokens": 20,
+                "system": system,
+                "messages": [{"role": "user", "content": f"Question {i}"}],
+            },
+        }
+        for i in range(4)
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["run", str(path), "--out", str(tmp_path / "o.jsonl"), "--emulate"]
+    refused = CliRunner().invoke(main, [*args, "--redis", "memcached://127.0.0.1"])
+    assert refused.exit_code == 2 and "redis://" in refused.output
+    assert not (tmp_path / "o.jsonl").exists()
+    ran = CliRunner().invoke(main, [*args, "--redis", REDIS_URL, "--format", "json"])
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads(ran.output[ran.output.index("{") :])
+    assert summary["succeeded"] == 4 and summary["writes"] == 1
