@@ -20,6 +20,7 @@ import analyzer_speed
 import body_speed
 import cold_start
 import emulator_rps
+import fleet_gate
 import memo_speed
 import runner_scout
 import simulate_compare
@@ -33,6 +34,7 @@ SECTIONS = {
     "analyzer": analyzer_speed.run,
     "wrap": wrap_overhead.run,
     "cold": cold_start.run,
+    "fleet": fleet_gate.run,
     "runner": runner_scout.run,
     "simulate": simulate_compare.run,
     "simulate_scale": simulate_scale.run,

@@ -6,7 +6,10 @@ import asyncio
 import threading
 import time
 
-from cachewise.gate import LocalGate, NoGate, Ticket
+import pytest
+
+from cachewise.errors import InputError
+from cachewise.gate import LocalGate, NoGate, Ticket, open_gate
 
 
 def test_one_scout_and_the_rest_follow_across_threads() -> None:
@@ -95,3 +98,26 @@ def test_the_gate_forgets_prefixes_whose_warm_time_has_passed() -> None:
         now[0] += 1.0
     assert gate.acquire(9_999, 300).role == "warm"
     assert gate.acquire(9_000, 300).role == "scout"
+
+
+def test_open_gate_names_the_gates_of_one_process() -> None:
+    assert isinstance(open_gate("local"), LocalGate)
+    assert isinstance(open_gate(None, timeout=3), LocalGate)
+    assert isinstance(open_gate("off"), NoGate)
+    mine = LocalGate(timeout=1)
+    assert open_gate(mine) is mine
+    with pytest.raises(InputError, match="gate"):
+        open_gate("everywhere")
+
+
+def test_release_async_lets_the_followers_go() -> None:
+    async def main() -> list[str]:
+        gate = LocalGate(timeout=5)
+        scout = await gate.acquire_async("k", 300)
+        follower = asyncio.create_task(gate.acquire_async("k", 300))
+        await asyncio.sleep(0.05)
+        await gate.release_async(scout, ok=True)
+        await NoGate().release_async(scout, ok=True)
+        return [scout.role, (await follower).role, (await gate.acquire_async("k", 300)).role]
+
+    assert asyncio.run(main()) == ["scout", "follower", "warm"]

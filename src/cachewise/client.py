@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import CachewiseWarning, InputError, LintError
-from .gate import Gate, LocalGate, NoGate, Ticket
+from .gate import Gate, Ticket, open_gate
 from .ledger import Ledger, key_workspace, open_ledger
 from .pipeline import Call, Pipeline, PlanOption
 from .spool import Recorder
@@ -30,7 +30,7 @@ __all__ = ["wrap"]
 
 
 LintOption = Literal["warn", "error", "off"]
-GateOption = Literal["local", "off"]
+GateOption = Literal["local", "off"]  # or a redis:// URL, or a Gate
 
 # Arguments of `messages.create` that are the SDK's, not the request body's.
 _SDK_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -42,7 +42,7 @@ def wrap(
     ledger: str | Path | Ledger | Literal[False] | None = None,
     plan: PlanOption = "auto",
     lint: LintOption = "warn",
-    gate: GateOption | Gate = "local",
+    gate: GateOption | str | Gate = "local",
     tags: Any = None,
     store_prompts: bool = False,
     gate_timeout: float = 60.0,
@@ -59,7 +59,9 @@ def wrap(
             keeps it; "off" leaves markers alone. Markers you placed are always kept.
         lint: "warn" turns findings into `CachewiseWarning`s, "error" raises `LintError` before
             sending a request with an error-level finding, "off" skips it.
-        gate: "local" (threads and tasks of this process), "off", or a `Gate`.
+        gate: "local" (threads and tasks of this process), "off", a `redis://` URL (one scout
+            per prefix across every process sharing that server: see `cachewise.fleet`), or
+            a `Gate`.
         tags: JSON-serializable labels stored with every row (group by them in the report).
         store_prompts: also store each request body, in the ledger's `prompts` table.
         gate_timeout: the longest a call waits for the scout of its prefix.
@@ -69,11 +71,11 @@ def wrap(
     for name, value, allowed in (
         ("plan", plan, PlanOption),
         ("lint", lint, LintOption),
-        ("gate", gate, GateOption),
     ):
         choices = allowed.__args__  # type: ignore[attr-defined]
         if (isinstance(value, str) and value not in choices) or value is None:
             raise InputError(f"{value!r} is not one of {', '.join(map(repr, choices))}", field=name)
+    chosen_gate = open_gate(gate, timeout=gate_timeout)  # before the ledger opens: it may refuse
     pipeline = Pipeline(
         recorder=None if ledger is False else Recorder(open_ledger(ledger)),
         plan=plan,
@@ -85,11 +87,7 @@ def wrap(
     state = _State(
         pipeline=pipeline,
         lint=lint,
-        gate=gate
-        if not isinstance(gate, str)
-        else LocalGate(gate_timeout)
-        if gate == "local"
-        else NoGate(),
+        gate=chosen_gate,
         workspace=key_workspace(getattr(client, "api_key", None)),
     )
     if isinstance(client, anthropic.AsyncAnthropic):
@@ -403,7 +401,7 @@ class _AsyncMessages:
             if ticket.role == "scout":
                 async with self._inner.stream(**_no_stream(sent)) as stream:
                     call.first_byte = time.time()
-                    st.gate.release(ticket, ok=True)
+                    await st.gate.release_async(ticket, ok=True)
                     message = _with_request_id(await stream.get_final_message(), stream)
             else:
                 message = await self._inner.create(**sent)
@@ -415,7 +413,7 @@ class _AsyncMessages:
         with st.failing(call, ticket, sent):
             raw = await self._inner.create(**sent)
         call.first_byte = time.time()
-        st.gate.release(ticket, ok=True)
+        await st.gate.release_async(ticket, ok=True)
         return _AsyncRecordedStream(raw, _recording(st, call, sent))
 
     def stream(self, **kwargs: Any) -> _AsyncStreamManager:
@@ -435,7 +433,7 @@ class _AsyncStreamManager:
         with st.failing(call, self._ticket, sent):
             self._stream = await self._manager.__aenter__()
         call.first_byte = time.time()
-        st.gate.release(self._ticket, ok=True)
+        await st.gate.release_async(self._ticket, ok=True)
         return self._stream
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:

@@ -8,8 +8,9 @@ uncached rather than wait forever). A prefix the gate saw warmed passes without 
 long as its TTL runs, and is forgotten after (the gate's own bookkeeping, for scheduling only;
 every number in the ledger comes from the API's usage).
 
-The interface is three calls, `acquire` / `acquire_async` and `release`, so that a gate shared by
-many processes (Redis: `SET NX PX` to elect the scout, a key to mark warm) can stand in.
+The interface is four calls, `acquire` / `acquire_async` and `release` / `release_async`, so that
+a gate shared by many processes (`cachewise.fleet.RedisGate`: `SET NX PX` to elect the scout, a
+key to mark warm) can stand in; `open_gate` makes one from a spec ("local", "off", a Redis URL).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["Gate", "LocalGate", "NoGate", "Ticket", "open_gate"]
+from .errors import InputError
+
+__all__ = ["Gate", "GateSpec", "LocalGate", "NoGate", "Ticket", "open_gate"]
 
 Role = Literal["scout", "follower", "warm", "timeout", "ungated"]
 
@@ -31,11 +34,14 @@ SWEEP_AT = 64  # the smallest table of warm prefixes the gate sweeps
 @dataclass(frozen=True)
 class Ticket:
     """What the gate decided for one call: go first (scout), go after the scout (follower), go
-    now because the prefix is warm, or go uncached because waiting timed out."""
+    now because the prefix is warm, or go uncached because waiting timed out (or the gate could
+    not decide: "ungated"). `lease` is a shared gate's proof that this scout was elected, which
+    its release presents (opaque to the caller; None in one process)."""
 
     key: Hashable | None
     role: Role
     waited: float = 0.0
+    lease: str | None = None
 
 
 class Gate(Protocol):
@@ -44,6 +50,37 @@ class Gate(Protocol):
     async def acquire_async(self, key: Hashable, ttl_seconds: float) -> Ticket: ...
 
     def release(self, ticket: Ticket, *, ok: bool) -> None: ...
+
+    async def release_async(self, ticket: Ticket, *, ok: bool) -> None: ...
+
+
+GateSpec = Literal["local", "off"] | str | Gate | None
+
+
+def open_gate(spec: GateSpec, *, timeout: float = 60.0) -> Gate:
+    """The gate a spec names: "local" (or None, the default: the threads and tasks of this
+    process), "off", a `redis://`, `rediss://` or `unix://` URL (one scout per prefix across
+    every process that shares the server), or a `Gate`, returned as it is. `timeout` is the
+    longest a follower waits for its scout.
+
+    Raises:
+        InputError: a string that is none of these.
+    """
+    if spec is None or spec == "local":
+        return LocalGate(timeout)
+    if spec == "off":
+        return NoGate()
+    if not isinstance(spec, str):
+        return spec
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from .fleet import RedisGate  # redis is optional: the `proxy` extra
+        except ImportError as exc:
+            raise InputError(
+                f"a Redis gate needs redis-py ({exc}): pip install 'cachewise[proxy]'", field="gate"
+            ) from exc
+        return RedisGate(spec, timeout=timeout)
+    raise InputError(f"{spec!r} is not 'local', 'off' or a redis:// URL", field="gate")
 
 
 class NoGate:
@@ -56,6 +93,9 @@ class NoGate:
         return Ticket(key, "ungated")
 
     def release(self, ticket: Ticket, *, ok: bool) -> None:
+        return None
+
+    async def release_async(self, ticket: Ticket, *, ok: bool) -> None:
         return None
 
 
@@ -138,6 +178,9 @@ class LocalGate:
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future)
 
+    async def release_async(self, ticket: Ticket, *, ok: bool) -> None:
+        self.release(ticket, ok=ok)  # a lock held for microseconds: never blocks the loop
+
     def _warm(self, key: Hashable, until: float) -> None:
         """Mark a prefix warm (under the lock). Whenever the table has doubled since it was last
         swept, forget the prefixes whose warm time has passed: a scan at most once per as many
@@ -153,25 +196,3 @@ def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
-
-def open_gate(spec: str | Gate | None = "local", *, timeout: float = 60.0) -> Gate:
-    """A gate by name: "local" (this process), "off", or a `redis://` URL (a fleet's gate,
-    shared by every process that names the same Redis).
-
-    Raises:
-        InputError: a name that is none of these.
-    """
-    if spec is None or spec == "local":
-        return LocalGate(timeout)
-    if spec == "off":
-        return NoGate()
-    if isinstance(spec, str) and spec.startswith(("redis://", "rediss://", "unix://")):
-        from .fleet import RedisGate  # type: ignore[import-not-found]  # until the fleet lands
-
-        gate: Gate = RedisGate(spec, timeout=timeout)
-        return gate
-    if isinstance(spec, str):
-        from .errors import InputError
-
-        raise InputError(f"unknown gate {spec!r}: use local, off or a redis:// URL", field="gate")
-    return spec

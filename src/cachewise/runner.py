@@ -49,6 +49,7 @@ class RunOptions:
     retries: int = 4
     caching: bool = True  # False strips every marker (the demo's "off" run)
     poll_seconds: float = 1.0
+    redis: str | None = None  # a Redis URL: the scout is elected across every run sharing it
 
 
 @dataclass
@@ -236,7 +237,8 @@ def run_requests(
         requests: `{"custom_id", "params"}` items (`read_requests` checks a file of them).
         out_path: the results file; a run holds it exclusively, and resumes from what it holds.
         client: an `anthropic.Anthropic` client.
-        options: workers, scout, path (`messages` or `batches`), TTL, pacing, retries.
+        options: workers, scout (elected in Redis with `redis`), path (`messages` or
+            `batches`), TTL, pacing, retries.
         ledger: where every call is recorded (a row it refuses waits in the spool).
         pacer: shares the start rate with other runs; default one from `options.max_rps`.
         progress: called with the summary after each finished call.
@@ -324,7 +326,7 @@ def _run_messages(
         ledger=ledger if ledger is not None else False,
         plan="off",
         lint="off",
-        gate="local" if options.scout else "off",
+        gate=(options.redis or "local") if options.scout else "off",
         source="run",
     )
 

@@ -140,6 +140,13 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
     show_default=True,
     help="Retries per call on 429, 529, 5xx and connection errors.",
 )
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    help="Elect each prefix's scout in this Redis (redis://host:6379/0), shared by every run "
+    "and proxy that uses it, instead of within this run.",
+)
 @click.option("--ledger", "ledger_target", help="Ledger path or postgresql:// URL.")
 @click.option("--emulate", is_flag=True, help="Run against the embedded emulator.")
 @format_option("text", "json")
@@ -152,6 +159,7 @@ def run_command(
     ttl: str,
     max_rps: float | None,
     retries: int,
+    redis_url: str | None,
     ledger_target: str | None,
     emulate: bool,
     fmt: str,
@@ -170,7 +178,12 @@ def run_command(
         ttl=cast(Any, ttl),
         max_rps=max_rps,
         retries=retries,
+        redis=redis_url,
     )
+    if redis_url is not None:
+        from ..gate import open_gate
+
+        open_gate(redis_url)  # a URL that is not one fails here, before anything is sent
     out = Console(stderr=True)
     pacer = Pacer(max_rps)
     with (

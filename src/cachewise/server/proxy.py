@@ -268,11 +268,7 @@ class Proxy:
 
     async def _release(self, call: Call, *, ok: bool) -> None:
         if call.ticket is not None and call.ticket.role == "scout":
-            release = getattr(self.config.gate, "release_async", None)
-            if release is not None:
-                await release(call.ticket, ok=ok)
-            else:
-                self.config.gate.release(call.ticket, ok=ok)
+            await self.config.gate.release_async(call.ticket, ok=ok)
 
     async def _unreachable(self, call: Call, sent: bytes, exc: httpx2.HTTPError) -> Response:
         kind = "timeout_error" if isinstance(exc, httpx2.TimeoutException) else "api_error"
