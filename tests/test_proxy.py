@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from cachewise.ledger import Ledger, key_workspace
+from cachewise.ledger import CallRecord, Ledger, key_workspace
 from cachewise.report import report
 from cachewise.testing import Emulator, Proxy
 from conftest import CC, block, text
@@ -38,6 +38,11 @@ def ask(client: Any, question: str, **extra: Any) -> Any:
         messages=[{"role": "user", "content": question}],
         **extra,
     )
+
+
+def rows_of(path: Path) -> list[CallRecord]:
+    with Ledger(path) as ledger:
+        return ledger.calls()
 
 
 @pytest.fixture
@@ -61,7 +66,7 @@ def test_a_request_without_markers_is_planned_and_the_next_one_reads(
     assert second.parse().usage.cache_read_input_tokens == (
         first.parse().usage.cache_creation_input_tokens
     )
-    rows = Ledger(ledger).calls()
+    rows = rows_of(ledger)
     assert [r.source for r in rows] == ["proxy", "proxy"]
     assert [r.wire for r in rows] == ["ok", "ok"]
     assert rows[0].intended_breakpoints == [{"path": "/system/0", "ttl": "5m", "tokens": 2529}] or (
@@ -101,7 +106,7 @@ def test_a_stream_arrives_intact_and_as_it_is_made(tmp_path: Path) -> None:
     spread = through[-1][1] - through[0][1]
     assert spread > 0.3  # about 28 output tokens at 50/s: not buffered to the end
     assert spread > 0.7 * (direct[-1][1] - direct[0][1])
-    row = Ledger(tmp_path / "l.db").calls()[-1]
+    row = rows_of(tmp_path / "l.db")[-1]
     assert row.status == "ok" and row.usage.output_tokens > 0
     assert row.usage.prompt_tokens > 2000
 
@@ -133,7 +138,7 @@ def test_strict_lint_answers_what_the_api_would_reject_and_sends_nothing(
     assert caught.value.status_code == 400
     assert "A maximum of 4 blocks with cache_control may be provided. Found 5." in str(caught.value)
     assert emulator.stats()["requests"] == 0
-    row = Ledger(tmp_path / "l.db").calls()[0]
+    row = rows_of(tmp_path / "l.db")[0]
     assert (row.status, row.http_status, row.error_type) == ("error", 400, "invalid_request_error")
 
 
@@ -171,7 +176,7 @@ def test_concurrent_cold_calls_write_once(tmp_path: Path) -> None:
             t.join()
     assert sum(u.cache_creation_input_tokens > 0 for u in usages) == 1
     assert sum(u.cache_read_input_tokens > 0 for u in usages) == 15
-    roles = sorted(r.gate_role or "" for r in Ledger(tmp_path / "l.db").calls())
+    roles = sorted(r.gate_role or "" for r in rows_of(tmp_path / "l.db"))
     assert roles.count("scout") == 1
 
 
@@ -188,7 +193,8 @@ def test_metrics_totals_equal_the_report(emulator: Emulator, tmp_path: Path) -> 
                 messages=[{"role": "user", "content": "x"}],
             )
         metrics = _parse_metrics(proxy.metrics())
-    total = report(Ledger(ledger), include_emulated=True)
+    with Ledger(ledger) as led:
+        total = report(led, include_emulated=True)
     assert metrics["cachewise_calls_total"] == total["calls"] == 5
     assert metrics["cachewise_call_errors_total"] == total["errors"] == 1
     for kind, field in [
@@ -219,7 +225,7 @@ def test_the_key_never_reaches_the_disk(emulator: Emulator, tmp_path: Path) -> N
         ask(proxy.client(api_key=key), "Where is my order?")
     written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert b"SECRETSECRETSECRET" not in written
-    assert key_workspace(key) in {r.workspace for r in Ledger(tmp_path / "l.db").calls()}
+    assert key_workspace(key) in {r.workspace for r in rows_of(tmp_path / "l.db")}
 
 
 def test_other_paths_pass_through(emulator: Emulator) -> None:
@@ -296,7 +302,7 @@ def test_an_unreachable_upstream_is_a_502_in_the_apis_shape(tmp_path: Path) -> N
     ):
         ask(proxy.client(max_retries=0), "hello")
     assert caught.value.status_code == 502
-    row = Ledger(tmp_path / "l.db").calls()[0]
+    row = rows_of(tmp_path / "l.db")[0]
     assert row.status == "error" and row.error_type == "upstream_ConnectError"
 
 

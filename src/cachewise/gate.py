@@ -195,4 +195,3 @@ class LocalGate:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-

@@ -82,11 +82,14 @@ def proxy(
         raise InputError(
             "--emulate starts its own upstream: give --upstream or --emulate", field="--emulate"
         )
+    if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
+        raise InputError(f"not a redis:// URL: {redis!r}", field="--redis")
     if gate == "redis" and not redis:
         raise InputError("--gate redis needs --redis URL", field="--gate")
     if upstream is not None and not upstream.startswith(("http://", "https://")):
         raise InputError(f"not an http(s) URL: {upstream!r}", field="--upstream")
     chosen = gate or ("redis" if redis else "local")
+    the_gate = open_gate(redis if chosen == "redis" else chosen, timeout=gate_timeout)
     try:
         sock = listen(host, port)
     except OSError as exc:
@@ -111,7 +114,7 @@ def proxy(
         upstream=upstream or ANTHROPIC_API,
         plan=plan,  # type: ignore[arg-type]
         lint=lint,  # type: ignore[arg-type]
-        gate=open_gate(redis if chosen == "redis" else chosen, timeout=gate_timeout),
+        gate=the_gate,
         ledger=ledger,
         auth_token=auth_token,
         loopback=loopback,
