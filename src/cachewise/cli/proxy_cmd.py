@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -126,6 +127,9 @@ def proxy(
     click.echo(f"cachewise proxy on {base} -> {where} (plan {plan}, lint {lint}, gate {chosen})")
     click.echo(f"  export ANTHROPIC_BASE_URL={base}")
     click.echo(f"  metrics: {base}/metrics")
+    writer = app.state.proxy.writer
+    ledger_at = writer.recorder.ledger.target if writer else "off"
+    click.echo(f"  ledger: {_redacted(ledger_at)}   (cachewise report --ledger ... reads it)")
     if not loopback:
         click.echo(
             f"  warning: listening on {host}, not loopback only: clients on the network need "
@@ -134,7 +138,15 @@ def proxy(
         )
     try:
         server(app, log_level="warning").run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # the server has stopped taking calls; what follows writes what is left
     finally:
         app.state.proxy.close()
         if emulator is not None:
             emulator.stop()
+    click.echo("cachewise proxy stopped; every answered call is in the ledger", err=True)
+
+
+def _redacted(target: str) -> str:
+    """A ledger URL as it may be printed: no password."""
+    return re.sub(r"//[^@/]*@", "//…@", target)

@@ -68,8 +68,17 @@ _HOP_BY_HOP = frozenset(
         TOKEN_HEADER,
     }
 )
+# Not returned as the upstream sent them: one hop's own, or what our server writes itself.
 _NOT_RETURNED = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "date",
+        "server",
+    }
 )
 
 
@@ -323,7 +332,7 @@ class Proxy:
                 ),
                 502,
             )
-        headers = {
+        headers = {  # the body goes as it came, compressed or not
             k: v
             for k, v in response.headers.items()
             if k.lower() not in _NOT_RETURNED or k.lower() == "content-encoding"
