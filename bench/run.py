@@ -22,6 +22,8 @@ import cold_start
 import emulator_rps
 import fleet_gate
 import memo_speed
+import proxy_fleet
+import proxy_overhead
 import runner_scout
 import simulate_compare
 import simulate_scale
@@ -35,6 +37,8 @@ SECTIONS = {
     "wrap": wrap_overhead.run,
     "cold": cold_start.run,
     "fleet": fleet_gate.run,
+    "proxy": proxy_overhead.run,
+    "proxy_fleet": proxy_fleet.run,
     "runner": runner_scout.run,
     "simulate": simulate_compare.run,
     "simulate_scale": simulate_scale.run,
