@@ -186,6 +186,40 @@ def test_a_proxy_killed_mid_load_keeps_every_answered_call(
     assert not missing, f"{len(missing)} answered calls have no row"
 
 
+def test_a_shared_rate_limit_does_not_count_what_warm_calls_read() -> None:
+    """A 6,000 tokens-per-minute bucket (100 a second) and a ~2,500-token prompt: the cold call
+    takes its whole prompt; the four that follow read it and take only their few new tokens, so
+    none waits. Counted whole, the third call would wait about 16 seconds."""
+    redis_or_skip()
+    import redis
+
+    from cachewise.ratelimit import RedisRateLimit
+
+    prefix = f"cachewise-test:{uuid.uuid4().hex[:12]}:"
+    limit = RedisRateLimit(REDIS_URL, tokens_per_minute=6000, prefix=prefix, max_wait=30)
+    system = f"Run {uuid.uuid4()}: policies as of 2026-12-02. " + text(2000, "limit")
+    from cachewise.testing import Proxy
+
+    start = time.monotonic()
+    with Emulator() as emu, Proxy(emu.base_url, rate_limit=limit) as proxy:
+        client = proxy.client()
+        for i in range(5):
+            client.messages.create(
+                model=MODEL,
+                max_tokens=8,
+                system=system,
+                messages=[{"role": "user", "content": f"question {i}"}],
+            )
+    elapsed = time.monotonic() - start
+    store = redis.Redis.from_url(REDIS_URL)
+    level = float(store.hget(limit.key, "level") or 0)
+    store.delete(limit.key)
+    store.close()
+    limit.close()
+    assert elapsed < 8
+    assert 3000 < level < 6000  # one prompt's worth taken, a few tokens more, some refilled
+
+
 def test_the_proxy_refuses_a_wide_bind_without_a_token() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cachewise", "proxy", "--host", "0.0.0.0", "--port", "0"],
@@ -204,6 +238,7 @@ def test_the_proxy_refuses_a_wide_bind_without_a_token() -> None:
         (["--upstream", "ftp://example"], "not an http(s) URL"),
         (["--emulate", "--upstream", "http://127.0.0.1:1"], "--emulate"),
         (["--redis", "http://nope"], "not a redis:// URL"),
+        (["--itpm", "400000"], "--itpm is shared through Redis"),
     ],
 )
 def test_the_proxy_says_what_is_wrong_with_its_options(args: list[str], says: str) -> None:

@@ -52,6 +52,9 @@ class Call:
     intended: list[dict[str, Any]] | None = None  # the breakpoints cachewise meant to send
     planned: bool = False  # whether cachewise changed the request's markers
     key: GateKey | None = None
+    key_tokens: int = (
+        0  # the prompt's tokens up to the gate key's breakpoint (a warm call reads them)
+    )
     ttl_seconds: float = 300.0
     started: float = field(default_factory=time.time)
     first_byte: float | None = None
@@ -224,7 +227,8 @@ class Pipeline:
         )
         first = first_cacheable(sent)
         if first is not None:
-            call.key = (workspace, sent.model.id, sent.positions[first.position].prefix_hash)
+            at = sent.positions[first.position]
+            call.key, call.key_tokens = (workspace, sent.model.id, at.prefix_hash), at.cumulative
             call.ttl_seconds = float(catalog().ttl_seconds[first.ttl])
         return call
 

@@ -62,6 +62,12 @@ from .main import main
     envvar="CACHEWISE_PROXY_TOKEN",
     help="Clients must send it in x-cachewise-token (required off loopback).",
 )
+@click.option(
+    "--itpm",
+    type=click.IntRange(min=1),
+    help="The organisation's input tokens per minute, shared by the fleet in Redis (needs "
+    "--redis); cache reads do not count, as the API counts them.",
+)
 @click.option("--store-prompts", is_flag=True, help="Also keep each request body in the ledger.")
 def proxy(
     upstream: str | None,
@@ -75,6 +81,7 @@ def proxy(
     gate: str | None,
     gate_timeout: float,
     auth_token: str | None,
+    itpm: int | None,
     store_prompts: bool,
 ) -> None:
     """Serve the Claude API's paths on a local port, with breakpoints placed, requests linted,
@@ -89,6 +96,8 @@ def proxy(
         raise InputError("--gate redis needs --redis URL", field="--gate")
     if upstream is not None and not upstream.startswith(("http://", "https://")):
         raise InputError(f"not an http(s) URL: {upstream!r}", field="--upstream")
+    if itpm is not None and not redis:
+        raise InputError("--itpm is shared through Redis: give --redis URL too", field="--itpm")
     chosen = gate or ("redis" if redis else "local")
     the_gate = open_gate(redis if chosen == "redis" else chosen, timeout=gate_timeout)
     try:
@@ -120,6 +129,7 @@ def proxy(
         auth_token=auth_token,
         loopback=loopback,
         store_prompts=store_prompts,
+        rate_limit=_rate_limit(redis, itpm),
     )
     app = create_proxy_app(config)
     base = url(sock)
@@ -145,6 +155,14 @@ def proxy(
         if emulator is not None:
             emulator.stop()
     click.echo("cachewise proxy stopped; every answered call is in the ledger", err=True)
+
+
+def _rate_limit(redis: str | None, itpm: int | None) -> Any:
+    if redis is None or itpm is None:
+        return None
+    from ..ratelimit import RedisRateLimit
+
+    return RedisRateLimit(redis, tokens_per_minute=itpm)
 
 
 def _redacted(target: str) -> str:

@@ -98,6 +98,8 @@ class ProxyConfig:
             are answered, against DNS rebinding).
         store_prompts: also keep each request body in the ledger.
         max_body_bytes: the largest Messages body read (larger: the API's 413).
+        rate_limit: an input-tokens-per-minute bucket shared by the fleet (`RedisRateLimit`):
+            each call takes its estimate before it goes, and settles with what the API counted.
         timeout: seconds to wait for the upstream to connect, and between its bytes.
     """
 
@@ -111,6 +113,7 @@ class ProxyConfig:
     store_prompts: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
     timeout: float = 600.0
+    rate_limit: Any = None
 
 
 class Proxy:
@@ -154,9 +157,10 @@ class Proxy:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
-        gate_close = getattr(self.config.gate, "aclose", None)
-        if gate_close is not None:
-            await gate_close()
+        for part in (self.config.gate, self.config.rate_limit):
+            part_close = getattr(part, "aclose", None)
+            if part_close is not None:
+                await part_close()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -182,6 +186,7 @@ class Proxy:
         sent = _dumps(call.body) if call.planned else raw
         if call.key is not None:
             call.ticket = await self.config.gate.acquire_async(call.key, call.ttl_seconds)
+        estimate = await self._pace(call)
         upstream = self.client.build_request(
             "POST",
             self.upstream + request.url.path + _query(request),
@@ -192,13 +197,14 @@ class Proxy:
             response = await self.client.send(upstream, stream=True)
         except httpx2.HTTPError as exc:
             await self._release(call, ok=False)
+            await self._settle(call, estimate, None)
             return await self._unreachable(call, sent, exc)
         call.first_byte = time.time()
         await self._release(call, ok=response.status_code < 400)
         headers = {**_returned(response.headers), **self._ours(call)}
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             return StreamingResponse(
-                self._relay(call, sent, response),
+                self._relay(call, sent, response, estimate),
                 status_code=response.status_code,
                 headers=headers,
             )
@@ -219,10 +225,11 @@ class Proxy:
             http_status=response.status_code,
             sent=sent,
         )
+        await self._settle(call, estimate, answer.get("usage"))
         return Response(data, status_code=response.status_code, headers=headers)
 
     async def _relay(
-        self, call: Call, sent: bytes, response: httpx2.Response
+        self, call: Call, sent: bytes, response: httpx2.Response, estimate: int
     ) -> AsyncIterator[bytes]:
         """The stream, event by event as each arrives; the row is committed just before the
         last event (`message_stop`) goes, so the client's stream ends after its row exists."""
@@ -244,6 +251,7 @@ class Proxy:
                             http_status=response.status_code,
                             sent=sent,
                         )
+                        await self._settle(call, estimate, seen.usage)
                     yield event
             rest = splitter.rest()
             if rest:
@@ -274,6 +282,28 @@ class Proxy:
         self.metrics.observe(rec)
         if self.writer is not None:
             await self.writer.submit(rec, call.body if self.config.store_prompts else None)
+
+    async def _pace(self, call: Call) -> int:
+        """Take the call's input tokens from the shared bucket (waiting, bounded, while it is
+        short); the estimate taken. A call whose prefix is warm will read it: that part does not
+        count toward the limit."""
+        limit = self.config.rate_limit
+        if limit is None or call.prompt is None:
+            return 0
+        estimate = call.prompt.total_tokens
+        if call.ticket is not None and call.ticket.role in ("warm", "follower"):
+            estimate -= call.key_tokens
+        await limit.acquire_async(estimate)
+        return estimate
+
+    async def _settle(self, call: Call, estimate: int, usage: Any) -> None:
+        limit = self.config.rate_limit
+        if limit is None or not estimate or call.prompt is None:
+            return
+        from ..ratelimit import counted_input
+
+        actual = counted_input(usage, call.prompt.model.id) if isinstance(usage, dict) else 0
+        await limit.settle_async(estimate, actual)
 
     async def _release(self, call: Call, *, ok: bool) -> None:
         if call.ticket is not None and call.ticket.role == "scout":
