@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint properties bench clean
+.PHONY: demo test lint properties bench n8n-e2e clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ properties: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Real n8n (installed once into ~/.cache/cachewise/n8n, about 3 GB and 10-15 minutes) through two
+# proxies onto the emulator: not part of `make test`. N8N_E2E_ARGS=--direct skips the proxies.
+n8n-e2e: $(STAMP)
+	$(BIN)/python scripts/n8n_e2e.py $(N8N_E2E_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
