@@ -108,6 +108,19 @@ def wait_http(url: str, seconds: float, proc: subprocess.Popen[bytes] | None = N
     raise RuntimeError(f"{url} did not answer in {seconds:.0f} s")
 
 
+def wait_port(port: int, seconds: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listening on {port} after {seconds:.0f} s")
+
+
 def wait_webhook(port: int, kind: str, seconds: float) -> None:
     """Until n8n has registered the workflow's webhook. n8n activates workflows one by one after
     it reports ready; a CORS preflight (OPTIONS with an Origin) lists a path's methods once its
@@ -343,7 +356,7 @@ def run(args: argparse.Namespace, work: Path, stack: Stack) -> int:
         argv += ["--port", str(port), "--ledger", str(ledger)]
         argv += ["--redis", args.redis] if args.redis else []  # without: each gates its own
         proxy = stack.start(f"proxy-{name}", argv, python_env())
-        wait_http(f"http://127.0.0.1:{port}/v1/models", 30, proxy)
+        wait_port(port, 30, proxy)  # not an HTTP probe: it would be a call upstream
         targets.append(f"http://127.0.0.1:{port}")
     ports = {name: free_port() for name in ("a", "b")}
     envs = {name: n8n_env(work / f"n8n-{name}", ports[name]) for name in ports}
@@ -403,6 +416,8 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, help="keep logs, ledger and calls.jsonl here")
     args = parser.parse_args()
+    if args.runs < 2:
+        parser.error("--runs must be at least 2: a read needs a run before it")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     work = args.out or Path(tempfile.mkdtemp(prefix="cachewise-n8n-"))
