@@ -93,7 +93,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, seconds: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(
+    url: str, seconds: float, proc: subprocess.Popen[bytes] | None = None, *, ok_only: bool = False
+) -> None:
+    """Until `url` answers (with 2xx when `ok_only`: n8n's readiness is 503 while it starts)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -102,7 +105,9 @@ def wait_http(url: str, seconds: float, proc: subprocess.Popen[bytes] | None = N
             with urllib.request.urlopen(url, timeout=2):
                 return
         except urllib.error.HTTPError:
-            return  # it answers: any status will do
+            if not ok_only:
+                return  # it answers: any status will do
+            time.sleep(0.3)
         except OSError:
             time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer in {seconds:.0f} s")
@@ -246,62 +251,55 @@ def tally(calls: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def checks(
-    rows: dict[str, dict[str, Any]], runs: dict[str, list[int]], direct: bool, ledger_calls: int
+    rows: dict[str, dict[str, Any]],
+    runs: dict[str, list[int]],
+    direct: bool,
+    ledger: dict[str, Any] | None,
 ) -> list[tuple[str, bool]]:
     out = []
     for kind, row in rows.items():
         ok_hooks = all(s == 200 for s in runs[kind])
         out.append((f"{kind}: {len(runs[kind])} webhook runs answered 200", ok_hooks))
-        out.append(
-            (
-                f"{kind}: {row['calls']} calls from both n8n, none failed",
-                row["calls"] >= len(runs[kind])
-                and row["failed"] == 0
-                and row["instances"] == ["n8n-a", "n8n-b"],
-            )
-        )
+        both = row["instances"] == ["n8n-a", "n8n-b"]
+        ok_calls = row["calls"] >= len(runs[kind]) and row["failed"] == 0 and both
+        out.append((f"{kind}: {row['calls']} calls from both n8n, none failed", ok_calls))
         reads = row["reading_calls"] > 0
         if kind == "http" or not direct:
             out.append((f"{kind}: repeated runs read the cache", reads))
         elif kind == "native":
-            out.append(
-                (f"{kind}: no read without the proxy (it sends no cache_control)", not reads)
-            )
+            why = "it sends no cache_control"
+            out.append((f"{kind}: no read without the proxy ({why})", not reads))
         else:  # the Chat Model's automatic breakpoint sits after the question, new every run
-            out.append(
-                (f"{kind}: no read without the proxy (each question is a new prefix)", not reads)
-            )
+            why = "each question is a new prefix"
+            out.append((f"{kind}: no read without the proxy ({why})", not reads))
         if not direct:
-            out.append(
-                (f"{kind}: the cold prefix written once across both n8n", row["cold_writes"] == 1)
-            )
-    if not direct:
+            once = row["cold_writes"] == 1
+            out.append((f"{kind}: the cold prefix written once across both n8n", once))
+    if ledger is not None:
         total = sum(r["calls"] for r in rows.values())
+        seen = {k: sum(r[k] for r in rows.values()) for k in ("input", "write", "read")}
+        usage = ledger["usage"]
+        kept = {
+            "input": usage["input_tokens"],
+            "write": usage["cache_creation_input_tokens"],
+            "read": usage["cache_read_input_tokens"],
+        }
         out.append(
-            (f"ledger: every call recorded ({ledger_calls} of {total})", ledger_calls == total)
+            (
+                f"ledger: every call recorded ({ledger['calls']} of {total})",
+                ledger["calls"] == total,
+            )
         )
+        out.append(("ledger: its token counts are the emulator's", kept == seen))
     return out
 
 
-def ledger_calls(ledger: Path) -> int:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cachewise",
-            "report",
-            "--ledger",
-            str(ledger),
-            "--format",
-            "json",
-            "--include-emulated",
-        ],
-        env=python_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(json.loads(done.stdout)["calls"])
+def ledger_report(ledger: Path) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "cachewise", "report", "--ledger", str(ledger)]
+    argv += ["--format", "json", "--include-emulated"]
+    done = subprocess.run(argv, env=python_env(), capture_output=True, text=True, check=True)
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
 
 
 def summary(rows: dict[str, dict[str, Any]], results: list[tuple[str, bool]]) -> str:
@@ -369,9 +367,9 @@ def run(args: argparse.Namespace, work: Path, stack: Stack) -> int:
             setup.result()
     procs = {name: stack.start(f"n8n-{name}", [node, n8n, "start"], envs[name]) for name in ports}
     for name, proc in procs.items():
-        wait_http(f"http://127.0.0.1:{ports[name]}/healthz/readiness", 180, proc)
+        wait_http(f"http://127.0.0.1:{ports[name]}/healthz/readiness", 300, proc, ok_only=True)
         for kind in n8n_examples.KINDS:  # "ready" comes before the webhooks are registered
-            wait_webhook(ports[name], kind, 60)
+            wait_webhook(ports[name], kind, 120)
         print(f"n8n-{name}: ready on port {ports[name]}")
     print(
         f"mode: {'direct (no proxy)' if args.direct else 'through two proxies'}; "
@@ -395,9 +393,15 @@ def run(args: argparse.Namespace, work: Path, stack: Stack) -> int:
     time.sleep(0.5)  # the recorder writes a call's line when its reply has been relayed
     calls = n8n_recorder.read(capture)
     rows = {kind: tally(calls, kind) for kind in n8n_examples.KINDS}
-    results = checks(rows, statuses, args.direct, 0 if args.direct else ledger_calls(ledger))
+    kept = None if args.direct else ledger_report(ledger)
+    results = checks(rows, statuses, args.direct, kept)
     print()
     print(summary(rows, results))
+    if kept is not None:
+        print(
+            f"\nledger: ${kept['cost_usd']:.4f} spent, ${kept['cost_without_cache_usd']:.4f} "
+            f"without caching ({kept['savings_pct']:g}% saved)"
+        )
     print(f"\ncalls as the emulator received them: {capture}" if args.out else "")
     failed = [text for text, ok in results if not ok]
     if failed:
