@@ -84,7 +84,9 @@ class Stack:
     def tail(self, name: str, lines: int = 30) -> str:
         path = self.logs / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        noise = ("Failed to start Python task runner", "There are deprecations", " - ")
+        kept = [line for line in text.splitlines() if line and not line.startswith(noise)]
+        return "\n".join(kept[-lines:])
 
 
 def free_port() -> int:
@@ -254,6 +256,7 @@ def checks(
     rows: dict[str, dict[str, Any]],
     runs: dict[str, list[int]],
     direct: bool,
+    shared_gate: bool,
     ledger: dict[str, Any] | None,
 ) -> list[tuple[str, bool]]:
     out = []
@@ -272,7 +275,7 @@ def checks(
         else:  # the Chat Model's automatic breakpoint sits after the question, new every run
             why = "each question is a new prefix"
             out.append((f"{kind}: no read without the proxy ({why})", not reads))
-        if not direct:
+        if shared_gate:  # without one Redis, each proxy gates only its own calls
             once = row["cold_writes"] == 1
             out.append((f"{kind}: the cold prefix written once across both n8n", once))
     if ledger is not None:
@@ -394,7 +397,7 @@ def run(args: argparse.Namespace, work: Path, stack: Stack) -> int:
     calls = n8n_recorder.read(capture)
     rows = {kind: tally(calls, kind) for kind in n8n_examples.KINDS}
     kept = None if args.direct else ledger_report(ledger)
-    results = checks(rows, statuses, args.direct, kept)
+    results = checks(rows, statuses, args.direct, bool(args.redis) and not args.direct, kept)
     print()
     print(summary(rows, results))
     if kept is not None:
