@@ -68,6 +68,8 @@ class Stack:
         return proc
 
     def close(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the cleanup
+            signal.signal(sig, signal.SIG_IGN)
         for stop in reversed(self.stops):
             stop()
         for _, proc in reversed(self.procs):
@@ -153,12 +155,8 @@ def python_env() -> dict[str, str]:
 
 def install() -> tuple[str, str]:
     started = time.time()
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts" / "n8n_install.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    script = REPO / "scripts" / "n8n_install.sh"  # its progress (stderr) shows as it goes
+    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True)
     found = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
     print(f"n8n: {found['N8N_HOME']} ({time.time() - started:.0f} s)")
     return found["NODE"], found["N8N"]
@@ -191,7 +189,9 @@ def n8n_env(folder: Path, port: int) -> dict[str, str]:
     }
 
 
-def prepare_n8n(node: str, n8n: str, folder: Path, base_url: str, env: dict[str, str]) -> None:
+def prepare_n8n(
+    stack: Stack, node: str, n8n: str, folder: Path, base_url: str, env: dict[str, str]
+) -> None:
     """Credential and workflows pointed at `base_url`, imported and published before start."""
     files = folder / "import"
     (files / "workflows").mkdir(parents=True)
@@ -208,9 +208,9 @@ def prepare_n8n(node: str, n8n: str, folder: Path, base_url: str, env: dict[str,
             for k in n8n_examples.KINDS
         ),
     ):
-        done = subprocess.run([node, n8n, *args], env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"n8n {args[0]} failed:\n{done.stdout}\n{done.stderr}")
+        name = folder.name  # its log is the instance's
+        if stack.start(name, [node, n8n, *args], env).wait() != 0:
+            raise RuntimeError(f"n8n {args[0]} failed:\n{stack.tail(name)}")
 
 
 def fire(port: int, kind: str, question: str) -> tuple[int, str]:
@@ -226,6 +226,29 @@ def fire(port: int, kind: str, question: str) -> tuple[int, str]:
         return err.code, err.read().decode(errors="replace")[:300]
     except OSError as err:
         return 0, str(err)
+
+
+def fire_all(ports: dict[str, int], runs: int) -> dict[str, list[int]]:
+    """Every workflow `runs` times, on both n8n at once; the webhooks' statuses per workflow."""
+    statuses: dict[str, list[int]] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(len(ports))
+    try:
+        for kind in n8n_examples.KINDS:
+            statuses[kind] = []
+            for r in range(runs):
+                question = QUESTIONS[r % len(QUESTIONS)]
+                futures = {
+                    name: pool.submit(fire, port, kind, f"Run {r} on n8n-{name}: {question}")
+                    for name, port in ports.items()
+                }
+                for name, future in futures.items():
+                    status, text = future.result()
+                    statuses[kind].append(status)
+                    if status != 200:
+                        print(f"  {kind} run {r} on n8n-{name}: HTTP {status} {text}")
+    finally:  # on Ctrl-C, not waiting for calls in flight: stopping n8n ends them
+        pool.shutdown(wait=False, cancel_futures=True)
+    return statuses
 
 
 def tally(calls: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -361,13 +384,16 @@ def run(args: argparse.Namespace, work: Path, stack: Stack) -> int:
         targets.append(f"http://127.0.0.1:{port}")
     ports = {name: free_port() for name in ("a", "b")}
     envs = {name: n8n_env(work / f"n8n-{name}", ports[name]) for name in ports}
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # each CLI call boots n8n: in parallel
+    pool = concurrent.futures.ThreadPoolExecutor(2)  # each CLI call boots n8n: both at once
+    try:
         setups = [
-            pool.submit(prepare_n8n, node, n8n, work / f"n8n-{name}", target, envs[name])
+            pool.submit(prepare_n8n, stack, node, n8n, work / f"n8n-{name}", target, envs[name])
             for name, target in zip(ports, targets, strict=True)
         ]
         for setup in setups:
             setup.result()
+    finally:  # on Ctrl-C, not waiting: closing the stack stops the CLI calls
+        pool.shutdown(wait=False, cancel_futures=True)
     procs = {name: stack.start(f"n8n-{name}", [node, n8n, "start"], envs[name]) for name in ports}
     for name, proc in procs.items():
         wait_http(f"http://127.0.0.1:{ports[name]}/healthz/readiness", 300, proc, ok_only=True)
@@ -378,21 +404,7 @@ def run(args: argparse.Namespace, work: Path, stack: Stack) -> int:
         f"mode: {'direct (no proxy)' if args.direct else 'through two proxies'}; "
         f"{args.runs} rounds per workflow, both n8n at once"
     )
-    statuses: dict[str, list[int]] = {}
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        for kind in n8n_examples.KINDS:
-            statuses[kind] = []
-            for r in range(args.runs):
-                question = QUESTIONS[r % len(QUESTIONS)]
-                futures = {
-                    name: pool.submit(fire, ports[name], kind, f"Run {r} on n8n-{name}: {question}")
-                    for name in ("a", "b")
-                }
-                for name, future in futures.items():
-                    status, text = future.result()
-                    statuses[kind].append(status)
-                    if status != 200:
-                        print(f"  {kind} run {r} on n8n-{name}: HTTP {status} {text}")
+    statuses = fire_all(ports, args.runs)
     time.sleep(0.5)  # the recorder writes a call's line when its reply has been relayed
     calls = n8n_recorder.read(capture)
     rows = {kind: tally(calls, kind) for kind in n8n_examples.KINDS}
