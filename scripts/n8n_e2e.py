@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ import n8n_examples
 import n8n_recorder
 
 REPO = Path(__file__).resolve().parent.parent
-API_KEY = "sk-ant-n8n-e2e-shared-workspace"  # one key: both n8n share one emulator workspace
+# One key for both n8n: one workspace, so they share the cache. New each run: the proxies' Redis
+# remembers warm prefixes for minutes, and this run's emulator starts cold.
+API_KEY = f"sk-ant-n8n-e2e-{uuid.uuid4().hex[:12]}"
 QUESTIONS = [
     "Merchant LM-30454 reports 3 mis-picks this month. What do we credit per mis-pick?",
     "Order LFO-260227-89623 is HELD. Can the customer still change the delivery address?",
