@@ -95,6 +95,33 @@ def test_client_markers_are_kept_and_plan_off_sends_the_body_unchanged(
     assert marked.parse().usage.cache_creation.ephemeral_1h_input_tokens > 2000
 
 
+@pytest.mark.parametrize("ttl", ["5m", "1h"])
+def test_a_request_level_marker_is_planned_and_keeps_its_ttl(emulator: Emulator, ttl: str) -> None:
+    """What n8n's Chat Model sends with "Prompt Caching: 1 Hour": only the automatic marker,
+    which lands after the question that changes every run; the plan marks the system prompt,
+    for as long as the client asked."""
+    with Proxy(emulator.base_url) as proxy:
+        client = proxy.client()
+        answers = [
+            ask(
+                client,
+                f"question {i}",
+                extra_body={"cache_control": {"type": "ephemeral", "ttl": ttl}},
+            )
+            for i in range(2)
+        ]
+    assert answers[0].headers["x-cachewise-plan"] == "planned"
+    assert f"/system/0={ttl}" in answers[0].headers["x-cachewise-breakpoints"]
+    first, second = (a.parse().usage for a in answers)
+    written = (
+        first.cache_creation.ephemeral_1h_input_tokens
+        if ttl == "1h"
+        else (first.cache_creation.ephemeral_5m_input_tokens)
+    )
+    assert written > 2000
+    assert second.cache_read_input_tokens > 2000  # the system prompt; the question is new
+
+
 def test_a_stream_arrives_intact_and_as_it_is_made(tmp_path: Path) -> None:
     """Events pass event by event: the first arrives long before the last (the emulator streams
     at 50 tokens/s), and the client sees the same events as from the emulator directly."""

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .body import marker_holders, strip_markers, with_marker
+from .body import copy_json, marker_holders, strip_markers, with_marker
 from .catalog import catalog
 from .engine import Breakpoint, breakpoints, first_cacheable
 from .errors import InvalidRequest, UnknownModel
@@ -243,7 +243,13 @@ class Pipeline:
         result = self.planner.plan(body, workspace, now)
         if not result.breakpoints:
             return prompt, False
-        return prompt.remarked(result.request), True
+        planned = result.request
+        if marks and marks[0].ttl == "1h":  # asked to live an hour: the plan's entries live as long
+            planned = copy_json(dict(planned))
+            for holder in marker_holders(planned):
+                if isinstance(holder.get("cache_control"), dict):
+                    holder["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+        return prompt.remarked(planned), True
 
     # -- after -------------------------------------------------------------------------------
 
