@@ -20,8 +20,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Two processes at least: most of the suite waits (servers starting, simulated latency, other
+# processes), and every test keeps to its own folder, port, schema and Redis keys.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 # The property tests at 20x their examples (`make test` runs half): minutes, not seconds.
 properties: $(STAMP)
