@@ -244,10 +244,17 @@ def _m003_wire_and_gate(dialect: str) -> list[str]:
     ]
 
 
+def _m004_read_index(dialect: str) -> list[str]:
+    # The report asks, for each call that wrote, whether a later call of the same model read one
+    # of its prefixes: one index seek per prefix, not a scan of every read.
+    return ["CREATE INDEX calls_read ON calls (read_hash, model, started_at)"]
+
+
 MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
     ("m001_initial", _m001_initial),
     ("m002_uid_and_emulated", _m002_uid_and_emulated),
     ("m003_wire_and_gate", _m003_wire_and_gate),
+    ("m004_read_index", _m004_read_index),
 ]
 
 # Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.
@@ -529,6 +536,36 @@ class Ledger:
                 rows = self._execute(f"SELECT uid FROM calls WHERE uid IN ({marks})", chunk)
                 found.update(r[0] for r in rows.fetchall())
         return found
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement (`?` marks its parameters on either database):
+        how reports let the database do the summing."""
+        with self._lock, self._errors("read"):
+            return [tuple(row) for row in self._execute(sql, params).fetchall()]
+
+    @contextmanager
+    def staged(self, calls: Sequence[CallRecord]) -> Iterator[str]:
+        """A temporary table of these calls, with the calls table's columns, for as long as the
+        block lasts; yields its name. A report counts the spool's rows with the ledger's this way,
+        in the same statements."""
+        name = f"cw_staged_{uuid.uuid4().hex[:12]}"
+        cols = [c for c in _COLUMNS if c != "started_utc"]
+        # PostgreSQL's money columns round to 12 places; a staged call keeps every digit it has.
+        exact = {"cost_usd", "cost_without_cache_usd"} if self.dialect == "postgres" else set()
+        shape = [f"CAST({c} AS NUMERIC) AS {c}" if c in exact else c for c in cols]
+        with self._lock, self._errors("read"):
+            self._execute(
+                f"CREATE TEMP TABLE {name} AS SELECT {', '.join(shape)} FROM calls LIMIT 0"
+            )
+            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            for call in calls:
+                row = call.to_row()
+                self._execute(sql, [row[c] for c in cols])
+        try:
+            yield name
+        finally:
+            with self._lock, self._errors("read"):
+                self._execute(f"DROP TABLE {name}")
 
     @staticmethod
     def _where_clause(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from collections import Counter, defaultdict
@@ -14,15 +15,26 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import rollup
 from .catalog import catalog
 from .errors import InputError
 from .ledger import CallRecord, Ledger
+from .rollup import Part
 from .usage import Tally
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["GROUPINGS", "Totals", "figure", "parse_duration", "plot", "report"]
+__all__ = [
+    "GROUPINGS",
+    "Summary",
+    "Totals",
+    "figure",
+    "parse_duration",
+    "plot",
+    "report",
+    "summarize",
+]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -47,50 +59,125 @@ def parse_duration(text: str) -> float:
 
 @dataclass
 class Totals(Tally):
-    """A `Tally` of ledger calls, with what only the ledger knows: writes never read, and the
-    explainer's cause of each miss."""
+    """A `Tally` of ledger calls, with what only the ledger knows: writes never read, the
+    explainer's cause of each miss, and the markers lost or changed on the way to the API."""
 
     writes_never_read: int = 0
     misses_by_cause: Counter[str] = field(default_factory=Counter)
+    markers_lost: int = 0
+    markers_changed: int = 0
 
     def add_call(self, call: CallRecord, never_read: bool) -> None:
         self.add(call.usage, call.cost_usd, call.cost_without_cache_usd, error=call.status != "ok")
         self.writes_never_read += never_read
-        if call.cause and call.cause != "hit":
-            self.misses_by_cause[call.cause] += 1
+        self._story(call.cause, call.wire, 1)
+
+    def add_part(self, part: Part) -> None:
+        """Add the database's sums over some calls (`cachewise.rollup`)."""
+        self.calls += part.calls
+        self.errors += part.errors
+        self.usage = self.usage + part.usage
+        self.cost_usd += part.cost_usd
+        self.cost_without_cache_usd += part.cost_without_cache_usd
+        self.writes += part.writes
+        self.reads += part.reads
+        self.writes_never_read += part.never_read
+        self._story(part.cause, part.wire, part.calls)
+
+    def _story(self, cause: str | None, wire: str | None, calls: int) -> None:
+        if cause and cause != "hit":
+            self.misses_by_cause[cause] += calls
+        self.markers_lost += calls if wire == "lost" else 0
+        self.markers_changed += calls if wire == "changed" else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             **super().to_json(),
             "writes_never_read": self.writes_never_read,
             "misses_by_cause": dict(self.misses_by_cause),
+            "markers_lost": self.markers_lost,
+            "markers_changed": self.markers_changed,
         }
 
 
-def _day(c: CallRecord) -> str:
-    return datetime.fromtimestamp(c.started_at, UTC).strftime("%Y-%m-%d")
-
-
-def _hour(c: CallRecord) -> str:
-    return datetime.fromtimestamp(c.started_at, UTC).strftime("%Y-%m-%d %H:00")
-
-
-def _tag(c: CallRecord) -> str:
-    if isinstance(c.tags, dict):
-        return ",".join(f"{k}={v}" for k, v in sorted(c.tags.items()))
-    if isinstance(c.tags, list):
-        return ",".join(map(str, c.tags))
-    return str(c.tags) if c.tags is not None else "(none)"
+def _tags_label(tags: Any) -> str:
+    if isinstance(tags, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+    if isinstance(tags, list):
+        return ",".join(map(str, tags))
+    return str(tags) if tags is not None else "(none)"
 
 
 GROUPINGS: dict[str, Callable[[CallRecord], str]] = {
     "model": lambda c: c.model,
-    "day": _day,
-    "hour": _hour,
-    "tag": _tag,
+    "day": lambda c: _utc_label(c.started_at, "%Y-%m-%d"),
+    "hour": lambda c: _utc_label(c.started_at, "%Y-%m-%d %H:00"),
+    "tag": lambda c: _tags_label(c.tags),
     "workspace": lambda c: c.workspace or "(none)",
     "cause": lambda c: c.cause or "(none)",
+    "prefix": lambda c: c.prefix_hash or "(none)",
 }
+
+
+def _utc_label(t: float, fmt: str) -> str:
+    # Whole seconds, as the database buckets them: 23:59:59.9999 is still that day.
+    return datetime.fromtimestamp(int(t // 1), UTC).strftime(fmt)
+
+
+def _label(by: str, raw: Any) -> str:
+    """The label of a raw key the database grouped by (see `rollup.KEYS`)."""
+    if by in ("day", "hour"):
+        size = 86400 if by == "day" else 3600
+        return _utc_label(int(raw) * size, "%Y-%m-%d" if by == "day" else "%Y-%m-%d %H:00")
+    if by == "tag":
+        return _tags_label(json.loads(raw) if raw else None)
+    if by == "model":
+        return str(raw)
+    return str(raw) if raw else "(none)"
+
+
+@dataclass
+class Summary:
+    """A report before it is written out: the totals, the groups by label, and where the calls
+    came from."""
+
+    total: Totals
+    groups: dict[str, Totals]
+    spooled: int
+    groups_left_out: int = 0
+    gate_waits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def summarize(
+    ledger: Ledger,
+    *,
+    start: float | None = None,
+    by: str | None = None,
+    include_emulated: bool = False,
+    top: int = 20,
+) -> Summary:
+    """The sums of the calls started at or after `start` (unix seconds), from the database's
+    GROUP BY; the spool's calls the ledger does not hold yet are counted with them. With
+    `by="prefix"`, the `top` prefixes by spend."""
+    spooled = spooled_calls(ledger, start, include_emulated)
+    window = _read_window()
+    total, groups = Totals(), defaultdict[str, Totals](Totals)
+    left_out = 0
+    with rollup.scope(ledger, start, include_emulated, spooled) as s:
+        if by == "prefix":
+            keys, count = rollup.top_keys(s, by, top)
+            left_out = count - len(keys)
+            for part in rollup.parts(s, None, window):
+                total.add_part(part)
+            for part in rollup.parts(s, by, window, keys=keys):
+                groups[_label(by, part.key)].add_part(part)
+        else:
+            for part in rollup.parts(s, by, window):
+                total.add_part(part)
+                if by is not None:
+                    groups[_label(by, part.key)].add_part(part)
+        waits = rollup.gate_waits(s)
+    return Summary(total, dict(groups), len(spooled), left_out, waits)
 
 
 def report(
@@ -100,35 +187,35 @@ def report(
     by: str | None = None,
     now: float | None = None,
     include_emulated: bool = False,
+    top: int = 20,
 ) -> dict[str, Any]:
     """Totals over the ledger (calls started within `since` seconds of `now`), and groups.
 
     Calls the emulator answered are left out unless `include_emulated` (they cost nothing).
     Calls waiting in this machine's spool (the ledger refused them for a while) are counted,
-    and `spooled` says how many."""
+    and `spooled` says how many. Groups are sorted by name; prefixes (`by="prefix"`) by spend,
+    the `top` of them, and `groups_left_out` says how many more there are."""
     start = None if since is None else (now if now is not None else time.time()) - since
-    calls, spooled = selected_calls(ledger, start, include_emulated)
-    never = _never_read(calls)
-    total = Totals()
-    groups: dict[str, Totals] = defaultdict(Totals)
-    key = GROUPINGS[by] if by else None
-    for n, c in enumerate(calls):
-        total.add_call(c, n in never)
-        if key is not None:
-            groups[key(c)].add_call(c, n in never)
-    out = total.to_json()
-    out["groups"] = [{"group": name, **t.to_json()} for name, t in sorted(groups.items())]
+    summary = summarize(ledger, start=start, by=by, include_emulated=include_emulated, top=top)
+    groups = sorted(summary.groups.items())
+    if by == "prefix":
+        groups.sort(key=lambda item: item[1].cost_usd, reverse=True)
+    out = summary.total.to_json()
+    out["predicted_reads_not_served"] = summary.total.misses_by_cause.get("likely_server_side", 0)
+    out["groups"] = [{"group": name, **t.to_json()} for name, t in groups]
+    out["groups_left_out"] = summary.groups_left_out
     out["by"] = by
-    out["spooled"] = spooled
+    out["spooled"] = summary.spooled
     out["emulated_left_out"] = 0 if include_emulated else ledger.emulated_calls(start)
+    out["gate_waits"] = summary.gate_waits
     return out
 
 
-def selected_calls(
+def spooled_calls(
     ledger: Ledger, start: float | None, include_emulated: bool = False
-) -> tuple[list[CallRecord], int]:
-    """The calls a report covers, oldest first: the ledger's, and those waiting in this machine's
-    spool that the ledger does not hold yet (their number is the second value)."""
+) -> list[CallRecord]:
+    """The calls waiting in this machine's spool that a report covers and the ledger does not
+    hold yet."""
     from .spool import Spool
 
     waiting = [
@@ -137,31 +224,17 @@ def selected_calls(
         if (start is None or call.started_at >= start) and (include_emulated or not call.emulated)
     ]
     known = ledger.known_uids([c.uid for c in waiting])
-    spooled = [c for c in waiting if c.uid not in known]
+    return [c for c in waiting if c.uid not in known]
+
+
+def selected_calls(
+    ledger: Ledger, start: float | None, include_emulated: bool = False
+) -> tuple[list[CallRecord], int]:
+    """The calls a report covers, oldest first, as records (the chart draws each one): the
+    ledger's, and the spool's it does not hold yet (their number is the second value)."""
+    spooled = spooled_calls(ledger, start, include_emulated)
     calls = ledger.calls(since=start, include_emulated=include_emulated)
     return sorted([*calls, *spooled], key=lambda c: c.started_at), len(spooled)
-
-
-def _never_read(calls: Sequence[CallRecord]) -> set[int]:
-    """The calls (by index) that wrote a prefix no later call (same workspace and model) read
-    within an hour."""
-    reads: dict[tuple[str | None, str, str], list[float]] = defaultdict(list)
-    for c in calls:
-        if c.read_hash:
-            reads[(c.workspace, c.model, c.read_hash)].append(c.started_at)
-    never = set()
-    window = _read_window()
-    for n, c in enumerate(calls):
-        if c.usage.cache_creation_input_tokens == 0:
-            continue
-        read_later = any(
-            c.started_at < t <= c.started_at + window
-            for h in c.prefix_hashes
-            for t in reads.get((c.workspace, c.model, h), ())
-        )
-        if not read_later:
-            never.add(n)
-    return never
 
 
 def to_csv(result: dict[str, Any]) -> str:

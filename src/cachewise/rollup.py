@@ -1,0 +1,254 @@
+"""The ledger's sums, computed where its rows are: GROUP BY in SQLite or PostgreSQL.
+
+A report reads a few hundred sums, not ten million rows. Each statement groups the calls by the
+report's key and by `cause` and `wire` as well (so misses by cause and markers lost on the wire
+fall out of the same pass); `report` folds those parts into its groups.
+
+Money stays exact. PostgreSQL sums its NUMERIC columns itself. SQLite keeps costs as TEXT
+decimals, so each is split in SQL into whole dollars and two nine-digit pieces of its fraction,
+summed as integers (64 bits hold billions of rows of them) and put together again as a Decimal.
+A cost written another way (an exponent, as `str(Decimal)` writes a tiny one, or more than 18
+decimal places) is left out of those sums and added in Python from a query of its own: such rows
+are rare.
+
+A write never read is one no later call of the same workspace and model read within the window:
+a correlated `NOT EXISTS` per writing call, one index seek (`calls_read`, m004) per prefix hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from .ledger import CallRecord, Ledger
+from .usage import Usage
+
+__all__ = ["KEYS", "Part", "Scope", "gate_waits", "parts", "top_keys"]
+
+# The raw key each grouping sums by, per dialect; `report` turns a raw key into its label (a
+# day number into a date, a tags JSON into `k=v`), merging raw keys that read the same.
+KEYS: dict[str, tuple[str, str]] = {
+    "model": ("c.model", "c.model"),
+    # Whole seconds first, then integer division: a call at 23:59:59.9999 is on its own day.
+    "day": ("CAST(c.started_at AS INTEGER) / 86400", "CAST(floor(c.started_at) AS BIGINT) / 86400"),
+    "hour": ("CAST(c.started_at AS INTEGER) / 3600", "CAST(floor(c.started_at) AS BIGINT) / 3600"),
+    "tag": ("c.tags", "c.tags"),
+    "workspace": ("c.workspace", "c.workspace"),
+    "cause": ("c.cause", "c.cause"),
+    "prefix": ("c.prefix_hash", "c.prefix_hash"),
+}
+
+_COLS = (
+    "started_at, model, workspace, status, input_tokens, ephemeral_5m_input_tokens, "
+    "ephemeral_1h_input_tokens, cache_read_input_tokens, output_tokens, cost_usd, "
+    "cost_without_cache_usd, prefix_hashes, read_hash, cause, tags, emulated, wire, gate_role, "
+    "gate_wait_s, prefix_hash"
+)
+
+
+@dataclass
+class Part:
+    """The sums of the calls sharing one raw key, cause and wire verdict."""
+
+    key: Any
+    cause: str | None
+    wire: str | None
+    calls: int
+    errors: int
+    usage: Usage
+    writes: int
+    reads: int
+    never_read: int
+    cost_usd: Decimal
+    cost_without_cache_usd: Decimal
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which calls a statement covers: the ledger's from `start` on (emulated ones only when
+    asked), and the spool's staged in a temporary table (`staged`, or None when there are none)."""
+
+    ledger: Ledger
+    start: float | None
+    include_emulated: bool
+    staged: str | None = None
+
+    @property
+    def postgres(self) -> bool:
+        return self.ledger.dialect == "postgres"
+
+    def source(self) -> str:
+        if self.staged is None:
+            return "calls c"
+        return f"(SELECT {_COLS} FROM calls UNION ALL SELECT {_COLS} FROM {self.staged}) c"
+
+    def where(self, *more: str) -> tuple[str, list[Any]]:
+        clauses, params = list(more), []
+        if self.start is not None:
+            clauses.append("c.started_at >= ?")
+            params.append(self.start)
+        if not self.include_emulated:
+            clauses.append("c.emulated = 0")
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def read_later(self, table: str, window: float) -> str:
+        """SQL true when a call in `table` read one of c's prefixes within `window` seconds."""
+        each = (
+            "json_array_elements_text(CAST(c.prefix_hashes AS json)) AS h(value)"
+            if self.postgres
+            else "json_each(c.prefix_hashes) AS h"
+        )
+        same = "IS NOT DISTINCT FROM" if self.postgres else "IS"
+        emulated = "" if self.include_emulated else " AND r.emulated = 0"
+        return (
+            f"EXISTS (SELECT 1 FROM {each} JOIN {table} r ON r.read_hash = h.value "
+            f"WHERE r.model = c.model AND r.workspace {same} c.workspace "
+            f"AND r.started_at > c.started_at AND r.started_at <= c.started_at + {window!r}"
+            f"{emulated})"
+        )
+
+
+@contextmanager
+def scope(
+    ledger: Ledger, start: float | None, include_emulated: bool, spooled: Sequence[CallRecord]
+) -> Iterator[Scope]:
+    """A `Scope`, with the spooled calls staged beside the ledger's while it lasts."""
+    if not spooled:
+        yield Scope(ledger, start, include_emulated)
+        return
+    with ledger.staged(spooled) as table:
+        yield Scope(ledger, start, include_emulated, table)
+
+
+def _plain(col: str) -> str:
+    """SQLite: the TEXT decimal is digits with at most one point and 18 decimal places."""
+    return (
+        f"({col} GLOB '[0-9]*' AND {col} NOT GLOB '*[^0-9.]*' "
+        f"AND length({col}) - instr({col}, '.') <= 18)"
+    )
+
+
+def _pieces(col: str, plain: str) -> list[str]:
+    fraction = f"CASE WHEN instr({col}, '.') > 0 THEN substr({col}, instr({col}, '.') + 1) END"
+    return [
+        f"SUM(CASE WHEN {plain} THEN CAST({col} AS INTEGER) END)",
+        f"SUM(CASE WHEN {plain} THEN CAST(substr(COALESCE({fraction}, '') || '000000000', 1, 9)"
+        " AS INTEGER) END)",
+        f"SUM(CASE WHEN {plain} THEN CAST(substr(COALESCE({fraction}, '') || "
+        "'000000000000000000', 10, 9) AS INTEGER) END)",
+    ]
+
+
+def _joined(whole: Any, high: Any, low: Any) -> Decimal:
+    return Decimal(whole or 0) + Decimal(high or 0).scaleb(-9) + Decimal(low or 0).scaleb(-18)
+
+
+def parts(
+    s: Scope, by: str | None, window: float, *, keys: Sequence[Any] | None = None
+) -> list[Part]:
+    """The sums by raw key (None without `by`), cause and wire; `keys` keeps only those keys."""
+    key = KEYS[by][s.postgres] if by else "NULL"
+    read = s.read_later("calls", window)
+    if s.staged is not None:
+        read = f"{read} OR {s.read_later(s.staged, window)}"
+    writes = "c.ephemeral_5m_input_tokens + c.ephemeral_1h_input_tokens > 0"
+    plain = (
+        "TRUE"
+        if s.postgres
+        else f"({_plain('c.cost_usd')} AND {_plain('c.cost_without_cache_usd')})"
+    )
+    costs = (
+        ["SUM(c.cost_usd)", "SUM(c.cost_without_cache_usd)"]
+        if s.postgres
+        else [*_pieces("c.cost_usd", plain), *_pieces("c.cost_without_cache_usd", plain)]
+    )
+    extra, named = [], [k for k in keys or () if k is not None]
+    if keys is not None:
+        among = f"{key} IN ({', '.join('?' * len(named))})" if named else "FALSE"
+        extra.append(f"({among} OR {key} IS NULL)" if None in keys else among)
+    where, params = s.where(*extra)
+    params = [*named, *params]
+    sql = (
+        f"SELECT {key}, c.cause, c.wire, COUNT(*), "
+        "SUM(CASE WHEN c.status = 'ok' THEN 0 ELSE 1 END), "
+        "SUM(c.input_tokens), SUM(c.cache_read_input_tokens), SUM(c.ephemeral_5m_input_tokens), "
+        "SUM(c.ephemeral_1h_input_tokens), SUM(c.output_tokens), "
+        f"SUM(CASE WHEN {writes} THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN c.cache_read_input_tokens > 0 THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN NOT ({writes}) THEN 0 WHEN {read} THEN 0 ELSE 1 END), "
+        f"{', '.join(costs)} FROM {s.source()} {where} GROUP BY 1, 2, 3"
+    )
+    found: dict[tuple[Any, Any, Any], Part] = {}
+    for row in s.ledger.query(sql, params):
+        if s.postgres:
+            cost, plain_cost = Decimal(row[13] or 0), Decimal(row[14] or 0)
+        else:
+            cost, plain_cost = _joined(*row[13:16]), _joined(*row[16:19])
+        found[row[:3]] = Part(
+            row[0],
+            row[1],
+            row[2],
+            int(row[3]),
+            int(row[4]),
+            Usage(int(row[5]), int(row[6]), int(row[7]), int(row[8]), int(row[9])),
+            int(row[10]),
+            int(row[11]),
+            int(row[12]),
+            cost,
+            plain_cost,
+        )
+    if not s.postgres:  # the costs SQL could not split, summed here
+        sql = (
+            f"SELECT {key}, c.cause, c.wire, c.cost_usd, c.cost_without_cache_usd "
+            f"FROM {s.source()} {where} {'AND' if where else 'WHERE'} NOT {plain}"
+        )
+        for k, cause, wire, cost_text, plain_text in s.ledger.query(sql, params):
+            part = found[(k, cause, wire)]
+            part.cost_usd += Decimal(str(cost_text))
+            part.cost_without_cache_usd += Decimal(str(plain_text))
+    return list(found.values())
+
+
+def top_keys(s: Scope, by: str, n: int) -> tuple[list[Any], int]:
+    """The `n` raw keys with the most spend (ranked by the database, as floats on SQLite), and
+    how many keys there are in all."""
+    key = KEYS[by][s.postgres]
+    spend = "SUM(c.cost_usd)" if s.postgres else "SUM(CAST(c.cost_usd AS REAL))"
+    where, params = s.where()
+    ranked = s.ledger.query(
+        f"SELECT {key}, {spend} FROM {s.source()} {where} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
+        [*params, n],
+    )
+    distinct, null = s.ledger.query(
+        f"SELECT COUNT(DISTINCT {key}), COUNT(*) - COUNT({key}) FROM {s.source()} {where}", params
+    )[0]
+    return [row[0] for row in ranked], int(distinct) + (1 if null else 0)
+
+
+def gate_waits(s: Scope) -> dict[str, dict[str, Any]]:
+    """By the warm gate's verdict: calls, how many waited, and the total and median wait (s)."""
+    where, params = s.where("c.gate_role IS NOT NULL")
+    out: dict[str, dict[str, Any]] = {}
+    for role, calls, waited, total in s.ledger.query(
+        f"SELECT c.gate_role, COUNT(*), COUNT(c.gate_wait_s), SUM(c.gate_wait_s) "
+        f"FROM {s.source()} {where} GROUP BY 1 ORDER BY 1",
+        params,
+    ):
+        median = None
+        if waited:  # the middle one or two, sorted by the database
+            middle = s.ledger.query(
+                f"SELECT c.gate_wait_s FROM {s.source()} {where} AND c.gate_role = ? "
+                "AND c.gate_wait_s IS NOT NULL ORDER BY 1 LIMIT ? OFFSET ?",
+                [*params, role, 2 - waited % 2, (waited - 1) // 2],
+            )
+            median = sum(float(v[0]) for v in middle) / len(middle)
+        out[role] = {
+            "calls": int(calls),
+            "waited": int(waited),
+            "total_wait_s": round(float(total or 0.0), 6),
+            "median_wait_s": None if median is None else round(median, 6),
+        }
+    return out

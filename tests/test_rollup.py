@@ -1,0 +1,238 @@
+"""The report's sums from the database's GROUP BY equal the old row-by-row sums, on SQLite and
+on PostgreSQL: the Python computation the report used before is kept here as the oracle."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cachewise.catalog import catalog
+from cachewise.ledger import CallRecord, Ledger
+from cachewise.report import selected_calls, summarize
+from cachewise.spool import Spool
+from cachewise.usage import Tally, Usage
+from conftest import POSTGRES_URL, examples, require_or_skip
+
+T0 = 1_763_769_600.0  # 2025-11-22 00:00 UTC
+
+# -- the oracle: the report as it was computed before, one row at a time ----------------------
+
+
+@dataclass
+class OldTotals(Tally):
+    writes_never_read: int = 0
+    misses_by_cause: Counter[str] = field(default_factory=Counter)
+
+    def add_call(self, call: CallRecord, never_read: bool) -> None:
+        self.add(call.usage, call.cost_usd, call.cost_without_cache_usd, error=call.status != "ok")
+        self.writes_never_read += never_read
+        if call.cause and call.cause != "hit":
+            self.misses_by_cause[call.cause] += 1
+
+
+def _old_tag(c: CallRecord) -> str:
+    if isinstance(c.tags, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(c.tags.items()))
+    if isinstance(c.tags, list):
+        return ",".join(map(str, c.tags))
+    return str(c.tags) if c.tags is not None else "(none)"
+
+
+OLD_GROUPINGS: dict[str, Callable[[CallRecord], str]] = {
+    "model": lambda c: c.model,
+    "day": lambda c: datetime.fromtimestamp(c.started_at, UTC).strftime("%Y-%m-%d"),
+    "hour": lambda c: datetime.fromtimestamp(c.started_at, UTC).strftime("%Y-%m-%d %H:00"),
+    "tag": _old_tag,
+    "workspace": lambda c: c.workspace or "(none)",
+    "cause": lambda c: c.cause or "(none)",
+    "prefix": lambda c: c.prefix_hash or "(none)",  # new, grouped the same way
+}
+
+
+def old_never_read(calls: Sequence[CallRecord]) -> set[int]:
+    reads: dict[tuple[str | None, str, str], list[float]] = defaultdict(list)
+    for c in calls:
+        if c.read_hash:
+            reads[(c.workspace, c.model, c.read_hash)].append(c.started_at)
+    never = set()
+    window = float(max(catalog().ttl_seconds.values()))
+    for n, c in enumerate(calls):
+        if c.usage.cache_creation_input_tokens == 0:
+            continue
+        read_later = any(
+            c.started_at < t <= c.started_at + window
+            for h in c.prefix_hashes
+            for t in reads.get((c.workspace, c.model, h), ())
+        )
+        if not read_later:
+            never.add(n)
+    return never
+
+
+def old_report(
+    calls: Sequence[CallRecord], by: str | None
+) -> tuple[OldTotals, dict[str, OldTotals]]:
+    never = old_never_read(calls)
+    total, groups = OldTotals(), defaultdict(OldTotals)
+    for n, c in enumerate(calls):
+        total.add_call(c, n in never)
+        if by is not None:
+            groups[OLD_GROUPINGS[by](c)].add_call(c, n in never)
+    return total, dict(groups)
+
+
+def same(new: Any, old: OldTotals) -> None:
+    for name in ("calls", "errors", "usage", "writes", "reads", "writes_never_read"):
+        assert getattr(new, name) == getattr(old, name), name
+    assert new.cost_usd == old.cost_usd and new.cost_without_cache_usd == old.cost_without_cache_usd
+    assert new.misses_by_cause == old.misses_by_cause
+
+
+# -- random ledgers ----------------------------------------------------------------------------
+
+HASHES = ["h1", "h2", "h3"]
+# Times to the microsecond, clustered so that reads fall inside (and exactly on the edge of) the
+# hour a write waits for them, with a few days apart for the day and hour groups.
+times = st.one_of(
+    st.integers(0, 8).map(lambda k: T0 + k * 1800.0),
+    st.integers(0, 3 * 86_400 * 10**6).map(lambda us: T0 + us / 1e6),
+    st.integers(0, 7200 * 10**6).map(lambda us: T0 + 86_399 + us / 1e6),
+)
+# Costs as `str(Decimal)` writes them: plain, tiny (`4E-8`), long (more than 18 places).
+money = st.builds(lambda n, e: Decimal(n).scaleb(-e), st.integers(0, 10**11), st.integers(0, 20))
+tokens = st.one_of(st.just(0), st.integers(1, 5000))
+
+
+@st.composite
+def calls(draw: st.DrawFn) -> CallRecord:
+    return CallRecord(
+        started_at=draw(times),
+        model=draw(st.sampled_from(["m-a", "m-b"])),
+        status=draw(st.sampled_from(["ok", "ok", "error"])),
+        workspace=draw(st.sampled_from([None, "key_a", "key_b", ""])),
+        usage=Usage(draw(tokens), draw(tokens), draw(tokens), draw(tokens), draw(tokens)),
+        cost_usd=draw(money),
+        cost_without_cache_usd=draw(money),
+        prefix_hashes=draw(st.lists(st.sampled_from(HASHES), max_size=3)),
+        read_hash=draw(st.sampled_from([None, *HASHES])),
+        cause=draw(st.sampled_from([None, "hit", "cold_start", "likely_server_side"])),
+        tags=draw(st.sampled_from([None, {"a": 1}, {"b": 2, "a": 1}, ["x", "y"], "s"])),
+        emulated=draw(st.booleans()),
+        wire=draw(st.sampled_from([None, "ok", "lost", "changed"])),
+        gate_role=draw(st.sampled_from([None, "scout", "follower"])),
+        gate_wait_s=draw(st.one_of(st.none(), st.floats(0, 30))),
+        prefix_hash=draw(st.sampled_from([None, "p1", "p2", "p3"])),
+    )
+
+
+rows = st.lists(st.tuples(calls(), st.booleans()), max_size=25)  # (call, waits in the spool)
+
+
+@contextmanager
+def sqlite_ledger() -> Iterator[Ledger]:
+    with tempfile.TemporaryDirectory() as folder, Ledger(Path(folder) / "l.db") as ledger:
+        yield ledger
+
+
+@contextmanager
+def postgres_ledger() -> Iterator[Ledger]:
+    import psycopg
+
+    schema = f"cw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            with Ledger(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}") as ledger:
+                yield ledger
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def check(ledger: Ledger, drawn: list[tuple[CallRecord, bool]], since: float | None) -> None:
+    spool = Spool(ledger.target)
+    for c, spooled in drawn:
+        if spooled:
+            spool.write(c, None)
+        else:
+            ledger.record(c)
+    for include_emulated in (False, True):
+        chosen, spooled = selected_calls(ledger, since, include_emulated)
+        for by in (None, "model", "day", "hour", "tag", "workspace", "cause", "prefix"):
+            new = summarize(ledger, start=since, by=by, include_emulated=include_emulated, top=9)
+            old_total, old_groups = old_report(chosen, by)
+            same(new.total, old_total)
+            assert sorted(new.groups) == sorted(old_groups), by
+            for name, group in new.groups.items():
+                same(group, old_groups[name])
+            assert new.total.markers_lost == sum(c.wire == "lost" for c in chosen)
+            assert new.total.markers_changed == sum(c.wire == "changed" for c in chosen)
+            assert new.spooled == spooled
+        waits = new.gate_waits
+        for role in ("scout", "follower"):
+            gated = [c for c in chosen if c.gate_role == role]
+            seconds = [c.gate_wait_s for c in gated if c.gate_wait_s is not None]
+            if not gated:
+                assert role not in waits
+                continue
+            assert (waits[role]["calls"], waits[role]["waited"]) == (len(gated), len(seconds))
+            assert waits[role]["total_wait_s"] == pytest.approx(sum(seconds), abs=1e-5)
+            if seconds:
+                median = statistics.median(seconds)
+                assert waits[role]["median_wait_s"] == pytest.approx(median, abs=1e-5)
+
+
+SETTINGS = settings(
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@SETTINGS
+@given(rows, st.sampled_from([None, T0 + 3600.0]))
+def test_sqlite_sums_equal_the_row_by_row_sums(
+    drawn: list[tuple[CallRecord, bool]], since: float | None
+) -> None:
+    with sqlite_ledger() as ledger:
+        check(ledger, drawn, since)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> None:
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except Exception as exc:
+        require_or_skip(f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}: {exc})")
+
+
+@settings(SETTINGS, max_examples=examples(30))
+@given(drawn=rows, since=st.sampled_from([None, T0 + 3600.0]))
+def test_postgres_sums_equal_the_row_by_row_sums(
+    postgres: None, drawn: list[tuple[CallRecord, bool]], since: float | None
+) -> None:
+    with postgres_ledger() as ledger:
+        check(ledger, drawn, since)
+
+
+def test_a_tiny_cost_and_a_long_one_are_summed_exactly(tmp_path: Path) -> None:
+    costs = [Decimal(c) for c in ("4E-8", "0.1234567890123456789012", "12.5", "0.000001", "0E-20")]
+    with Ledger(tmp_path / "l.db") as ledger:
+        for n, cost in enumerate(costs):
+            ledger.record(CallRecord(T0 + n, "m", cost_usd=cost, cost_without_cache_usd=cost * 2))
+        total = summarize(ledger).total
+    assert total.cost_usd == sum(costs) and total.cost_without_cache_usd == 2 * sum(costs)
