@@ -1,0 +1,158 @@
+"""How `cachewise report` scales with the ledger: seconds for the totals and for groups by model,
+cause, day and prefix over a ledger of N calls, on SQLite (and PostgreSQL with `--postgres URL`).
+
+`python bench/report_scale.py [--rows N] [--rounds R] [--postgres URL] [--keep PATH]`; the
+default is 1,000,000 rows (10 million take a few minutes to build and are worth it once).
+
+The rows look like a busy multi-tenant ledger: 3 models, 20 workspaces, 2,000 prefixes, a fifth
+of the calls writing the cache, most of the rest reading what a call a few seconds earlier wrote,
+costs as the pricing writes them (up to 10 decimal places), gated calls with waits, a few markers
+lost on the wire. They are written in bulk (`executemany` in one transaction on SQLite, `COPY` on
+PostgreSQL), then each grouping is timed once per round, interleaved with the others, and the
+median is reported. "rows into Python" is what the report did before: load every call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cachewise.ledger import CallRecord, Ledger
+from cachewise.report import report
+
+T0 = 1_763_769_600.0
+MODELS = ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-8"]
+CAUSES = ["cold_start", "prefix_changed", "ttl_expired", "likely_server_side", "below_minimum"]
+COLS = [c for c in CallRecord(0.0, "").to_row() if c != "uid"] + ["uid"]
+
+
+def rows(n: int, seed: int = 0) -> Iterator[tuple[Any, ...]]:
+    """`n` ledger rows, in the calls table's column order (`COLS`)."""
+    rng = random.Random(seed)
+    template = CallRecord(0.0, "").to_row()
+    for i in range(n):
+        t = T0 + i * 0.25 + rng.random() * 0.2
+        prefix = rng.randrange(2000)
+        hashes = [f"s{prefix % 50:04x}", f"p{prefix:04x}"]
+        writes = rng.random() < 0.2
+        tokens = rng.randint(2000, 60_000)
+        read = 0 if writes else tokens
+        cost = Decimal(rng.randint(1, 3_000_000_000)).scaleb(-10)
+        row = dict(template)
+        row.update(
+            started_at=t,
+            started_utc="",
+            ended_at=t + 1.5,
+            workspace=f"key_{prefix % 20:016x}",
+            model=MODELS[prefix % 3],
+            input_tokens=rng.randint(10, 400),
+            ephemeral_5m_input_tokens=tokens if writes else 0,
+            cache_read_input_tokens=read,
+            output_tokens=rng.randint(20, 800),
+            cost_usd=str(cost),
+            cost_without_cache_usd=str(cost * 3),
+            prefix_hashes=json.dumps(hashes),
+            read_hash=None if writes else hashes[rng.randrange(2)],
+            cause="hit" if read else rng.choice(CAUSES),
+            tags=json.dumps({"job": f"j{prefix % 7}"}),
+            wire="lost" if rng.random() < 0.01 else "ok",
+            gate_role=rng.choice(["scout", "follower", "ungated"]),
+            gate_wait_s=rng.random() * 3 if rng.random() < 0.3 else None,
+            prefix_hash=hashes[1],
+            uid=uuid.UUID(int=rng.getrandbits(128)).hex,
+        )
+        yield tuple(row[c] for c in COLS)
+
+
+def build_sqlite(path: Path, n: int) -> Ledger:
+    import sqlite3
+
+    Ledger(path).close()  # the schema and its migrations
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("BEGIN")
+    marks = ", ".join("?" * len(COLS))
+    db.executemany(f"INSERT INTO calls ({', '.join(COLS)}) VALUES ({marks})", rows(n))
+    db.execute("COMMIT")
+    db.execute("ANALYZE")
+    db.close()
+    return Ledger(path, create=False)
+
+
+def build_postgres(url: str, n: int) -> Ledger:
+    import psycopg
+
+    Ledger(url).close()
+    with psycopg.connect(url, autocommit=True) as db:
+        with db.cursor().copy(f"COPY calls ({', '.join(COLS)}) FROM STDIN") as copy:
+            for row in rows(n):
+                copy.write_row(row)
+        db.execute("ANALYZE calls")
+    return Ledger(url, create=False)
+
+
+def timings(ledger: Ledger, rounds: int, old: bool) -> dict[str, float]:
+    """Median seconds per report, the groupings interleaved round by round."""
+    sides = {
+        "total": lambda: report(ledger),
+        "by model": lambda: report(ledger, by="model"),
+        "by cause": lambda: report(ledger, by="cause"),
+        "by day": lambda: report(ledger, by="day"),
+        "by prefix (top 20)": lambda: report(ledger, by="prefix"),
+    }
+    if old:
+        sides["rows into Python (before)"] = lambda: ledger.calls(include_emulated=False)
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def table(title: str, n: int, built: float, medians: dict[str, float]) -> str:
+    lines = [
+        f"{title}: {n:,} calls (built in {built:.0f} s)",
+        "",
+        "| report | seconds |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {s:.2f} |" for name, s in medians.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgres", help="also a PostgreSQL ledger at this URL (an empty schema)")
+    parser.add_argument("--keep", type=Path, help="build the SQLite ledger here and keep it")
+    parser.add_argument("--old", action="store_true", help="also time loading every row")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.keep or Path(folder) / "ledger.db"
+        start = time.perf_counter()
+        ledger = build_sqlite(path, args.rows) if not path.exists() else Ledger(path, create=False)
+        built = time.perf_counter() - start
+        with ledger:
+            print(table("SQLite", args.rows, built, timings(ledger, args.rounds, args.old)))
+    if args.postgres:
+        start = time.perf_counter()
+        with build_postgres(args.postgres, args.rows) as ledger:
+            built = time.perf_counter() - start
+            print()
+            print(table("PostgreSQL", args.rows, built, timings(ledger, args.rounds, args.old)))
+
+
+if __name__ == "__main__":
+    main()
