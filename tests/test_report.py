@@ -146,3 +146,38 @@ def test_the_time_axis_reads_as_times_with_the_date_once() -> None:
 def test_bad_since_is_a_usage_error(ledger: Ledger) -> None:
     result = CliRunner().invoke(main, ["report", "--ledger", ledger.target, "--since", "soon"])
     assert result.exit_code == 2 and "--since" in result.output
+
+
+def test_by_cause_shows_markers_lost_on_the_wire_and_unserved_reads(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "w.db")
+    led.record(call(T0, cause="prefix_changed", wire="lost", gate_role="follower", gate_wait_s=1.5))
+    led.record(call(T0 + 1, cause="prefix_changed", wire="changed", gate_role="follower"))
+    led.record(call(T0 + 2, cause="likely_server_side", wire="ok", gate_role="scout"))
+    r = report(led, by="cause")
+    assert (r["markers_lost"], r["markers_changed"], r["predicted_reads_not_served"]) == (1, 1, 1)
+    group = next(g for g in r["groups"] if g["group"] == "prefix_changed")
+    assert (group["markers_lost"], group["markers_changed"]) == (1, 1)
+    assert r["gate_waits"]["follower"] == {
+        "calls": 2,
+        "waited": 1,
+        "total_wait_s": 1.5,
+        "median_wait_s": 1.5,
+    }
+    run = CliRunner().invoke
+    text = run(main, ["report", "--ledger", led.target, "--by", "cause"]).output
+    assert "Markers lost on the way to the API: 1; changed: 1" in text and "markers" in text
+    assert "did not serve (likely_server_side): 1" in text and "median 1.50 s" in text
+    csv_out = run(main, ["report", "--ledger", led.target, "--by", "cause", "--format", "csv"])
+    assert csv_out.output.splitlines()[0].endswith("writes_never_read,markers_lost,markers_changed")
+
+
+def test_by_prefix_is_the_top_spend_first(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "p.db")
+    for n, (prefix, cost) in enumerate([("pa", "0.5"), ("pb", "2"), ("pb", "1"), ("pc", "0.1")]):
+        led.record(call(T0 + n, prefix_hash=prefix, cost_usd=Decimal(cost)))
+    led.record(call(T0 + 9, prefix_hash=None))
+    r = report(led, by="prefix", top=2)
+    assert [(g["group"], g["cost_usd"]) for g in r["groups"]] == [("pb", 3.0), ("pa", 0.5)]
+    assert r["groups_left_out"] == 2 and r["calls"] == 5  # pc and (none); totals keep them all
+    text = CliRunner().invoke(main, ["report", "--ledger", led.target, "--by", "prefix"]).output
+    assert "pb" in text and "pc" in text and "more prefixes" not in text

@@ -155,10 +155,11 @@ def summarize(
     by: str | None = None,
     include_emulated: bool = False,
     top: int = 20,
+    waits: bool = True,
 ) -> Summary:
     """The sums of the calls started at or after `start` (unix seconds), from the database's
     GROUP BY; the spool's calls the ledger does not hold yet are counted with them. With
-    `by="prefix"`, the `top` prefixes by spend."""
+    `by="prefix"`, the `top` prefixes by spend; `waits` adds the warm gate's waits."""
     spooled = spooled_calls(ledger, start, include_emulated)
     window = _read_window()
     total, groups = Totals(), defaultdict[str, Totals](Totals)
@@ -176,8 +177,8 @@ def summarize(
                 total.add_part(part)
                 if by is not None:
                     groups[_label(by, part.key)].add_part(part)
-        waits = rollup.gate_waits(s)
-    return Summary(total, dict(groups), len(spooled), left_out, waits)
+        gate = rollup.gate_waits(s) if waits else {}
+    return Summary(total, dict(groups), len(spooled), left_out, gate)
 
 
 def report(
@@ -238,7 +239,8 @@ def selected_calls(
 
 
 def to_csv(result: dict[str, Any]) -> str:
-    """The groups (or the totals, without --by) as CSV."""
+    """The groups (or the totals, without --by) as CSV; by cause, with the markers lost and
+    changed on the way."""
     rows = result["groups"] or [
         {"group": "all", **{k: v for k, v in result.items() if k not in ("groups", "by")}}
     ]
@@ -257,6 +259,8 @@ def to_csv(result: dict[str, Any]) -> str:
         "cache_hit_rate",
         "writes_never_read",
     ]
+    if result["by"] == "cause":
+        fields += ["markers_lost", "markers_changed"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:

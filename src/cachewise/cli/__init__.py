@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import (  # each registers its commands on `main`
     analyze_cmds,
     cost_cmd,
+    dashboard_cmd,
     emulate_cmd,
     models_cmd,
     proxy_cmd,
@@ -17,6 +18,7 @@ from .main import main
 __all__ = [
     "analyze_cmds",
     "cost_cmd",
+    "dashboard_cmd",
     "emulate_cmd",
     "main",
     "models_cmd",

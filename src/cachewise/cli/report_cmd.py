@@ -24,6 +24,13 @@ from .main import console, fit, format_option, main, print_json, usd
     is_flag=True,
     help="Also count calls the emulator answered (rehearsals; left out by default).",
 )
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="With --by prefix: how many prefixes, the biggest spend first.",
+)
 @format_option("text", "json", "csv")
 @click.option(
     "--plot",
@@ -36,13 +43,14 @@ def report_command(
     since: str | None,
     by: str | None,
     include_emulated: bool,
+    top: int,
     fmt: str,
     plot_file: Path | None,
 ) -> None:
     """What the calls in the ledger cost, what caching saved, and why calls missed."""
     window = parse_duration(since) if since else None
     with open_ledger(target, create=False) as ledger:
-        result = report(ledger, since=window, by=by, include_emulated=include_emulated)
+        result = report(ledger, since=window, by=by, include_emulated=include_emulated, top=top)
         if plot_file is not None:
             plot(ledger, plot_file, since=window, by=by, include_emulated=include_emulated)
     if fmt == "json":
@@ -58,19 +66,10 @@ def report_command(
 def _text(result: dict[str, Any], by: str | None) -> None:
     out = console()
     table = Table(title="cachewise ledger" + (f" by {by}" if by else ""))
-    for name in (
-        "group",
-        "calls",
-        "errors",
-        "input",
-        "cache write",
-        "cache read",
-        "output",
-        "cost",
-        "without cache",
-        "saved",
-        "hit rate",
-    ):
+    wire = by == "cause"  # markers lost or changed on the way: a cause of their own
+    columns = ["group", "calls", "errors", "input", "cache write", "cache read", "output"]
+    columns += ["cost", "without cache", "saved", "hit rate"]
+    for name in [*columns, *(["markers lost", "markers changed"] if wire else [])]:
         table.add_column(name, justify="left" if name == "group" else "right")
     rows = (
         [*result["groups"], {"group": "total", **result}] if by else [{"group": "total", **result}]
@@ -89,8 +88,11 @@ def _text(result: dict[str, Any], by: str | None) -> None:
             usd(r["cost_without_cache_usd"]),
             f"{r['savings_pct']:.1f}%",
             f"{r['cache_hit_rate']:.1%}",
+            *([f"{r['markers_lost']:,}", f"{r['markers_changed']:,}"] if wire else []),
         )
     out.print(fit(table, out, "errors", "output", "input", "cache write", "cache read", "hit rate"))
+    if result["groups_left_out"]:
+        out.print(f"{result['groups_left_out']:,} more prefixes spent less (--top shows more).")
     out.print(f"Writes never read: {result['writes_never_read']:,}")
     if result["spooled"]:
         out.print(
@@ -105,3 +107,19 @@ def _text(result: dict[str, Any], by: str | None) -> None:
     if result["misses_by_cause"]:
         causes = ", ".join(f"{k} {v}" for k, v in sorted(result["misses_by_cause"].items()))
         out.print(f"Misses by cause: {causes}")
+    if result["markers_lost"] or result["markers_changed"]:
+        out.print(
+            f"Markers lost on the way to the API: {result['markers_lost']:,}; changed: "
+            f"{result['markers_changed']:,}"
+        )
+    if result["predicted_reads_not_served"]:
+        out.print(
+            "Reads the engine predicted and the API did not serve (likely_server_side): "
+            f"{result['predicted_reads_not_served']:,}"
+        )
+    for role, w in result["gate_waits"].items():
+        if w["waited"]:
+            out.print(
+                f"Warm gate, {escape(role)}: {w['waited']:,} of {w['calls']:,} calls waited, "
+                f"median {w['median_wait_s']:.2f} s, {w['total_wait_s']:,.1f} s in all"
+            )
