@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from cachewise.cli import main
 from cachewise.dashboard import dashboard_app, summary
 from cachewise.ledger import CallRecord, Ledger
+from cachewise.report import report
 from cachewise.usage import Usage
 from conftest import require_or_skip
 
@@ -97,6 +98,13 @@ def test_the_summary_is_the_report(ledger: Ledger) -> None:
     data = summary(ledger)
     assert data["totals"] == report_json(ledger)
     assert data["series"]["by"] == "day" and len(data["series"]["points"]) == 5
+    by_day = report(ledger, by="day")["groups"]  # the hours folded into days: the same sums
+    assert [
+        (p["at"], p["cost_usd"], p["cost_without_cache_usd"]) for p in data["series"]["points"]
+    ] == [(g["group"], g["cost_usd"], g["cost_without_cache_usd"]) for g in by_day]
+    assert data["causes"] == [
+        {"cause": g.pop("group"), **g} for g in report(ledger, by="cause")["groups"]
+    ]
     assert [p["group"] for p in data["prefixes"]] == ["pfx_research", "pfx_support"]
     totals = data["totals"]
     assert totals["markers_lost"] == 1 and totals["markers_changed"] == 1

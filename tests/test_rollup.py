@@ -177,6 +177,10 @@ def check(ledger: Ledger, drawn: list[tuple[CallRecord, bool]], since: float | N
             assert sorted(new.groups) == sorted(old_groups), by
             for name, group in new.groups.items():
                 same(group, old_groups[name])
+            _, old_causes = old_report(chosen, "cause")
+            assert sorted(new.causes) == sorted(old_causes)
+            for name, group in new.causes.items():
+                same(group, old_causes[name])
             assert new.total.markers_lost == sum(c.wire == "lost" for c in chosen)
             assert new.total.markers_changed == sum(c.wire == "changed" for c in chosen)
             assert new.spooled == spooled

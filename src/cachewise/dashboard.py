@@ -12,6 +12,8 @@ yet (nothing recorded) is a 503 with the reason, which the page shows.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from starlette.routing import Route
 
 from .errors import LedgerError
 from .ledger import Ledger, open_ledger
-from .report import report, summarize
+from .report import Totals, summarize
 
 __all__ = ["dashboard_app", "summary"]
 
@@ -41,18 +43,22 @@ def summary(
     """What the dashboard shows, from the report's functions: `totals` is exactly
     `cachewise report --format json`; `series` the cost with and without caching by day (by
     hour when the calls span fewer than three days); `causes` the report by cause (misses,
-    markers lost and changed); `prefixes` the `top` prefixes by spend."""
-    totals = report(ledger, include_emulated=include_emulated)
-    by = "day"
-    series = summarize(ledger, by=by, include_emulated=include_emulated, waits=False).groups
-    if len(series) < _SERIES_MIN_DAYS:
-        by = "hour"
-        series = summarize(ledger, by=by, include_emulated=include_emulated, waits=False).groups
-    causes = summarize(ledger, by="cause", include_emulated=include_emulated, waits=False)
-    prefixes = report(ledger, by="prefix", include_emulated=include_emulated, top=top)
+    markers lost and changed); `prefixes` the `top` prefixes by spend.
+
+    Two passes over the ledger: one by hour (totals, series and causes all fold from its sums)
+    and one for the prefixes."""
+    hourly = summarize(ledger, by="hour", include_emulated=include_emulated)
+    totals = replace(hourly, by=None, groups={}).to_json()
+    daily = defaultdict[str, Totals](Totals)
+    for hour, sums in hourly.groups.items():
+        daily[hour[:10]].merge(sums)
+    by, series = ("day", dict(daily)) if len(daily) >= _SERIES_MIN_DAYS else ("hour", hourly.groups)
+    prefixes = summarize(
+        ledger, by="prefix", include_emulated=include_emulated, top=top, waits=False
+    ).to_json()
     return {
         "totals": totals,
-        "saved_usd": float(causes.total.cost_without_cache_usd - causes.total.cost_usd),
+        "saved_usd": float(hourly.total.cost_without_cache_usd - hourly.total.cost_usd),
         "series": {
             "by": by,
             "points": [
@@ -66,7 +72,7 @@ def summary(
                 for name, t in sorted(series.items())
             ],
         },
-        "causes": [{"cause": name, **t.to_json()} for name, t in sorted(causes.groups.items())],
+        "causes": [{"cause": name, **t.to_json()} for name, t in sorted(hourly.causes.items())],
         "prefixes": prefixes["groups"],
         "prefixes_left_out": prefixes["groups_left_out"],
         "generated_at": time.time() if now is None else now,

@@ -84,6 +84,20 @@ class Totals(Tally):
         self.writes_never_read += part.never_read
         self._story(part.cause, part.wire, part.calls)
 
+    def merge(self, other: Totals) -> None:
+        """Add another group's totals (hours into days)."""
+        self.calls += other.calls
+        self.errors += other.errors
+        self.usage = self.usage + other.usage
+        self.cost_usd += other.cost_usd
+        self.cost_without_cache_usd += other.cost_without_cache_usd
+        self.writes += other.writes
+        self.reads += other.reads
+        self.writes_never_read += other.writes_never_read
+        self.misses_by_cause.update(other.misses_by_cause)
+        self.markers_lost += other.markers_lost
+        self.markers_changed += other.markers_changed
+
     def _story(self, cause: str | None, wire: str | None, calls: int) -> None:
         if cause and cause != "hit":
             self.misses_by_cause[cause] += calls
@@ -138,14 +152,32 @@ def _label(by: str, raw: Any) -> str:
 
 @dataclass
 class Summary:
-    """A report before it is written out: the totals, the groups by label, and where the calls
-    came from."""
+    """A report before it is written out: the totals, the groups by label and by cause (from
+    the same sums), and where the calls came from."""
 
+    by: str | None
     total: Totals
     groups: dict[str, Totals]
+    causes: dict[str, Totals]
     spooled: int
+    emulated_left_out: int
     groups_left_out: int = 0
     gate_waits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's JSON: groups sorted by name, prefixes by spend."""
+        groups = sorted(self.groups.items())
+        if self.by == "prefix":
+            groups.sort(key=lambda item: item[1].cost_usd, reverse=True)
+        out = self.total.to_json()
+        out["predicted_reads_not_served"] = self.total.misses_by_cause.get("likely_server_side", 0)
+        out["groups"] = [{"group": name, **t.to_json()} for name, t in groups]
+        out["groups_left_out"] = self.groups_left_out
+        out["by"] = self.by
+        out["spooled"] = self.spooled
+        out["emulated_left_out"] = self.emulated_left_out
+        out["gate_waits"] = self.gate_waits
+        return out
 
 
 def summarize(
@@ -163,22 +195,22 @@ def summarize(
     spooled = spooled_calls(ledger, start, include_emulated)
     window = _read_window()
     total, groups = Totals(), defaultdict[str, Totals](Totals)
+    causes = defaultdict[str, Totals](Totals)
     left_out = 0
     with rollup.scope(ledger, start, include_emulated, spooled) as s:
         if by == "prefix":
             keys, count = rollup.top_keys(s, by, top)
             left_out = count - len(keys)
-            for part in rollup.parts(s, None, window):
-                total.add_part(part)
             for part in rollup.parts(s, by, window, keys=keys):
                 groups[_label(by, part.key)].add_part(part)
-        else:
-            for part in rollup.parts(s, by, window):
-                total.add_part(part)
-                if by is not None:
-                    groups[_label(by, part.key)].add_part(part)
+        for part in rollup.parts(s, None if by == "prefix" else by, window):
+            total.add_part(part)
+            causes[_label("cause", part.cause)].add_part(part)
+            if by is not None and by != "prefix":
+                groups[_label(by, part.key)].add_part(part)
         gate = rollup.gate_waits(s) if waits else {}
-    return Summary(total, dict(groups), len(spooled), left_out, gate)
+    emulated = 0 if include_emulated else ledger.emulated_calls(start)
+    return Summary(by, total, dict(groups), dict(causes), len(spooled), emulated, left_out, gate)
 
 
 def report(
@@ -197,19 +229,9 @@ def report(
     and `spooled` says how many. Groups are sorted by name; prefixes (`by="prefix"`) by spend,
     the `top` of them, and `groups_left_out` says how many more there are."""
     start = None if since is None else (now if now is not None else time.time()) - since
-    summary = summarize(ledger, start=start, by=by, include_emulated=include_emulated, top=top)
-    groups = sorted(summary.groups.items())
-    if by == "prefix":
-        groups.sort(key=lambda item: item[1].cost_usd, reverse=True)
-    out = summary.total.to_json()
-    out["predicted_reads_not_served"] = summary.total.misses_by_cause.get("likely_server_side", 0)
-    out["groups"] = [{"group": name, **t.to_json()} for name, t in groups]
-    out["groups_left_out"] = summary.groups_left_out
-    out["by"] = by
-    out["spooled"] = summary.spooled
-    out["emulated_left_out"] = 0 if include_emulated else ledger.emulated_calls(start)
-    out["gate_waits"] = summary.gate_waits
-    return out
+    return summarize(
+        ledger, start=start, by=by, include_emulated=include_emulated, top=top
+    ).to_json()
 
 
 def spooled_calls(

@@ -215,18 +215,16 @@ def parts(
 
 def top_keys(s: Scope, by: str, n: int) -> tuple[list[Any], int]:
     """The `n` raw keys with the most spend (ranked by the database, as floats on SQLite), and
-    how many keys there are in all."""
+    how many keys there are in all (counted over the groups, in the same statement)."""
     key = KEYS[by][s.postgres]
     spend = "SUM(c.cost_usd)" if s.postgres else "SUM(CAST(c.cost_usd AS REAL))"
     where, params = s.where()
     ranked = s.ledger.query(
-        f"SELECT {key}, {spend} FROM {s.source()} {where} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
+        f"SELECT {key}, {spend}, COUNT(*) OVER () FROM {s.source()} {where} "
+        "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
         [*params, n],
     )
-    distinct, null = s.ledger.query(
-        f"SELECT COUNT(DISTINCT {key}), COUNT(*) - COUNT({key}) FROM {s.source()} {where}", params
-    )[0]
-    return [row[0] for row in ranked], int(distinct) + (1 if null else 0)
+    return [row[0] for row in ranked], int(ranked[0][2]) if ranked else 0
 
 
 def gate_waits(s: Scope) -> dict[str, dict[str, Any]]:
