@@ -131,27 +131,48 @@ def table(title: str, n: int, built: float, medians: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def measure(n: int, rounds: int, postgres: str | None, keep: Path | None, old: bool) -> str:
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = keep or Path(folder) / "ledger.db"
+        start = time.perf_counter()
+        ledger = build_sqlite(path, n) if not path.exists() else Ledger(path, create=False)
+        built = time.perf_counter() - start
+        with ledger:
+            out.append(table("SQLite", n, built, timings(ledger, rounds, old)))
+    if postgres:
+        start = time.perf_counter()
+        with build_postgres(postgres, n) as ledger:
+            built = time.perf_counter() - start
+            out.append(table("PostgreSQL", n, built, timings(ledger, rounds, old)))
+    return "\n\n".join(out)
+
+
+def run() -> str:
+    """The section `bench/run.py report_scale` writes: a million calls on SQLite."""
+    return "\n".join(
+        [
+            "## How the report scales",
+            "",
+            "`python bench/report_scale.py --rows 1000000`: a busy multi-tenant ledger (3 models, "
+            "20 workspaces, 2,000 prefixes, a fifth of the calls writing), each report timed "
+            "once a round, interleaved, median of 3.",
+            "",
+            measure(1_000_000, 3, None, None, False),
+            "",
+        ]
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", help="also a PostgreSQL ledger at this URL (an empty schema)")
     parser.add_argument("--keep", type=Path, help="build the SQLite ledger here and keep it")
     parser.add_argument("--old", action="store_true", help="also time loading every row")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        path = args.keep or Path(folder) / "ledger.db"
-        start = time.perf_counter()
-        ledger = build_sqlite(path, args.rows) if not path.exists() else Ledger(path, create=False)
-        built = time.perf_counter() - start
-        with ledger:
-            print(table("SQLite", args.rows, built, timings(ledger, args.rounds, args.old)))
-    if args.postgres:
-        start = time.perf_counter()
-        with build_postgres(args.postgres, args.rows) as ledger:
-            built = time.perf_counter() - start
-            print()
-            print(table("PostgreSQL", args.rows, built, timings(ledger, args.rounds, args.old)))
+    print(measure(args.rows, args.rounds, args.postgres, args.keep, args.old))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import fleet_gate
 import memo_speed
 import proxy_fleet
 import proxy_overhead
+import report_scale
 import runner_scout
 import simulate_compare
 import simulate_scale
@@ -42,6 +43,7 @@ SECTIONS = {
     "runner": runner_scout.run,
     "simulate": simulate_compare.run,
     "simulate_scale": simulate_scale.run,
+    "report_scale": report_scale.run,
 }
 RESULTS = Path(__file__).parent / "results.md"
 _MARK = re.compile(r"^<!-- section: (\w+) -->$", re.MULTILINE)

@@ -244,17 +244,21 @@ def _m003_wire_and_gate(dialect: str) -> list[str]:
     ]
 
 
-def _m004_read_index(dialect: str) -> list[str]:
+def _m004_report_indexes(dialect: str) -> list[str]:
     # The report asks, for each call that wrote, whether a later call of the same model read one
-    # of its prefixes: one index seek per prefix, not a scan of every read.
-    return ["CREATE INDEX calls_read ON calls (read_hash, model, started_at)"]
+    # of its prefixes: one index seek per prefix, not a scan of every read. And it ranks prefixes
+    # by spend from an index that holds all it reads, in prefix order: no sort, no row visited.
+    return [
+        "CREATE INDEX calls_read ON calls (read_hash, model, started_at)",
+        "CREATE INDEX calls_prefix_spend ON calls (prefix_hash, emulated, started_at, cost_usd)",
+    ]
 
 
 MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
     ("m001_initial", _m001_initial),
     ("m002_uid_and_emulated", _m002_uid_and_emulated),
     ("m003_wire_and_gate", _m003_wire_and_gate),
-    ("m004_read_index", _m004_read_index),
+    ("m004_report_indexes", _m004_report_indexes),
 ]
 
 # Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.

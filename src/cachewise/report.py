@@ -108,7 +108,7 @@ class Totals(Tally):
         return {
             **super().to_json(),
             "writes_never_read": self.writes_never_read,
-            "misses_by_cause": dict(self.misses_by_cause),
+            "misses_by_cause": dict(sorted(self.misses_by_cause.items())),
             "markers_lost": self.markers_lost,
             "markers_changed": self.markers_changed,
         }

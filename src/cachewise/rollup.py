@@ -96,18 +96,22 @@ class Scope:
 
     def read_later(self, table: str, window: float) -> str:
         """SQL true when a call in `table` read one of c's prefixes within `window` seconds."""
-        each = (
-            "json_array_elements_text(CAST(c.prefix_hashes AS json)) AS h(value)"
-            if self.postgres
-            else "json_each(c.prefix_hashes) AS h"
-        )
-        same = "IS NOT DISTINCT FROM" if self.postgres else "IS"
         emulated = "" if self.include_emulated else " AND r.emulated = 0"
+        later = (
+            f"r.model = c.model AND r.started_at > c.started_at "
+            f"AND r.started_at <= c.started_at + {window!r}{emulated}"
+        )
+        if self.postgres:
+            # An array, not a joined function: PostgreSQL guesses a function yields 100 rows and
+            # then walks the time index over the whole window instead of seeking `calls_read`.
+            hashes = "ARRAY(SELECT json_array_elements_text(CAST(c.prefix_hashes AS json)))"
+            return (
+                f"EXISTS (SELECT 1 FROM {table} r WHERE r.read_hash = ANY({hashes}) AND {later} "
+                "AND r.workspace IS NOT DISTINCT FROM c.workspace)"
+            )
         return (
-            f"EXISTS (SELECT 1 FROM {each} JOIN {table} r ON r.read_hash = h.value "
-            f"WHERE r.model = c.model AND r.workspace {same} c.workspace "
-            f"AND r.started_at > c.started_at AND r.started_at <= c.started_at + {window!r}"
-            f"{emulated})"
+            f"EXISTS (SELECT 1 FROM json_each(c.prefix_hashes) AS h JOIN {table} r "
+            f"ON r.read_hash = h.value WHERE {later} AND r.workspace IS c.workspace)"
         )
 
 
@@ -230,24 +234,27 @@ def top_keys(s: Scope, by: str, n: int) -> tuple[list[Any], int]:
 def gate_waits(s: Scope) -> dict[str, dict[str, Any]]:
     """By the warm gate's verdict: calls, how many waited, and the total and median wait (s)."""
     where, params = s.where("c.gate_role IS NOT NULL")
-    out: dict[str, dict[str, Any]] = {}
-    for role, calls, waited, total in s.ledger.query(
+    rows = s.ledger.query(
         f"SELECT c.gate_role, COUNT(*), COUNT(c.gate_wait_s), SUM(c.gate_wait_s) "
         f"FROM {s.source()} {where} GROUP BY 1 ORDER BY 1",
         params,
-    ):
-        median = None
-        if waited:  # the middle one or two, sorted by the database
-            middle = s.ledger.query(
-                f"SELECT c.gate_wait_s FROM {s.source()} {where} AND c.gate_role = ? "
-                "AND c.gate_wait_s IS NOT NULL ORDER BY 1 LIMIT ? OFFSET ?",
-                [*params, role, 2 - waited % 2, (waited - 1) // 2],
-            )
-            median = sum(float(v[0]) for v in middle) / len(middle)
-        out[role] = {
+    )
+    # The middle wait (the mean of the middle two) of every role, in one sorted pass.
+    middle = s.ledger.query(
+        "SELECT gate_role, AVG(gate_wait_s) FROM (SELECT c.gate_role, c.gate_wait_s, "
+        "ROW_NUMBER() OVER (PARTITION BY c.gate_role ORDER BY c.gate_wait_s) AS n, "
+        "COUNT(*) OVER (PARTITION BY c.gate_role) AS m "
+        f"FROM {s.source()} {where} AND c.gate_wait_s IS NOT NULL) AS waits "
+        "WHERE n IN ((m + 1) / 2, (m + 2) / 2) GROUP BY 1",
+        params,
+    )
+    medians = {role: float(median) for role, median in middle}
+    return {
+        role: {
             "calls": int(calls),
             "waited": int(waited),
             "total_wait_s": round(float(total or 0.0), 6),
-            "median_wait_s": None if median is None else round(median, 6),
+            "median_wait_s": round(medians[role], 6) if role in medians else None,
         }
-    return out
+        for role, calls, waited, total in rows
+    }
