@@ -70,7 +70,9 @@ class Totals(Tally):
     def add_call(self, call: CallRecord, never_read: bool) -> None:
         self.add(call.usage, call.cost_usd, call.cost_without_cache_usd, error=call.status != "ok")
         self.writes_never_read += never_read
-        self._story(call.cause, call.wire, 1)
+        self._story(call.cause, 1)
+        self.markers_lost += call.wire == "lost"
+        self.markers_changed += call.wire == "changed"
 
     def add_part(self, part: Part) -> None:
         """Add the database's sums over some calls (`cachewise.rollup`)."""
@@ -82,7 +84,9 @@ class Totals(Tally):
         self.writes += part.writes
         self.reads += part.reads
         self.writes_never_read += part.never_read
-        self._story(part.cause, part.wire, part.calls)
+        self._story(part.cause, part.calls)
+        self.markers_lost += part.markers_lost
+        self.markers_changed += part.markers_changed
 
     def merge(self, other: Totals) -> None:
         """Add another group's totals (hours into days)."""
@@ -98,11 +102,9 @@ class Totals(Tally):
         self.markers_lost += other.markers_lost
         self.markers_changed += other.markers_changed
 
-    def _story(self, cause: str | None, wire: str | None, calls: int) -> None:
+    def _story(self, cause: str | None, calls: int) -> None:
         if cause and cause != "hit":
             self.misses_by_cause[cause] += calls
-        self.markers_lost += calls if wire == "lost" else 0
-        self.markers_changed += calls if wire == "changed" else 0
 
     def to_json(self) -> dict[str, Any]:
         return {

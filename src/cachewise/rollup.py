@@ -1,8 +1,8 @@
 """The ledger's sums, computed where its rows are: GROUP BY in SQLite or PostgreSQL.
 
 A report reads a few hundred sums, not ten million rows. Each statement groups the calls by the
-report's key and by `cause` and `wire` as well (so misses by cause and markers lost on the wire
-fall out of the same pass); `report` folds those parts into its groups.
+report's key and by `cause` as well (so misses by cause fall out of the same pass, as do the
+markers lost or changed on the wire); `report` folds those parts into its groups.
 
 Money stays exact. PostgreSQL sums its NUMERIC columns itself. SQLite keeps costs as TEXT
 decimals, so each is split in SQL into whole dollars and its fraction in units of 1e-10 dollars,
@@ -51,11 +51,10 @@ _COLS = (
 
 @dataclass
 class Part:
-    """The sums of the calls sharing one raw key, cause and wire verdict."""
+    """The sums of the calls sharing one raw key and cause."""
 
     key: Any
     cause: str | None
-    wire: str | None
     calls: int
     errors: int
     usage: Usage
@@ -64,6 +63,8 @@ class Part:
     never_read: int
     cost_usd: Decimal
     cost_without_cache_usd: Decimal
+    markers_lost: int
+    markers_changed: int
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _joined(whole: Any, fraction: Any) -> Decimal:
 def parts(
     s: Scope, by: str | None, window: float, *, keys: Sequence[Any] | None = None
 ) -> list[Part]:
-    """The sums by raw key (None without `by`), cause and wire; `keys` keeps only those keys."""
+    """The sums by raw key (None without `by`) and cause; `keys` keeps only those keys."""
     key = KEYS[by][s.postgres] if by else "NULL"
     read = s.read_later("calls", window)
     if s.staged is not None:
@@ -176,42 +177,48 @@ def parts(
     # Each row's values once, in a subquery the LIMIT keeps SQLite from folding into the sums
     # (it would evaluate the cost test once per sum): a third less time a row.
     sql = (
-        "SELECT k, cause, wire, COUNT(*), SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END), "
+        "SELECT k, cause, COUNT(*), SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END), "
         "SUM(i), SUM(rd), SUM(w5), SUM(w1), SUM(o), SUM(CASE WHEN w5 + w1 > 0 THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN rd > 0 THEN 1 ELSE 0 END), SUM(never), "
+        "SUM(CASE WHEN wire = 'lost' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN wire = 'changed' THEN 1 ELSE 0 END), "
         f"{', '.join(costs)} FROM (SELECT {key} AS k, c.cause, c.wire, c.status, "
         "c.input_tokens AS i, c.cache_read_input_tokens AS rd, c.ephemeral_5m_input_tokens AS w5, "
         "c.ephemeral_1h_input_tokens AS w1, c.output_tokens AS o, "
         f"CASE WHEN NOT ({writes}) THEN 0 WHEN {read} THEN 0 ELSE 1 END AS never, {plain} AS g, "
         f"c.cost_usd AS cu, c.cost_without_cache_usd AS cw FROM {s.source()} {where} "
-        f"{'' if s.postgres else 'LIMIT -1'}) AS rows GROUP BY 1, 2, 3"
+        f"{'' if s.postgres else 'LIMIT -1'}) AS rows GROUP BY 1, 2"
     )
-    found: dict[tuple[Any, Any, Any], Part] = {}
+    found: dict[tuple[Any, Any], Part] = {}
     for row in s.ledger.query(sql, params):
+        k, cause, calls, errors, i, rd, w5, w1, o, writes_n, reads_n, never, lost, changed = row[
+            :14
+        ]
         if s.postgres:
-            cost, plain_cost = Decimal(row[13] or 0), Decimal(row[14] or 0)
+            cost, plain_cost = Decimal(row[14] or 0), Decimal(row[15] or 0)
         else:
-            cost, plain_cost = _joined(*row[13:15]), _joined(*row[15:17])
-        found[row[:3]] = Part(
-            row[0],
-            row[1],
-            row[2],
-            int(row[3]),
-            int(row[4]),
-            Usage(int(row[5]), int(row[6]), int(row[7]), int(row[8]), int(row[9])),
-            int(row[10]),
-            int(row[11]),
-            int(row[12]),
+            cost, plain_cost = _joined(*row[14:16]), _joined(*row[16:18])
+        found[(k, cause)] = Part(
+            k,
+            cause,
+            int(calls),
+            int(errors),
+            Usage(int(i), int(rd), int(w5), int(w1), int(o)),
+            int(writes_n),
+            int(reads_n),
+            int(never),
             cost,
             plain_cost,
+            int(lost),
+            int(changed),
         )
     if not s.postgres:  # the costs SQL could not split, summed here
         sql = (
-            f"SELECT {key}, c.cause, c.wire, c.cost_usd, c.cost_without_cache_usd "
+            f"SELECT {key}, c.cause, c.cost_usd, c.cost_without_cache_usd "
             f"FROM {s.source()} {where} {'AND' if where else 'WHERE'} NOT {plain}"
         )
-        for k, cause, wire, cost_text, plain_text in s.ledger.query(sql, params):
-            part = found[(k, cause, wire)]
+        for k, cause, cost_text, plain_text in s.ledger.query(sql, params):
+            part = found[(k, cause)]
             part.cost_usd += Decimal(str(cost_text))
             part.cost_without_cache_usd += Decimal(str(plain_text))
     return list(found.values())
