@@ -2,14 +2,15 @@
 cause, day and prefix over a ledger of N calls, on SQLite (and PostgreSQL with `--postgres URL`).
 
 `python bench/report_scale.py [--rows N] [--rounds R] [--postgres URL] [--keep PATH]`; the
-default is 1,000,000 rows (10 million take a few minutes to build and are worth it once).
+default is 1,000,000 rows (10 million take a long while to build; N is yours to choose).
 
 The rows look like a busy multi-tenant ledger: 3 models, 20 workspaces, 2,000 prefixes, a fifth
 of the calls writing the cache, most of the rest reading what a call a few seconds earlier wrote,
 costs as the pricing writes them (up to 10 decimal places), gated calls with waits, a few markers
-lost on the wire. They are written in bulk (`executemany` in one transaction on SQLite, `COPY` on
-PostgreSQL), then each grouping is timed once per round, interleaved with the others, and the
-median is reported. "rows into Python" is what the report did before: load every call.
+lost on the wire, and the usage and breakpoints JSON a real row carries. They are written in
+bulk (`executemany` in one transaction on SQLite, `COPY` on PostgreSQL), then each grouping is
+timed once per round, interleaved with the others, and the median is reported. "rows into
+Python" (`--old`) is what the report did before: load every call.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def rows(n: int, seed: int = 0) -> Iterator[tuple[Any, ...]]:
             gate_role=rng.choice(["scout", "follower", "ungated"]),
             gate_wait_s=rng.random() * 3 if rng.random() < 0.3 else None,
             prefix_hash=hashes[1],
+            # What a real row carries besides: the usage as the API sent it, the breakpoints.
+            usage_json=json.dumps(
+                {
+                    "input_tokens": 120,
+                    "cache_read_input_tokens": read,
+                    "cache_creation_input_tokens": tokens - read,
+                    "output_tokens": 300,
+                    "service_tier": "standard",
+                }
+            ),
+            breakpoints=json.dumps([{"path": "system[0]", "ttl": "5m", "tokens": tokens}]),
             uid=uuid.UUID(int=rng.getrandbits(128)).hex,
         )
         yield tuple(row[c] for c in COLS)

@@ -247,10 +247,12 @@ def _m003_wire_and_gate(dialect: str) -> list[str]:
 def _m004_report_indexes(dialect: str) -> list[str]:
     # The report asks, for each call that wrote, whether a later call of the same model read one
     # of its prefixes: one index seek per prefix, not a scan of every read. And it ranks prefixes
-    # by spend from an index that holds all it reads, in prefix order: no sort, no row visited.
+    # by spend, and sums the warm gate's waits with their medians, each from an index that holds
+    # all it reads, in the order it wants: no sort, no row visited.
     return [
         "CREATE INDEX calls_read ON calls (read_hash, model, started_at)",
         "CREATE INDEX calls_prefix_spend ON calls (prefix_hash, emulated, started_at, cost_usd)",
+        "CREATE INDEX calls_gate ON calls (gate_role, gate_wait_s, emulated, started_at)",
     ]
 
 
