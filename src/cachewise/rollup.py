@@ -26,7 +26,7 @@ from typing import Any
 from .ledger import CallRecord, Ledger
 from .usage import Usage
 
-__all__ = ["KEYS", "Part", "Scope", "gate_waits", "parts", "top_keys"]
+__all__ = ["KEYS", "Part", "Scope", "gate_waits", "parts", "scope", "top_keys"]
 
 # The raw key each grouping sums by, per dialect; `report` turns a raw key into its label (a
 # day number into a date, a tags JSON into `k=v`), merging raw keys that read the same.
