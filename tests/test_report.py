@@ -181,3 +181,6 @@ def test_by_prefix_is_the_top_spend_first(tmp_path: Path) -> None:
     assert r["groups_left_out"] == 2 and r["calls"] == 5  # pc and (none); totals keep them all
     text = CliRunner().invoke(main, ["report", "--ledger", led.target, "--by", "prefix"]).output
     assert "pb" in text and "pc" in text and "more prefixes" not in text
+    led.record(call(T0 + 10, prefix_hash="f" * 64, cost_usd=Decimal(9)))
+    text = CliRunner().invoke(main, ["report", "--ledger", led.target, "--by", "prefix"]).output
+    assert "f" * 16 + "…" in text and "f" * 17 not in text

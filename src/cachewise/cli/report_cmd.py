@@ -77,7 +77,7 @@ def _text(result: dict[str, Any], by: str | None) -> None:
     for r in rows:
         u = r["usage"]
         table.add_row(
-            escape(str(r["group"])),
+            escape(_short(str(r["group"])) if by == "prefix" else str(r["group"])),
             f"{r['calls']:,}",
             f"{r['errors']:,}",
             f"{u['input_tokens']:,}",
@@ -123,3 +123,8 @@ def _text(result: dict[str, Any], by: str | None) -> None:
                 f"Warm gate, {escape(role)}: {w['waited']:,} of {w['calls']:,} calls waited, "
                 f"median {w['median_wait_s']:.2f} s, {w['total_wait_s']:,.1f} s in all"
             )
+
+
+def _short(prefix_hash: str) -> str:
+    """A prefix hash as wide as a table can show it: 16 hex digits tell thousands apart."""
+    return prefix_hash if len(prefix_hash) <= 17 else prefix_hash[:16] + "…"
