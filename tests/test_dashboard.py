@@ -206,3 +206,42 @@ def test_the_page_in_headless_chromium(ledger: Ledger, served: str, tmp_path: Pa
         folder = Path(os.environ[SCREENSHOTS])
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, folder / "dashboard.png")
+
+
+def test_the_command_serves_on_loopback(ledger: Ledger, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cachewise",
+            "dashboard",
+            "--ledger",
+            ledger.target,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/summary") as answer:
+                    data = json.load(answer)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "it never answered"
+                time.sleep(0.2)
+        assert data["totals"]["calls"] == report_json(ledger)["calls"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert f"http://127.0.0.1:{port}/" in out.decode()
