@@ -460,3 +460,41 @@ def test_planned_bodies_change_only_cache_control() -> None:
     assert {k: v for k, v in sent.items() if k != "system"} == {
         k: v for k, v in body.items() if k != "system"
     }
+
+
+def test_the_dashboard_at_the_root_shows_the_reports_totals_in_chromium(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The proxy's own page: after calls through it, a real headless Chromium reads the same
+    calls, dollars and hit rate as `report` and `/metrics`."""
+    from test_dashboard import chromium
+
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
+    ledger = tmp_path / "l.db"
+    with Proxy(emulator.base_url, ledger=str(ledger), include_emulated=True) as proxy:
+        client = proxy.client()
+        for i in range(3):
+            ask(client, f"Where is order {4471 + i}?")
+        metrics = _parse_metrics(proxy.metrics())
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, headless=True)
+            try:
+                page = browser.new_page()
+                page.goto(proxy.base_url + "/")
+                page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+
+                def value(test_id: str) -> float:
+                    return float(page.get_by_test_id(test_id).get_attribute("data-value") or "nan")
+
+                shown = {k: value(k) for k in ("calls", "cost", "hit-rate")}
+                page.screenshot(path=str(tmp_path / "proxy-dashboard.png"), full_page=True)
+            finally:
+                browser.close()
+    with Ledger(ledger) as led:
+        total = report(led, include_emulated=True)
+    assert shown["calls"] == total["calls"] == metrics["cachewise_calls_total"] == 3
+    assert shown["cost"] == total["cost_usd"]
+    assert metrics["cachewise_cost_usd_total"] == pytest.approx(total["cost_usd"], abs=1e-12)
+    assert shown["hit-rate"] == total["cache_hit_rate"]

@@ -130,13 +130,14 @@ def proxy(
         loopback=loopback,
         store_prompts=store_prompts,
         rate_limit=_rate_limit(redis, itpm),
+        include_emulated=emulate or is_loopback(_host_of(upstream or ANTHROPIC_API)),
     )
     app = create_proxy_app(config)
     base = url(sock)
     where = "the embedded emulator" if emulate else config.upstream
     click.echo(f"cachewise proxy on {base} -> {where} (plan {plan}, lint {lint}, gate {chosen})")
     click.echo(f"  export ANTHROPIC_BASE_URL={base}")
-    click.echo(f"  metrics: {base}/metrics")
+    click.echo(f"  dashboard: {base}/   metrics: {base}/metrics")
     writer = app.state.proxy.writer
     ledger_at = writer.recorder.ledger.target if writer else "off"
     click.echo(f"  ledger: {_redacted(ledger_at)}   (cachewise report --ledger ... reads it)")
@@ -163,6 +164,10 @@ def _rate_limit(redis: str | None, itpm: int | None) -> Any:
     from ..ratelimit import RedisRateLimit
 
     return RedisRateLimit(redis, tokens_per_minute=itpm)
+
+
+def _host_of(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
 
 
 def _redacted(target: str) -> str:

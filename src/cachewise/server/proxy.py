@@ -29,7 +29,7 @@ from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..engine import violations
@@ -98,6 +98,7 @@ class ProxyConfig:
             are answered, against DNS rebinding).
         store_prompts: also keep each request body in the ledger.
         max_body_bytes: the largest Messages body read (larger: the API's 413).
+        include_emulated: whether the dashboard at `/` counts calls the emulator answered.
         rate_limit: an input-tokens-per-minute bucket shared by the fleet (`RedisRateLimit`):
             each call takes its estimate before it goes, and settles with what the API counted.
         timeout: seconds to wait for the upstream to connect, and between its bytes.
@@ -113,6 +114,7 @@ class ProxyConfig:
     store_prompts: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
     timeout: float = 600.0
+    include_emulated: bool = False
     rate_limit: Any = None
 
 
@@ -408,11 +410,18 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 def create_proxy_app(config: ProxyConfig | None = None) -> Starlette:
     """The proxy as an ASGI app; its state is `app.state.proxy` (close it when done)."""
     proxy = Proxy(config or ProxyConfig())
+    dashboard: list[BaseRoute] = []
+    if proxy.writer is not None:  # `/` and `/api/summary`: the ledger's page, as `report` sums it
+        from ..dashboard import dashboard_app
+
+        ledger = proxy.writer.recorder.ledger.target
+        dashboard = dashboard_app(ledger, include_emulated=proxy.config.include_emulated).routes
     app = Starlette(
         routes=[
             Route("/v1/messages", proxy.messages, methods=["POST"]),
             Route("/metrics", proxy.metrics_page, methods=["GET"]),
             Route("/_cachewise/health", proxy.health, methods=["GET"]),
+            *dashboard,
             Route("/{path:path}", proxy.passthrough, methods=_METHODS),
         ],
         middleware=[
