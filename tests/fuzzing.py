@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from cachewise.catalog import catalog
 
-__all__ = ["Pick", "bodies", "paths", "random_body", "valid_bodies", "wire"]
+__all__ = ["Pick", "bodies", "nested", "paths", "random_body", "valid_bodies", "wire"]
 
 T = TypeVar("T")
 MODELS = [m.id for m in catalog().models]
@@ -146,14 +146,15 @@ class Pick:
         if kind == 3:
             return copy.deepcopy(self.one(ODD_MARKERS))
         if kind == 4:
-            return _nested(self.between(10, 3000), "deep", self.chance(0.5))
+            return nested(self.between(10, 3000), "deep", self.chance(0.5))
         if kind == 5:
             # Long, but bounded (200 KB); of a few sizes, so that counting each costs once.
             return "lantern " * self.one([100, 4_000, 25_000])
         return copy.deepcopy(self.one(MARKERS))
 
 
-def _nested(depth: int, leaf: Any, dicts: bool) -> Any:
+def nested(depth: int, leaf: Any = None, dicts: bool = False) -> Any:
+    """`leaf` inside `depth` arrays (or objects)."""
     for _ in range(depth):
         leaf = {"a": leaf} if dicts else [leaf]
     return leaf

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from cachewise.cli import main
 from contract import check_app, check_core, emulator_client
-from fuzzing import bodies, wire
+from fuzzing import bodies, nested, wire
 
 settings.register_profile(
     "fuzz-ci", max_examples=60, deadline=None, suppress_health_check=list(HealthCheck)
@@ -61,25 +62,101 @@ def test_the_emulator_keeps_the_contract_on_every_route(body: Any, stream: bool)
 def test_a_file_of_any_lines_is_findings_or_one_located_error(lines: list[Any]) -> None:
     """`cachewise lint` on a JSONL file of whatever bodies: findings (exit 0 or 1), or a usage
     error (exit 2) that names the file and line, never a traceback."""
-    runner = CliRunner()
-    with runner.isolated_filesystem():
-        Path("calls.jsonl").write_bytes(b"\n".join(wire(line) for line in lines) + b"\n")
-        result = runner.invoke(main, ["lint", "calls.jsonl", "--format", "json"])
+    _lint_file(lines)
+
+
+def _lint_file(lines: list[Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "calls.jsonl"
+        path.write_bytes(b"\n".join(wire(line) for line in lines) + b"\n")
+        result = CliRunner().invoke(main, ["lint", str(path), "--format", "json"])
     assert result.exit_code in (0, 1, 2), result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     if result.exit_code == 2:
-        assert "calls.jsonl:" in result.output, result.output
+        assert "calls.jsonl:" in result.output, result.output  # file:line
+
+
+ODD_ARGS = ["", "0", "-1", "3", "1e308", "nan", "inf", "-inf", "x", "CW1", ",,", "CW001,cw9"]
+ODD_ARGS += ["claude-sonnet-4-6", "sonnet", "claude-nope", "\udc80", "5m", "1h", "json", "FILE"]
+COMMANDS: dict[str, tuple[list[str], list[str]]] = {
+    "lint": (["FILE"], ["--model", "--select", "--ignore", "--format"]),
+    "plan": (["FILE"], ["--history", "--ttl", "--output", "--format"]),
+    "explain": (["FILE", "FILE"], ["--format"]),
+    "simulate": (["FILE"], ["--strategy", "--model", "--format"]),
+    "cost": (
+        [],
+        [
+            "--model",
+            "--calls",
+            "--static-tokens",
+            "--dynamic-tokens",
+            "--output-tokens",
+            "--workers",
+            "--gap-seconds",
+            "--format",
+        ],
+    ),
+}
+
+
+@FUZZ
+@given(
+    st.sampled_from(sorted(COMMANDS)),
+    st.lists(st.tuples(st.integers(0, 9), st.sampled_from(ODD_ARGS)), max_size=5),
+    bodies(),
+)
+def test_any_arguments_are_a_result_or_a_usage_error(
+    command: str, options: list[tuple[int, str]], body: Any
+) -> None:
+    """Each command with options from its own list given odd values (`nan`, `inf`, negative,
+    empty, a lone surrogate as a non-UTF-8 argv byte decodes to), over a file of a fuzzed body:
+    a result or a one-line error, exit 0, 1 or 2, never a traceback or a hang."""
+    positional, flags = COMMANDS[command]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "calls.jsonl"
+        path.write_bytes(wire(body) + b"\n")
+        args = [command, *(str(path) for _ in positional)]
+        for which, value in options:
+            args += [flags[which % len(flags)], str(path) if value == "FILE" else value]
+        if command == "cost":  # its required options first; a fuzzed one given twice wins
+            args[1:1] = ["--model", "claude-sonnet-4-6", "--calls", "3"]
+            args[1:1] = ["--static-tokens", "2000", "--dynamic-tokens", "10"]
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code in (0, 1, 2), (args, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args,
+        result.output,
+    )
 
 
 def _corpus() -> list[Path]:
     return sorted(CORPUS.glob("*.json"))
 
 
+def _entry(case: Path) -> dict[str, Any]:
+    """A corpus file: `about` (what broke), `found` (where), and the input: a `body` (with a
+    `nest` too deep for a JSON file spliced in at `key`, `first` among the keys or last), or CLI
+    `args` and the `exit` they must end in."""
+    entry: dict[str, Any] = json.loads(case.read_text())
+    nest = entry.get("nest")
+    if nest:
+        deep = {nest["key"]: nested(nest["depth"], "deep")}
+        body = entry["body"]
+        entry["body"] = {**deep, **body} if nest.get("first") else {**body, **deep}
+    return entry
+
+
 @pytest.mark.parametrize("case", _corpus(), ids=lambda p: p.stem)
 def test_a_crash_once_found_stays_fixed(case: Path) -> None:
-    """Each file holds one minimized input that broke the contract, and why."""
-    entry = json.loads(case.read_text())
+    """Each file holds one minimized input that once broke the contract; every face gets it."""
+    entry = _entry(case)
+    if "args" in entry:
+        result = CliRunner().invoke(main, entry["args"])
+        assert result.exit_code == entry["exit"], result.output
+        assert isinstance(result.exception, SystemExit | None), result.output
+        return
     body = entry["body"]
     assert check_core(body)
     assert asyncio.run(_emulate(body, stream=True))
     assert asyncio.run(_emulate(body, stream=False))
+    _lint_file([body])
