@@ -263,7 +263,7 @@ def _user_block(p: Pick, ids: list[str]) -> dict[str, Any]:
 def _tool(p: Pick) -> dict[str, Any]:
     if p.chance(0.25):
         return _marked(p, dict(p.one(_SERVER_TOOLS)))
-    props = {p.name(): dict(p.one(_PROPS)) for _ in range(p.between(0, 3))}
+    props = {p.name(): copy.deepcopy(p.one(_PROPS)) for _ in range(p.between(0, 3))}
     schema: dict[str, Any] = {"type": "object", "properties": props}
     if props and p.chance(0.5):
         schema["required"] = sorted(props)[: p.between(1, len(props))]
