@@ -24,7 +24,15 @@ from cachewise.server.app import create_app
 from cachewise.testing import TEST_CONFIG
 from fuzzing import wire
 
-__all__ = ["Breach", "check_app", "check_core", "emulator_client", "plain_json"]
+__all__ = [
+    "Breach",
+    "check_app",
+    "check_core",
+    "check_messages",
+    "check_route",
+    "emulator_client",
+    "plain_json",
+]
 
 HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01", "content-type": "application/json"}
 # A request that writes an entry, sent before the body under test, so that a request answered
@@ -160,6 +168,76 @@ def _api_error(r: httpx2.Response) -> str:
     _require(isinstance(error["type"], str) and isinstance(error["message"], str), str(answer))
     _require(r.headers.get("request-id") == answer["request_id"], "request-id header differs")
     return f"{r.status_code} {error['type']}"
+
+
+async def check_messages(app: Any, body: Any, stream: bool) -> str:
+    """The body sent once to /v1/messages, straight into the ASGI app (no HTTP client: the
+    long run's cheap face); streamed or not as `stream` says, when it is an object."""
+    sent = {**body, "stream": stream} if isinstance(body, dict) else body
+    before = engine_state(app.state.emulator.engine)
+    status, hdrs, raw = await asgi_call(app, "POST", "/v1/messages", wire(sent))
+    r = httpx2.Response(status, headers=hdrs, content=raw)
+    if status >= 300:
+        outcome = _api_error(r)
+        _require(engine_state(app.state.emulator.engine) == before, f"the engine changed: {r.text}")
+        return outcome
+    if r.headers["content-type"].startswith("text/event-stream"):
+        _events(r.text)
+        return "2xx stream"
+    _message(r.json())
+    return "2xx"
+
+
+async def asgi_call(
+    app: Any, method: str, path: str, body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request into an ASGI app, as a loopback client with a key and a version sends it."""
+    sent = False
+    status, hdrs, chunks = 0, [], []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            hdrs.extend((k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"])
+        else:
+            chunks.append(message.get("body", b""))
+
+    headers = [
+        (k.lower().encode(), v.encode()) for k, v in {**HEADERS, "host": "127.0.0.1"}.items()
+    ]
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    return status, hdrs, b"".join(chunks)
+
+
+async def check_route(client: httpx2.AsyncClient, method: str, url: str, body: Any = None) -> str:
+    """Any other route (models, a batch by id, the control API), any query or path: an answer
+    or the API's error, never a 500."""
+    content = None if body is None else wire(body)
+    r = await client.request(method, url, content=content, headers=HEADERS)
+    if r.status_code >= 300:
+        return _api_error(r)
+    r.json()
+    return "2xx"
 
 
 def _message(msg: Any) -> None:

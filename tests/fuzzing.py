@@ -105,14 +105,18 @@ class Pick:
         return self._draw(st.floats(0, 1))  # type: ignore[no-any-return]
 
     def text(self) -> str:
-        """Prose mostly; sometimes any characters (but no lone surrogates: a mutation's job)."""
+        """Prose mostly; sometimes any characters (but no lone surrogates: a mutation's job).
+        Drawn by `random`, from a fixed pool: counting a text's tokens costs once per text, and
+        the tokenizer is not what is fuzzed."""
+        if self._draw is None:
+            return _POOL[self._rng.randrange(len(_POOL))]
         if self.chance(0.7):
             return " ".join(self.one(_WORDS.split()) for _ in range(self.between(1, 12)))
-        if self._draw is None:
-            return "".join(self._rng.choice(_ALPHABET) for _ in range(self._rng.randint(1, 30)))
         return self._draw(st.text(min_size=1, max_size=30))  # type: ignore[no-any-return]
 
     def name(self) -> str:
+        if self._draw is None:  # a pool again: a tool's name is counted with its definition
+            return _NAMES[self._rng.randrange(len(_NAMES))]
         return self.one("abcdefgh") + "".join(
             self.one("abcxyz019_") for _ in range(self.between(0, 8))
         )
@@ -123,9 +127,9 @@ class Pick:
         if kind == 0:
             return self.text()
         if kind == 1:
-            return self.between(-(2**40), 2**40)
+            return self.one([0, 1, -1, 7, 42, 1024, 2**31, -(2**40), 2**53 + 1])
         if kind == 2:
-            return self.real() * 1e6
+            return self.one([0.5, -2.25, 1e-7, 3.14159, 1e21, 123456.789])
         if kind == 3:
             return self.one([None, True, False])
         if kind == 4:
@@ -151,6 +155,19 @@ class Pick:
             # Long, but bounded (200 KB); of a few sizes, so that counting each costs once.
             return "lantern " * self.one([100, 4_000, 25_000])
         return copy.deepcopy(self.one(MARKERS))
+
+
+def _pool(size: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    words = _WORDS.split()
+    out = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(size)]
+    for n in range(0, size, 4):  # one in four: any characters
+        out[n] = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 30)))
+    return out
+
+
+_POOL = _pool(4096)
+_NAMES = [f"{a}{b}" for a in "abcdefgh" for b in ("", "x", "_1", "zz9", "name_", "y0y")][:48]
 
 
 def nested(depth: int, leaf: Any = None, dicts: bool = False) -> Any:

@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -22,8 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachewise.cli import main
-from contract import check_app, check_core, emulator_client
-from fuzzing import bodies, nested, wire
+from cachewise.errors import InputError
+from cachewise.server.faults import parse_faults
+from cachewise.server.limits import parse_limits
+from contract import check_app, check_core, check_route, emulator_client
+from fuzzing import Pick, bodies, nested, wire
 
 settings.register_profile(
     "fuzz-ci", max_examples=60, deadline=None, suppress_health_check=list(HealthCheck)
@@ -55,6 +59,53 @@ def test_the_emulator_keeps_the_contract_on_every_route(body: Any, stream: bool)
     """Messages (JSON and SSE, twice, the second over what the first wrote), count_tokens
     against the parser's own verdict, and a batch; a 4xx leaves the cache as it was."""
     assert asyncio.run(_emulate(body, stream))
+
+
+ODD_TEXT = st.text(max_size=12) | st.sampled_from(["²", "٣", "-1", "0", "1e3", "%00", "..", "a/b"])
+ROUTES = [
+    ("GET", "/v1/models?limit={0}&after_id={1}"),
+    ("GET", "/v1/models?before_id={0}&limit={1}"),
+    ("GET", "/v1/models/{0}"),
+    ("GET", "/v1/messages/batches/{0}"),
+    ("GET", "/v1/messages/batches/{0}/{1}"),
+    ("POST", "/v1/messages/batches/{0}/cancel"),
+    ("DELETE", "/v1/messages/batches/{0}"),
+    ("POST", "/_emulator/clock"),
+    ("GET", "/_emulator/{0}"),
+]
+
+
+@st.composite
+def odd_json(draw: st.DrawFn) -> Any:
+    """A value where a number or an object is expected, for the control API."""
+    return {"advance_seconds": Pick(draw).odd()} if draw(st.booleans()) else Pick(draw).odd()
+
+
+@FUZZ
+@given(st.sampled_from(ROUTES), ODD_TEXT, ODD_TEXT, odd_json())
+def test_every_other_route_answers_or_refuses_in_the_api_shape(
+    route: tuple[str, str], first: str, second: str, body: Any
+) -> None:
+    method, template = route
+    url = template.format(quote(first, safe=""), quote(second, safe=""))
+    sent = body if route[1] == "/_emulator/clock" else None
+
+    async def call() -> str:
+        _, client = emulator_client()
+        async with client:
+            return await check_route(client, method, url, sent)
+
+    assert asyncio.run(call())
+
+
+@FUZZ
+@given(st.text(alphabet="0123456789.:@+=,-² abdimnoprstwx", max_size=24))
+def test_a_fault_or_limit_spec_is_parsed_or_refused_by_field(spec: str) -> None:
+    for parse in (parse_faults, parse_limits):
+        try:
+            parse(spec)
+        except InputError as exc:
+            assert exc.field in ("--faults", "--limits")
 
 
 @FUZZ
@@ -135,8 +186,8 @@ def _corpus() -> list[Path]:
 
 def _entry(case: Path) -> dict[str, Any]:
     """A corpus file: `about` (what broke), `found` (where), and the input: a `body` (with a
-    `nest` too deep for a JSON file spliced in at `key`, `first` among the keys or last), or CLI
-    `args` and the `exit` they must end in."""
+    `nest` too deep for a JSON file spliced in at `key`, `first` among the keys or last), CLI
+    `args` and the `exit` they must end in, or a URL to `get` from the emulator."""
     entry: dict[str, Any] = json.loads(case.read_text())
     nest = entry.get("nest")
     if nest:
@@ -150,6 +201,15 @@ def _entry(case: Path) -> dict[str, Any]:
 def test_a_crash_once_found_stays_fixed(case: Path) -> None:
     """Each file holds one minimized input that once broke the contract; every face gets it."""
     entry = _entry(case)
+    if "get" in entry:
+
+        async def call() -> str:
+            _, client = emulator_client()
+            async with client:
+                return await check_route(client, "GET", entry["get"])
+
+        assert asyncio.run(call())
+        return
     if "args" in entry:
         result = CliRunner().invoke(main, entry["args"])
         assert result.exit_code == entry["exit"], result.output
