@@ -13,6 +13,7 @@ import asyncio
 import copy
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx2
@@ -148,8 +149,6 @@ def _plan_once(body: Any, prompt: Any, edits: dict[str, bool]) -> None:
 
 def emulator_client(**config: Any) -> tuple[Any, httpx2.AsyncClient]:
     """A fresh emulator app (virtual clock, no latency) and a client calling it in process."""
-    from dataclasses import replace
-
     app = create_app(replace(TEST_CONFIG, **config))
     transport = httpx2.ASGITransport(app=app)
     # The emulator answers loopback Host names only (DNS rebinding): so the base URL.
