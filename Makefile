@@ -28,7 +28,8 @@ test: lint
 # The property tests at 20x their examples (`make test` runs half): minutes, not seconds.
 properties: $(STAMP)
 	CACHEWISE_PROPERTY_SCALE=20 $(BIN)/pytest tests/test_engine_properties.py \
-		tests/test_request_robustness.py tests/test_plan.py tests/test_simulate.py -q
+		tests/test_request_robustness.py tests/test_fuzz.py tests/test_plan.py \
+		tests/test_simulate.py -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

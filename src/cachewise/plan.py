@@ -101,11 +101,12 @@ def plan(
         UnknownModel: its model is not in the catalog.
     """
     notes: list[str] = []
-    parsed = request if isinstance(request, Prompt) else None
-    source = dict(request.body if isinstance(request, Prompt) else request)
+    # The API's 400 before any edit: the edits walk a body they may assume is well formed.
+    parsed = request if isinstance(request, Prompt) else parse_request(request)
+    source = dict(parsed.body)
     body, volatile = _transform(source, sort_tools, canonical_json, move_volatile, notes)
     changed = sort_tools or canonical_json or move_volatile
-    prompt = parsed if parsed is not None and not changed else parse_request(body)
+    prompt = parse_request(body) if changed else parsed
     rows = rows_from(history or [])
     past = [parse_row(r) for r in rows]
 

@@ -401,7 +401,7 @@ class _Parser(_Builder):
                 self.problems.append(MarkerProblem("empty_text", path, api_path, kind))
                 marker = None
             elif text and not text.strip():
-                self.whitespace.append(api_path)
+                self.whitespace.append(path)  # a JSON pointer, as every error's path is
         if kind in UNMARKABLE and block.get("cache_control") is not None:
             self.problems.append(MarkerProblem("thinking", path, f"{api_path}.{kind}", kind))
             marker = None

@@ -112,6 +112,10 @@ def read_rows(path: str | Path) -> list[Row]:
             raise InputError(
                 f"not JSON: {exc.msg} (column {exc.colno})", file=name, line=number
             ) from None
+        except RecursionError:  # Python's reader stops some hundreds of levels down
+            raise InputError(
+                "not JSON we read: nested too deeply", file=name, line=number
+            ) from None
         rows.append(_row(data, name, number))
     if not rows:
         raise InputError("empty: expected a request body, a trace row, or JSON Lines", file=name)
@@ -121,7 +125,7 @@ def read_rows(path: str | Path) -> list[Row]:
 def _document(text: str) -> dict[str, Any] | None:
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     return whole if isinstance(whole, dict) else None
 

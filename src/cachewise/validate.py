@@ -25,6 +25,7 @@ from .catalog import Model
 from .errors import InvalidRequest
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_MESSAGES",
     "NOT_JSON",
     "TOO_DEEP",
@@ -41,6 +42,11 @@ UNPAIRED_SURROGATE = (
     "which is not Unicode)"
 )
 TOO_DEEP = NOT_JSON + "nested too deeply (some hundreds of levels at most)"
+# Deeper than this is refused before anything walks the body. Ours: the API's limit is not
+# published. A fixed depth answers the same on every call, where Python's recursion limit would
+# pass a body from a shallow stack and fail it (a RecursionError) from a deeper one; and every
+# walker after the parse (copy, strip, plan, lint) then has room under that limit.
+MAX_DEPTH = 128
 MAX_MESSAGES = 100_000  # "There is a limit of 100,000 messages in a single request."
 MAX_TOOL_NAME = 128
 MAX_TOKENS_CEILING = 2**31 - 1  # no model's output limit is near; beyond it nothing is sane
@@ -81,6 +87,8 @@ def check_request(body: Mapping[str, Any], model: Model) -> Seen:
     Raises:
         InvalidRequest: naming the field (`path` is its JSON pointer).
     """
+    if _deeper_than(body, MAX_DEPTH):
+        raise InvalidRequest(TOO_DEEP, path="/")
     seen = Seen()
     tools = body.get("tools")
     choice = body.get("tool_choice")
@@ -455,6 +463,22 @@ def unpaired_surrogate(value: Any, pointer: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels: one level at a time, without
+    recursion (and without a look at the strings, which are most of a body's bytes)."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            item
+            for node in level
+            for item in (node if isinstance(node, list) else node.values())
+            if isinstance(item, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _encodes(text: str) -> bool:

@@ -15,7 +15,7 @@ from rich.table import Table
 from ..catalog import get_model
 from ..cost import break_even_reads
 from ..scenario import Scenario, ScenarioResult, run_scenarios
-from .main import console, fit, format_option, main, model_option, print_json, usd
+from .main import Finite, console, fit, format_option, main, model_option, print_json, usd
 
 # Every call runs through the engine once per TTL: a million take minutes, more is not a question
 # this calculator answers better than a million does.
@@ -60,7 +60,7 @@ PROGRESS_FROM = 20_000
 )
 @click.option(
     "--gap-seconds",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=0.0,
     show_default=True,
     help="Seconds between call starts (0: each worker starts when its last call ends).",

@@ -13,7 +13,7 @@ from ..server.faults import parse_faults
 from ..server.limits import parse_limits
 from ..server.net import is_loopback, listen, server, url
 from ..server.state import EmulatorConfig
-from .main import main
+from .main import Finite, main
 
 
 def load_workspaces(path: Path) -> dict[str, str]:
@@ -28,6 +28,8 @@ def load_workspaces(path: Path) -> dict[str, str]:
         raise InputError(f"cannot read workspaces file: {exc.strerror}", file=str(path)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("not JSON we read: nested too deeply", file=str(path)) from None
     if not isinstance(data, dict):
         raise InputError('must be a JSON object {"api-key": "workspace-id", ...}', file=str(path))
     for key, value in data.items():
@@ -52,21 +54,21 @@ def load_workspaces(path: Path) -> dict[str, str]:
 )
 @click.option(
     "--ttft-ms",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=400.0,
     show_default=True,
     help="Time to first byte before prefill.",
 )
 @click.option(
     "--prefill-ms-per-1k",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=25.0,
     show_default=True,
     help="Extra time to first byte per 1,000 uncached input tokens.",
 )
 @click.option(
     "--output-tokens-per-s",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=80.0,
     show_default=True,
     help="Streaming speed (0: instant).",
@@ -96,7 +98,7 @@ def load_workspaces(path: Path) -> dict[str, str]:
 @click.option("--legacy-lookback", is_flag=True, help="The pre-2026-03 lookback reading.")
 @click.option(
     "--eviction-rate",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     default=0.0,
     help="Probability of a spurious server-side miss per lookup.",
 )

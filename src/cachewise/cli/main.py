@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import warnings
@@ -68,6 +69,19 @@ def format_option(*choices: str) -> Callable[[F], F]:
         show_default=True,
         help="Output format.",
     )
+
+
+class Finite(click.FloatRange):
+    """A float option in a range, and finite: click's `FloatRange` takes `nan` (no comparison
+    fails for it) and `inf`, and a wait or a rate of either hangs or means nothing."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def model_option(help: str, *, required: bool = False) -> Callable[[F], F]:

@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..gate import open_gate
 from ..server.net import is_loopback, listen, server, url
 from ..server.proxy import ANTHROPIC_API, ProxyConfig, create_proxy_app
-from .main import main
+from .main import Finite, main
 
 
 @main.command()
@@ -52,7 +52,7 @@ from .main import main
 )
 @click.option(
     "--gate-timeout",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=60.0,
     show_default=True,
     help="The longest a call waits for the call writing its prefix, in seconds.",

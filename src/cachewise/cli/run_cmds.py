@@ -19,7 +19,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..ledger import open_ledger
 from ..runner import Pacer, RunOptions, RunSummary, read_requests, run_requests
-from .main import console, fit, format_option, main, print_json, usd
+from .main import Finite, console, fit, format_option, main, print_json, usd
 
 
 def _check_key(emulate: bool) -> None:
@@ -130,7 +130,7 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
 )
 @click.option(
     "--max-rps",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(min=0, min_open=True),
     help="At most this many call starts per second.",
 )
 @click.option(

@@ -97,7 +97,7 @@ async def read_json(request: Request, limit: int) -> Any:
 async def read_body(request: Request, limit: int) -> bytearray:
     """The request's body bytes: 413 past `limit` bytes, said or streamed."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
+    if length and length.isascii() and length.isdigit() and int(length) > limit:
         raise _too_large(limit)
     raw = bytearray()  # grows in place: `bytes +=` would copy the whole body for every chunk
     async for chunk in request.stream():

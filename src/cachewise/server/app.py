@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ..errors import CachewiseError
 from . import batches, emulator
-from .api import ErrorResponse, error_body
+from .api import ErrorResponse, error_body, headers
 from .guard import Guard
 from .state import EmulatorConfig, EmulatorState
 
@@ -21,28 +21,26 @@ __all__ = ["create_app"]
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return ErrorResponse(
-        error_body(404, "not_found_error", f"Not found: {request.url.path}", "req_emu"), 404
-    )
+    return _error(request, 404, "not_found_error", f"Not found: {request.url.path}")
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    return ErrorResponse(
-        error_body(
-            405,
-            "invalid_request_error",
-            f"Method {request.method} not allowed on {request.url.path}",
-            "req_emu",
-        ),
-        405,
-    )
+    text = f"Method {request.method} not allowed on {request.url.path}"
+    return _error(request, 405, "invalid_request_error", text)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
     # Anything we did not foresee still answers in the API's shape; CachewiseError is ours.
-    kind = "invalid_request_error" if isinstance(exc, CachewiseError) else "api_error"
-    status = 400 if isinstance(exc, CachewiseError) else 500
-    return ErrorResponse(error_body(status, kind, str(exc), "req_emu"), status)
+    if isinstance(exc, CachewiseError):
+        return _error(request, 400, "invalid_request_error", str(exc))
+    return _error(request, 500, "api_error", str(exc))
+
+
+def _error(request: Request, status: int, kind: str, text: str) -> Response:
+    """An error no route answered, with a request id of its own in the body and the header, as
+    every answer of the API has."""
+    rid = request.app.state.emulator.next_id("req")
+    return ErrorResponse(error_body(status, kind, text, rid), status, headers=headers(rid))
 
 
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
@@ -55,6 +53,8 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         ],
         exception_handlers={404: not_found, 405: method_not_allowed, Exception: server_error},
     )
+    # The API answers a path with a trailing slash 404, not with a redirect to another path.
+    app.router.redirect_slashes = False
     app.state.emulator = state
     app.state.batches = batches.BatchStore(state)
     return app

@@ -254,7 +254,7 @@ async def list_models(request: Request) -> Response:
     elif before in ids:
         models = models[: ids.index(before)]
     limit = request.query_params.get("limit", "20")
-    n = max(1, min(1000, int(limit))) if limit.isdigit() else 20
+    n = max(1, min(1000, int(limit))) if limit.isascii() and limit.isdigit() else 20
     page = models[:n]
     return JSONResponse(
         {

@@ -27,8 +27,10 @@ from ..errors import InputError
 __all__ = ["Fault", "FaultPlan", "parse_faults"]
 
 KINDS = {"429": 1.0, "529": 0.0, "500": 0.0, "slow": 2000.0, "drop": 0.0, "midstream": 0.0}
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # what float() reads: not "." or "1.2.3"
 _ITEM = re.compile(
-    r"^(?P<kind>[a-z0-9]+)(?:=(?P<param>[0-9.]+))?(?::(?P<rate>[0-9.]+)|@(?P<nums>[0-9+]+))$"
+    rf"^(?P<kind>[a-z0-9]+)(?:=(?P<param>{_NUMBER}))?"
+    rf"(?::(?P<rate>{_NUMBER})|@(?P<nums>[0-9]+(?:\+[0-9]+)*))$"
 )
 
 

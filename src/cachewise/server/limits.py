@@ -96,6 +96,11 @@ class RateLimiter:
         return out
 
 
+def _digits(value: str) -> bool:
+    # str.isdigit() is True for "²" and "٣" too, which int() refuses or reads as another digit.
+    return value.isascii() and value.isdigit()
+
+
 def parse_limits(spec: str | None) -> Limits | None:
     """Parse `rpm=50,itpm=30000,otpm=8000` (any subset).
 
@@ -107,7 +112,7 @@ def parse_limits(spec: str | None) -> Limits | None:
     values: dict[str, int] = {}
     for item in spec.split(","):
         name, _, value = item.strip().partition("=")
-        if name not in NAMES or not value.isdigit() or int(value) <= 0:
+        if name not in NAMES or not _digits(value) or int(value) <= 0:
             raise InputError(
                 f"limit {item.strip()!r} is not rpm=N, itpm=N or otpm=N", field="--limits"
             )

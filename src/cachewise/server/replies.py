@@ -33,11 +33,12 @@ def build_reply(body: Mapping[str, Any], prompt: Prompt, tokenizer: Tokenizer) -
     digest = prompt.positions[-1].prefix_hash[:12] if prompt.positions else "empty"
     forced = _forced_tool(body)
     if forced is not None:
+        schema = forced.get("input_schema")  # a server tool's is not checked: any value
         block = {
             "type": "tool_use",
             "id": f"toolu_emu{digest}",
             "name": forced["name"],
-            "input": _example_input(forced.get("input_schema") or {}),
+            "input": _example_input(schema if isinstance(schema, dict) else {}),
         }
         tokens = (
             prompt.model.framing.output_extra
@@ -201,7 +202,9 @@ def _example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
             continue  # a malformed schema (the parser rejects it first): nothing to fill
         spec = props.get(name)
         spec = spec if isinstance(spec, dict) else {}
-        enum = [v for v in spec.get("enum") or [] if _json_safe(v)]
+        # The parser does not check a property's own schema: an enum may be anything.
+        enum = spec.get("enum")
+        enum = [v for v in enum if _json_safe(v)] if isinstance(enum, list) else []
         if enum:
             out[name] = enum[0]
         else:
