@@ -156,6 +156,30 @@ def postgres_url() -> Any:
         admin.close()
 
 
+REDIS_URL = os.environ.get("CACHEWISE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix() -> Any:
+    """A Redis key prefix of this test's own, whose keys are deleted afterwards. Skips when no
+    Redis answers, unless CACHEWISE_REQUIRE_SERVICES=1 (CI), where that is a failure."""
+    import uuid
+
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        require_or_skip(f"no Redis at {REDIS_URL} ({type(exc).__name__}: {exc})")
+    name = f"cachewise-test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield name
+    finally:
+        for key in client.scan_iter(match=f"{name}*"):
+            client.delete(key)
+        client.close()
+
+
 def require_or_skip(reason: str) -> None:
     """Skip, unless CACHEWISE_REQUIRE_SERVICES=1 (CI), where a missing facility is a failure."""
     if os.environ.get("CACHEWISE_REQUIRE_SERVICES") == "1":

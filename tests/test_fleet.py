@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +19,18 @@ import pytest
 
 from cachewise.errors import CachewiseWarning
 from cachewise.gate import open_gate
-from conftest import require_or_skip
+from conftest import REDIS_URL
 
 redis = pytest.importorskip("redis")
 
 from cachewise.fleet import RedisGate, gate_digest  # noqa: E402
 
-REDIS_URL = os.environ.get("CACHEWISE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 KEY = ("ws-test", "claude-sonnet-4-6", "0" * 64)
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    """A key prefix of this test's own, whose keys are deleted afterwards."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        require_or_skip(f"no Redis at {REDIS_URL} ({type(exc).__name__}: {exc})")
-    name = f"cachewise-test:{uuid.uuid4().hex[:12]}:"
-    try:
-        yield name
-    finally:
-        for key in client.scan_iter(match=f"{name}*"):
-            client.delete(key)
-        client.close()
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 def contend(gate: RedisGate, n: int, hold: float = 0.3, ok: bool = True) -> list[str]:

@@ -22,10 +22,9 @@ import pytest
 from cachewise.ledger import Ledger
 from cachewise.spool import Spool
 from cachewise.testing import Emulator
-from conftest import require_or_skip, text
+from conftest import REDIS_URL, text
 
 MODEL = "claude-sonnet-4-6"
-REDIS_URL = os.environ.get("CACHEWISE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 @contextmanager
@@ -63,21 +62,14 @@ def proxies(n: int, *args: str, env: dict[str, str] | None = None) -> Iterator[l
                 proc.communicate()
 
 
-def redis_or_skip() -> None:
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        require_or_skip(f"no Redis at {REDIS_URL} ({type(exc).__name__}: {exc})")
-
-
-def test_a_fleet_of_four_proxies_writes_a_cold_prefix_once(postgres_url: str) -> None:
+def test_a_fleet_of_four_proxies_writes_a_cold_prefix_once(
+    postgres_url: str, redis_prefix: str
+) -> None:
     """32 SDK clients at once, spread over 4 proxy processes that share a Redis gate and a
     PostgreSQL ledger, on a prefix no one has sent (the emulator takes 400 ms to first byte):
     one call writes, 31 read, and the ledger holds 32 rows, each with the breakpoints meant
-    and whether they reached the wire."""
-    redis_or_skip()
+    and whether they reached the wire. (The gate's keys are the proxies' own: a prompt no run
+    sent before keeps them apart.)"""
     system = f"Run {uuid.uuid4()}: support notes for 2026-12-02. " + text(2500, "fleet")
     with (
         Emulator(ttft_ms=400.0, clock="real") as emu,
@@ -186,17 +178,15 @@ def test_a_proxy_killed_mid_load_keeps_every_answered_call(
     assert not missing, f"{len(missing)} answered calls have no row"
 
 
-def test_a_shared_rate_limit_does_not_count_what_warm_calls_read() -> None:
+def test_a_shared_rate_limit_does_not_count_what_warm_calls_read(redis_prefix: str) -> None:
     """A 6,000 tokens-per-minute bucket (100 a second) and a ~2,500-token prompt: the cold call
     takes its whole prompt; the four that follow read it and take only their few new tokens, so
     none waits. Counted whole, the third call would wait about 16 seconds."""
-    redis_or_skip()
     import redis
 
     from cachewise.ratelimit import RedisRateLimit
 
-    prefix = f"cachewise-test:{uuid.uuid4().hex[:12]}:"
-    limit = RedisRateLimit(REDIS_URL, tokens_per_minute=6000, prefix=prefix, max_wait=30)
+    limit = RedisRateLimit(REDIS_URL, tokens_per_minute=6000, prefix=redis_prefix, max_wait=30)
     system = f"Run {uuid.uuid4()}: policies as of 2026-12-02. " + text(2000, "limit")
     from cachewise.testing import Proxy
 
@@ -213,7 +203,6 @@ def test_a_shared_rate_limit_does_not_count_what_warm_calls_read() -> None:
     elapsed = time.monotonic() - start
     store = redis.Redis.from_url(REDIS_URL)
     level = float(store.hget(limit.key, "level") or 0)
-    store.delete(limit.key)
     store.close()
     limit.close()
     assert elapsed < 8

@@ -3,40 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from cachewise.errors import CachewiseWarning
-from conftest import require_or_skip
+from conftest import REDIS_URL
 
 redis = pytest.importorskip("redis")
 
 from cachewise.ratelimit import RedisRateLimit, counted_input  # noqa: E402
 
-REDIS_URL = os.environ.get("CACHEWISE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PER_MINUTE = 600_000  # 10,000 a second
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        require_or_skip(f"no Redis at {REDIS_URL} ({type(exc).__name__}: {exc})")
-    name = f"cachewise-test:{uuid.uuid4().hex[:12]}:"
-    try:
-        yield name
-    finally:
-        for key in client.scan_iter(match=f"{name}*"):
-            client.delete(key)
-        client.close()
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 def test_two_processes_share_one_bucket(prefix: str) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from ..dashboard import dashboard_app
-from ..errors import InputError
-from ..server.net import is_loopback, listen, server, url
-from .main import main
+from ..server.net import is_loopback, server, url
+from .main import bind, main
 
 
 @main.command()
@@ -23,11 +22,7 @@ from .main import main
 )
 def dashboard(target: str | None, host: str, port: int, include_emulated: bool) -> None:
     """Serve a page of what caching saved: cost over time, hit rate, misses, prefixes, waits."""
-    try:
-        sock = listen(host, port)
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None
+    sock = bind(host, port)  # before the banner: a port in use says so, and nothing else
     click.echo(f"cachewise dashboard on {url(sock)}/")
     if not is_loopback(sock.getsockname()[0]):
         click.echo(

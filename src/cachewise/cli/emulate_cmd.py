@@ -11,9 +11,9 @@ from ..errors import InputError
 from ..server.app import create_app
 from ..server.faults import parse_faults
 from ..server.limits import parse_limits
-from ..server.net import is_loopback, listen, server, url
+from ..server.net import is_loopback, server, url
 from ..server.state import EmulatorConfig
-from .main import Finite, main
+from .main import Finite, bind, main
 
 
 def load_workspaces(path: Path) -> dict[str, str]:
@@ -122,11 +122,7 @@ def emulate(
     parse_faults(faults)  # fail on bad input before binding anything
     parse_limits(limits)
     keys = load_workspaces(workspaces) if workspaces else None
-    try:
-        sock = listen(host, port)  # before the banner: a port in use says so, and nothing else
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None
+    sock = bind(host, port)  # before the banner: a port in use says so, and nothing else
     loopback = is_loopback(sock.getsockname()[0])  # the address bound, whatever --host named
     config = EmulatorConfig(
         clock=clock,  # type: ignore[arg-type]

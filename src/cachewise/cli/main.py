@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import sys
 import warnings
 from collections.abc import Callable
@@ -142,3 +143,19 @@ def print_json(data: Any) -> None:
 
 def usd(value: float | Any) -> str:
     return f"${float(value):,.4f}" if float(value) < 100 else f"${float(value):,.2f}"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket for a server command, bound before its banner: a port in use (or an
+    address that is not ours) is a usage error that says so, and nothing else is printed.
+
+    Raises:
+        InputError: the address cannot be bound.
+    """
+    from ..server.net import listen
+
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None

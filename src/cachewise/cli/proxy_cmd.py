@@ -9,9 +9,9 @@ import click
 
 from ..errors import InputError
 from ..gate import open_gate
-from ..server.net import is_loopback, listen, server, url
+from ..server.net import is_loopback, server, url
 from ..server.proxy import ANTHROPIC_API, ProxyConfig, create_proxy_app
-from .main import Finite, main
+from .main import Finite, bind, main
 
 
 @main.command()
@@ -100,11 +100,7 @@ def proxy(
         raise InputError("--itpm is shared through Redis: give --redis URL too", field="--itpm")
     chosen = gate or ("redis" if redis else "local")
     the_gate = open_gate(redis if chosen == "redis" else chosen, timeout=gate_timeout)
-    try:
-        sock = listen(host, port)
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise InputError(f"cannot listen on {host} port {port}: {why}", field="--port") from None
+    sock = bind(host, port)  # before the banner: a port in use says so, and nothing else
     loopback = is_loopback(sock.getsockname()[0])
     if not loopback and not auth_token:
         sock.close()
