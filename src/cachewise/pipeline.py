@@ -335,7 +335,9 @@ class Pipeline:
         if error is not None:
             rec.status, rec.error_type = "error", error
         if call.ticket is not None:
-            rec.gate_role, rec.gate_wait_s = call.ticket.role, call.ticket.waited
+            # A wait only where there was one: a scout's or a warm call's 0 is not a wait.
+            waited = call.ticket.waited
+            rec.gate_role, rec.gate_wait_s = call.ticket.role, waited if waited > 0 else None
         rec.emulated = is_emulated(message_id) or is_emulated(request_id)
         if prompt is None:
             return rec
