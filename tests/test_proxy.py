@@ -338,9 +338,11 @@ class Capture:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, dict[str, str], bytes]] = []
+        self.targets: list[bytes] = []  # each request's path and query as they came on the wire
 
     async def handle(self, request: Request) -> JSONResponse:
         self.seen.append((request.url.path, dict(request.headers), await request.body()))
+        self.targets.append(request.scope["raw_path"] + b"?" + request.scope["query_string"])
         return JSONResponse(
             {
                 "id": "msg_capture",
@@ -393,6 +395,18 @@ def test_no_request_can_point_the_proxy_elsewhere() -> None:
     ]
 
 
+def test_a_path_and_query_go_upstream_as_the_client_encoded_them() -> None:
+    capture = Capture()
+    upstream = _serve(capture.app())
+    try:
+        with Proxy(upstream.base_url) as proxy:
+            target = "/v1/files/file%2F01%20a?after_id=x%2By&limit=2"
+            assert asyncio.run(_raw_get(proxy.app, target)) == 200
+    finally:
+        upstream.stop()
+    assert capture.targets == [b"/v1/files/file%2F01%20a?after_id=x%2By&limit=2"]
+
+
 def test_a_foreign_host_name_is_refused_on_loopback(emulator: Emulator) -> None:
     with Proxy(emulator.base_url) as proxy:
         answer = asyncio.run(
@@ -401,8 +415,12 @@ def test_a_foreign_host_name_is_refused_on_loopback(emulator: Emulator) -> None:
     assert answer.status_code == 403
 
 
-async def _raw_get(app: Any, path: str) -> int:
-    """A GET with exactly this path (an HTTP client would read `//host/...` as a new host)."""
+async def _raw_get(app: Any, target: str) -> int:
+    """A GET with exactly this path and query (an HTTP client would read `//host/...` as a
+    new host)."""
+    from urllib.parse import unquote
+
+    raw_path, _, query = target.partition("?")
     sent: list[Any] = []
     incoming = [{"type": "http.request", "body": b"", "more_body": False}]
 
@@ -418,9 +436,9 @@ async def _raw_get(app: Any, path: str) -> int:
     scope = {
         "type": "http",
         "method": "GET",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
+        "path": unquote(raw_path),
+        "raw_path": raw_path.encode(),
+        "query_string": query.encode(),
         "headers": [(b"host", b"127.0.0.1"), (b"x-api-key", b"sk-test")],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),

@@ -14,16 +14,13 @@ ledger and the metrics name a workspace by the key's one-way hash.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import time
-import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx2
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
@@ -42,6 +39,7 @@ from .guard import Guard
 from .metrics import Metrics
 from .reading import RequestReader
 from .sse import EventSplitter, StreamUsage
+from .upstream import Upstream, UpstreamError, UpstreamResponse
 from .writer import LedgerWriter
 
 __all__ = ["ProxyConfig", "create_proxy_app"]
@@ -136,29 +134,11 @@ class Proxy:
             store_prompts=config.store_prompts,
         )
         self.reader = RequestReader()
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    @property
-    def client(self) -> httpx2.AsyncClient:
-        """The upstream's pooled client for the running event loop (a connection belongs to
-        the loop that opened it; a server has one loop, tests may run several)."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = httpx2.AsyncClient(
-                timeout=httpx2.Timeout(self.config.timeout, connect=30.0),
-                limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=200),
-                trust_env=False,  # the upstream is the one named, not one from the environment
-            )
-        return client
+        self.client = Upstream(self.upstream, timeout=config.timeout)
 
     async def aclose(self) -> None:
         """Close the running loop's upstream connections (and the gate's, if it keeps any)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await self.client.aclose()
         for part in (self.config.gate, self.config.rate_limit):
             part_close = getattr(part, "aclose", None)
             if part_close is not None:
@@ -189,58 +169,54 @@ class Proxy:
         if call.key is not None:
             call.ticket = await self.config.gate.acquire_async(call.key, call.ttl_seconds)
         estimate = await self._pace(call)
-        upstream = self.client.build_request(
-            "POST",
-            self.upstream + request.url.path + _query(request),
-            headers=_forwarded(request.headers),
-            content=sent,
-        )
         try:
-            response = await self.client.send(upstream, stream=True)
-        except httpx2.HTTPError as exc:
+            response = await self.client.send(
+                "POST", _target(request), _forwarded(request.headers), sent
+            )
+        except UpstreamError as exc:
             await self._release(call, ok=False)
             await self._settle(call, estimate, None)
-            return await self._unreachable(call, sent, exc)
+            return await self._unreachable(call, exc)
         call.first_byte = time.time()
-        await self._release(call, ok=response.status_code < 400)
+        await self._release(call, ok=response.status < 400)
         headers = {**_returned(response.headers), **self._ours(call)}
-        if response.headers.get("content-type", "").startswith("text/event-stream"):
+        if (response.header("content-type") or "").startswith("text/event-stream"):
             return StreamingResponse(
                 self._relay(call, sent, response, estimate),
-                status_code=response.status_code,
+                status_code=response.status,
                 headers=headers,
             )
         try:
-            data = await response.aread()
-        except httpx2.HTTPError as exc:
-            return await self._unreachable(call, sent, exc)
+            data = await response.read()
+        except UpstreamError as exc:
+            return await self._unreachable(call, exc)
         finally:
-            await response.aclose()
+            response.close()
         answer = _loads(data)
         error = answer.get("error") if answer.get("type") == "error" else None
         await self._commit(
             call,
             usage=answer.get("usage") if isinstance(answer.get("usage"), dict) else None,
             message_id=answer.get("id") if isinstance(answer.get("id"), str) else None,
-            request_id=response.headers.get("request-id"),
-            error=_error_type(error, response.status_code),
-            http_status=response.status_code,
+            request_id=response.header("request-id"),
+            error=_error_type(error, response.status),
+            http_status=response.status,
             sent=sent,
         )
         await self._settle(call, estimate, answer.get("usage"))
-        return Response(data, status_code=response.status_code, headers=headers)
+        return Response(data, status_code=response.status, headers=headers)
 
     async def _relay(
-        self, call: Call, sent: bytes, response: httpx2.Response, estimate: int
+        self, call: Call, sent: bytes, response: UpstreamResponse, estimate: int
     ) -> AsyncIterator[bytes]:
         """The stream, event by event as each arrives; the row is committed just before the
         last event (`message_stop`) goes, so the client's stream ends after its row exists."""
         splitter, seen = EventSplitter(), StreamUsage()
         committed = False
         broken: str | None = None
-        rid = response.headers.get("request-id")
+        rid = response.header("request-id")
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.chunks():
                 for event in splitter.feed(chunk):
                     if seen.see(event) == "message_stop" and not committed:
                         committed = True
@@ -250,7 +226,7 @@ class Proxy:
                             message_id=seen.message_id,
                             request_id=rid,
                             error=seen.error,
-                            http_status=response.status_code,
+                            http_status=response.status,
                             sent=sent,
                         )
                         await self._settle(call, estimate, seen.usage)
@@ -258,10 +234,10 @@ class Proxy:
             rest = splitter.rest()
             if rest:
                 yield rest
-        except httpx2.HTTPError as exc:
-            broken = f"upstream_{type(exc).__name__}"
+        except UpstreamError as exc:
+            broken = f"upstream_{exc.name}"
         finally:
-            await response.aclose()
+            response.close()
             if not committed:  # cut short (upstream broke, or the client left): still billed
                 rec = self.pipeline.row(
                     call,
@@ -269,7 +245,7 @@ class Proxy:
                     message_id=seen.message_id,
                     request_id=rid,
                     error=seen.error or broken or "stream_incomplete",
-                    http_status=response.status_code,
+                    http_status=response.status,
                     sent=sent,
                 )
                 if rec is not None:  # not awaited: a cancelled task may not wait, the row is kept
@@ -311,16 +287,15 @@ class Proxy:
         if call.ticket is not None and call.ticket.role == "scout":
             await self.config.gate.release_async(call.ticket, ok=ok)
 
-    async def _unreachable(self, call: Call, sent: bytes, exc: httpx2.HTTPError) -> Response:
-        kind = "timeout_error" if isinstance(exc, httpx2.TimeoutException) else "api_error"
-        status = 504 if kind == "timeout_error" else 502
-        await self._commit(call, error=f"upstream_{type(exc).__name__}", http_status=status)
+    async def _unreachable(self, call: Call, exc: UpstreamError) -> Response:
+        kind = "timeout_error" if exc.timeout else "api_error"
+        status = 504 if exc.timeout else 502
+        await self._commit(call, error=f"upstream_{exc.name}", http_status=status)
         return ErrorResponse(
             error_body(
                 status,
                 kind,
-                f"cachewise proxy: the upstream {self.upstream} did not answer "
-                f"({type(exc).__name__})",
+                f"cachewise proxy: the upstream {self.upstream} did not answer ({exc.name})",
                 "req_cachewise_upstream",
             ),
             status,
@@ -346,34 +321,33 @@ class Proxy:
     # -- everything else ---------------------------------------------------------------------
 
     async def passthrough(self, request: Request) -> Response:
-        upstream = self.client.build_request(
-            request.method,
-            self.upstream + request.url.path + _query(request),
-            headers=_forwarded(request.headers, identity=False),
-            content=request.stream() if request.method not in ("GET", "HEAD") else None,
-        )
         try:
-            response = await self.client.send(upstream, stream=True)
-        except httpx2.HTTPError as exc:
+            response = await self.client.send(
+                request.method,
+                _target(request),
+                _forwarded(request.headers, identity=False),
+                request.stream() if request.method not in ("GET", "HEAD") else None,
+            )
+        except UpstreamError as exc:
             return ErrorResponse(
                 error_body(
                     502,
                     "api_error",
-                    f"cachewise proxy: the upstream did not answer ({type(exc).__name__})",
+                    f"cachewise proxy: the upstream did not answer ({exc.name})",
                     "req_cachewise_upstream",
                 ),
                 502,
             )
         headers = {  # the body goes as it came, compressed or not
             k: v
-            for k, v in response.headers.items()
+            for k, v in response.headers
             if k.lower() not in _NOT_RETURNED or k.lower() == "content-encoding"
         }
         return StreamingResponse(
-            response.aiter_raw(),
-            status_code=response.status_code,
+            response.chunks(),
+            status_code=response.status,
             headers=headers,
-            background=BackgroundTask(response.aclose),
+            background=BackgroundTask(response.close),
         )
 
     async def metrics_page(self, request: Request) -> Response:
@@ -460,13 +434,16 @@ def _forwarded(headers: Mapping[str, str], *, identity: bool = True) -> list[tup
     return kept
 
 
-def _returned(headers: httpx2.Headers) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.lower() not in _NOT_RETURNED}
+def _returned(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    return {k: v for k, v in headers if k.lower() not in _NOT_RETURNED}
 
 
-def _query(request: Request) -> str:
-    query = request.url.query
-    return "?" + query if query else ""
+def _target(request: Request) -> str:
+    """The request's path and query as the client wrote them (still percent-encoded)."""
+    scope = request.scope
+    path: str = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    query: str = scope.get("query_string", b"").decode("latin-1")
+    return path + "?" + query if query else path
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
