@@ -68,13 +68,20 @@ def _first_call(kind: str, url: str, body: dict, env: dict[str, str]) -> float:
 
 
 def _sides(
-    cli: str, request: Path, url: str, big: dict, cold: dict[str, str], warm: dict[str, str]
+    cli: str,
+    request: Path,
+    edited: Path,
+    url: str,
+    big: dict,
+    cold: dict[str, str],
+    warm: dict[str, str],
 ) -> dict[str, Callable[[], float]]:
     lint = [cli, "lint", str(request)]
     return {
         "import": lambda: _timed([sys.executable, "-c", "import cachewise"], cold),
         "lint cold": lambda: _timed(lint, cold),
         "lint warm": lambda: _timed(lint, warm),
+        "lint edited": lambda: _timed([cli, "lint", str(edited)], warm),
         "bare first call": lambda: _first_call("bare", url, big, cold),
         "wrapped first call, cold": lambda: _first_call("wrap", url, big, cold),
         "wrapped first call, warm": lambda: _first_call("wrap", url, big, warm),
@@ -109,7 +116,12 @@ def run() -> str:
             _first_call("wrap", url, big, warm)  # leaves its counts in the warm home
             for i in range(ROUNDS):
                 cold = {**os.environ, "CACHEWISE_HOME": str(Path(tmp) / f"cold{i}")}
-                for label, seconds in _sides(cli, request, url, big, cold, warm).items():
+                # A prompt just edited: texts this home has never counted.
+                edited = Path(tmp) / f"edited{i}.json"
+                system = [{**SMALL["system"][0], "text": f"{SMALL['system'][0]['text']} Rev {i}."}]
+                edited.write_text(json.dumps({**SMALL, "system": system}))
+                sides = _sides(cli, request, edited, url, big, cold, warm)
+                for label, seconds in sides.items():
                     results.setdefault(label, []).append(seconds())
         finally:
             server.terminate()
@@ -121,7 +133,9 @@ def run() -> str:
             "",
             f"`python bench/cold_start.py`: new processes, {ROUNDS} interleaved rounds, medians. "
             "*Cold*: an empty cachewise home (nothing counted before); *warm*: the home an "
-            "earlier process left (its on-disk count cache). The first-call rows time the call "
+            "earlier process left (its on-disk count cache and tokenizer snapshot); *edited*: "
+            "the warm home, and a request whose system text it has never counted (a pre-commit "
+            "hook after an edit). The first-call rows time the call "
             "alone, in a new process, for a ~6k-token prompt it has never sent, against an "
             "emulator in another process that has answered it before.",
             "",
@@ -130,12 +144,14 @@ def run() -> str:
             f"| `python -c 'import cachewise'` | {m['import']:.2f} |",
             f"| `cachewise lint request.json` (small), cold | {m['lint cold']:.2f} |",
             f"| `cachewise lint request.json` (small), warm | {m['lint warm']:.2f} |",
+            f"| `cachewise lint request.json` (small), edited | {m['lint edited']:.2f} |",
             f"| first call, bare SDK | {m['bare first call']:.2f} |",
             f"| first call, wrapped, cold | {m['wrapped first call, cold']:.2f} |",
             f"| first call, wrapped, warm | {m['wrapped first call, warm']:.2f} |",
             "",
-            "A small lint starts no tokenizer when the disk cache has its texts; a cold one counts "
-            "with ctok, whose start-up is most of its time. A wrapped first call plans its "
+            "A small lint starts no tokenizer when the disk cache has its texts; an edited one "
+            "loads the tokenizer's snapshot; a cold one builds the tokenizer from ctok's "
+            "vocabulary, which is most of its time. A wrapped first call plans its "
             "breakpoints, which needs the prompt's token counts.",
             "",
         ]

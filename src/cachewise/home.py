@@ -1,7 +1,7 @@
 """Where cachewise keeps what it keeps on this machine: `$CACHEWISE_HOME`, else the user data
 folder (`~/.local/share/cachewise` on Linux). It holds the ledger, its spool, the token-count
-cache and the demo's files; every command reads the variable when it needs the folder, so a test
-or a second installation can point it elsewhere."""
+cache, the tokenizer's snapshot and the demo's files; every command reads the variable when it
+needs the folder, so a test or a second installation can point it elsewhere."""
 
 from __future__ import annotations
 

@@ -61,9 +61,7 @@ class CtokTokenizer:
     def count(self, text: str, version: str, slot: Slot = "user") -> int:
         if not text:
             return 0
-        import ctok  # deferred: loading the vocabularies costs a few hundred ms
-
-        tokens = ctok.tokenize(text, version)
+        tokens = _ctok().tokenize(text, version)
         frame = self._frame(version)
         lone_word_start = slot == "system" and len(tokens) > frame and tokens[frame] == "⟨bow⟩"
         return len(tokens) - frame - int(lone_word_start)
@@ -71,11 +69,20 @@ class CtokTokenizer:
     def _frame(self, version: str) -> int:
         # ctok counts a whole one-message request; its frame is the run of leading pad tokens.
         if version not in self._frames:
-            import ctok
-
-            pieces = ctok.tokenize("a", version)
+            pieces = _ctok().tokenize("a", version)
             self._frames[version] = sum(1 for p in pieces if p == "⟨pad⟩")
         return self._frames[version]
+
+
+def _ctok() -> Any:
+    # Deferred: a process that never counts never loads the vocabularies (a few hundred ms,
+    # or a snapshot's tens of ms: see `vocab`).
+    import ctok
+
+    from .vocab import install
+
+    install()
+    return ctok
 
 
 class ApiTokenizer:

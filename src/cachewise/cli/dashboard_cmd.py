@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..dashboard import dashboard_app
 from ..server.net import is_loopback, server, url
 from .main import bind, main
 
@@ -30,5 +29,7 @@ def dashboard(target: str | None, host: str, port: int, include_emulated: bool) 
             "machine can read what the ledger's calls cost",
             err=True,
         )
+    from ..dashboard import dashboard_app  # the server, only when it runs
+
     app = dashboard_app(target, include_emulated=include_emulated)
     server(app, log_level="warning").run(sockets=[sock])

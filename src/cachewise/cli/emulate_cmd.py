@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from ..server.app import create_app
 from ..server.faults import parse_faults
 from ..server.limits import parse_limits
 from ..server.net import is_loopback, server, url
@@ -151,4 +150,6 @@ def emulate(
             "machine can use the emulator (its control API still answers loopback callers only)",
             err=True,
         )
+    from ..server.app import create_app  # the server, only when it runs
+
     server(create_app(config), log_level="warning").run(sockets=[sock])

@@ -9,8 +9,7 @@ import click
 
 from ..errors import InputError
 from ..gate import open_gate
-from ..server.net import is_loopback, server, url
-from ..server.proxy import ANTHROPIC_API, ProxyConfig, create_proxy_app
+from ..server.net import ANTHROPIC_API, is_loopback, server, url
 from .main import Finite, bind, main
 
 
@@ -116,6 +115,8 @@ def proxy(
 
         emulator = Emulator(EmulatorConfig()).start()
         upstream = emulator.base_url
+    from ..server.proxy import ProxyConfig, create_proxy_app  # the server, only when it runs
+
     config = ProxyConfig(
         upstream=upstream or ANTHROPIC_API,
         plan=plan,  # type: ignore[arg-type]

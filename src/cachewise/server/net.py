@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     import uvicorn
     from starlette.types import ASGIApp
 
-__all__ = ["is_loopback", "listen", "server", "url"]
+__all__ = ["ANTHROPIC_API", "is_loopback", "listen", "server", "url"]
+
+ANTHROPIC_API = "https://api.anthropic.com"
 
 
 def listen(host: str, port: int) -> socket.socket:

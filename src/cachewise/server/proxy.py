@@ -37,6 +37,7 @@ from ..spool import Recorder
 from .api import ApiError, ErrorResponse, api_error_response, betas_of, error_body, read_body
 from .guard import Guard
 from .metrics import Metrics
+from .net import ANTHROPIC_API
 from .reading import RequestReader
 from .sse import EventSplitter, StreamUsage
 from .upstream import Upstream, UpstreamError, UpstreamResponse
@@ -45,7 +46,6 @@ from .writer import LedgerWriter
 __all__ = ["ProxyConfig", "create_proxy_app"]
 
 LintMode = Literal["off", "warn", "strict"]
-ANTHROPIC_API = "https://api.anthropic.com"
 TOKEN_HEADER = "x-cachewise-token"
 # The API's own cap on a Messages request body.
 MAX_BODY_BYTES = 32 * 1024 * 1024
