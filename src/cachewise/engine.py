@@ -282,13 +282,7 @@ def validate(prompt: Prompt) -> None:
 
 def breakpoints(prompt: Prompt) -> list[Breakpoint]:
     """The request's breakpoints in cache order: explicit markers, then the automatic one."""
-    # A Prompt is immutable and a server meets the same one call after call (its reader
-    # remembers parses), so the walk is done once per Prompt and kept on it.
-    known: tuple[Breakpoint, ...] | None = prompt.__dict__.get("_breakpoints")
-    if known is None:
-        known = tuple(_breakpoints(prompt))
-        object.__setattr__(prompt, "_breakpoints", known)
-    return list(known)
+    return list(prompt.derived("breakpoints", lambda: tuple(_breakpoints(prompt))))
 
 
 def _breakpoints(prompt: Prompt) -> list[Breakpoint]:

@@ -99,6 +99,15 @@ class Prompt:
     level_params: Mapping[str, Any] = field(default_factory=dict)
     body: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def derived[T](self, name: str, make: Callable[[], T]) -> T:
+        """A value computed from this prompt alone, once: a Prompt never changes, and a server
+        meets the same one call after call (its reader remembers parses by the body's bytes).
+        Two threads may both compute it; either result is the same."""
+        known: dict[str, Any] = self.__dict__.setdefault("_derived", {})
+        if name not in known:
+            known[name] = make()
+        return known[name]  # type: ignore[no-any-return]
+
     @property
     def speed(self) -> str:
         """The speed it runs at (`Model.runs_at`), as folded into the system level."""

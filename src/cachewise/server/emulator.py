@@ -30,6 +30,7 @@ from ..request import Prompt
 from ..tokens import default_tokenizer
 from .api import (
     ApiError,
+    JsonAnswer,
     api_error_response,
     check_body,
     check_version,
@@ -88,7 +89,12 @@ async def create_message(request: Request) -> Response:
                         **st.limiter.headers(limit_key, arrival),
                     },
                 )
-        reply = build_reply(body, prompt, default_tokenizer())
+        # The reply follows from the body alone; a body seen before has the same parse.
+        reply = (
+            prompt.derived("reply", lambda: build_reply(body, prompt, default_tokenizer()))
+            if prompt.body is body
+            else build_reply(body, prompt, default_tokenizer())
+        )
         # One account: its entries stay pending until we know when its first byte comes, which
         # depends on what it did not read.
         try:
@@ -141,7 +147,7 @@ async def create_message(request: Request) -> Response:
         )
     if dropped:
         return _Dropped()
-    return JSONResponse(msg, headers=hdrs)
+    return JsonAnswer(msg, headers=hdrs)
 
 
 async def _sleep_until(deadline: float) -> None:
