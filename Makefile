@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint properties bench n8n-e2e clean
+.PHONY: demo test lint docs wheel-check properties bench n8n-e2e clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -n auto
 
+# The documentation site, into site/: the generated reference must be current, and --strict fails
+# on a broken link, a page left out of the nav or a docstring mkdocstrings cannot read.
+docs: $(STAMP)
+	$(BIN)/python scripts/docs_reference.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The wheel and sdist as people install them: built, installed in a fresh venv, run (about 2 min).
+wheel-check: $(STAMP)
+	PYTHON=$(BIN)/python scripts/wheel_check.sh
+
 # The property tests at 20x their examples (`make test` runs half): minutes, not seconds.
 properties: $(STAMP)
 	CACHEWISE_PROPERTY_SCALE=20 $(BIN)/pytest tests/test_engine_properties.py \
@@ -40,4 +50,4 @@ n8n-e2e: $(STAMP)
 	$(BIN)/python scripts/n8n_e2e.py $(N8N_E2E_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site dist

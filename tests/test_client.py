@@ -145,6 +145,23 @@ def test_auto_plan_makes_the_second_unmarked_call_read(emu: Emulator, ledger: Le
     assert [c.cause for c in ledger.calls()] == ["cold_start", "hit"]
 
 
+def test_an_agent_loop_sending_the_sdks_own_content_back_is_planned(
+    emu: Emulator, ledger: Ledger
+) -> None:
+    # The usual loop appends `reply.content` (SDK objects, not dicts) to the history it sends.
+    client = wrap(emu.client(), ledger=ledger)
+    messages: list[dict[str, Any]] = []
+    usages = []
+    for question in ["First question", "Second question", "Third question"]:
+        messages.append({"role": "user", "content": question})
+        reply = client.messages.create(model=MODEL, max_tokens=20, system=SYSTEM, messages=messages)
+        messages.append({"role": "assistant", "content": reply.content})
+        usages.append(reply.usage)
+    assert all(u.cache_read_input_tokens > 0 for u in usages[1:])
+    assert usages[2].cache_read_input_tokens > usages[1].cache_read_input_tokens  # the history
+    assert all(call.breakpoints for call in ledger.calls())
+
+
 def test_plan_off_leaves_requests_alone(emu: Emulator, ledger: Ledger) -> None:
     client = wrap(emu.client(), ledger=ledger, plan="off")
     ask(client, "one")

@@ -105,7 +105,7 @@ class _State:
     def prepare(self, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
         """The call, and the SDK's arguments for it (its options, and the body as planned)."""
         options = {k: v for k, v in kwargs.items() if k in _SDK_OPTIONS}
-        body = {k: v for k, v in kwargs.items() if k not in _SDK_OPTIONS}
+        body = {k: _plain(v) for k, v in kwargs.items() if k not in _SDK_OPTIONS}
         call = self.pipeline.prepare(body, workspace=self.workspace)
         if self.lint != "off" and call.prompt is not None:
             findings = [f for f in call.findings if f.severity != "info"]
@@ -153,6 +153,21 @@ class _State:
             http_status=getattr(error, "status_code", None),
             sent=_as_sent(sent),
         )
+
+
+def _plain(value: Any) -> Any:
+    """The JSON the SDK sends for an argument. Agent loops send a reply's content back as it came
+    (`{"role": "assistant", "content": reply.content}`): SDK objects, which the parser does not
+    read, so such a request was sent unplanned. They are dumped as the SDK dumps them."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "model_dump"):
+        exclude = getattr(value, "__api_exclude__", None)
+        dumped = value.model_dump(exclude_unset=True, mode="json", by_alias=True, exclude=exclude)
+        return _plain(dumped)
+    return value
 
 
 def _as_sent(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import socket
 import sys
 import warnings
@@ -55,7 +56,11 @@ def _show_warning(
 
 
 @click.group(cls=CachewiseGroup)
-@click.version_option(__version__, prog_name="cachewise")
+@click.version_option(
+    __version__,
+    prog_name="cachewise",
+    message=f"%(prog)s %(version)s (Python {platform.python_version()}, {sys.platform})",
+)
 def main() -> None:
     """Make Claude API calls prompt-cache-optimal, and prove it."""
 
