@@ -174,7 +174,8 @@ def test_the_examples_run_and_print_what_the_page_shows(page: Path, folder: Emul
             commands = [line for line in block.code.splitlines() if line.strip()]
             if len(commands) != 1 or not commands[0].startswith("cachewise "):
                 continue
-            result = CliRunner().invoke(main, command_lines(block.code)[0])
+            # The width a pipe gets (`cli.main.console`), whatever the session's COLUMNS.
+            result = CliRunner().invoke(main, command_lines(block.code)[0], env={"COLUMNS": "160"})
             printed = result.output
         else:
             continue
