@@ -5,6 +5,7 @@ A trace row is `{"started_at": seconds, "request": {...}, "workspace"?: str, "tt
 `{"custom_id", "params"}`, are accepted wherever a row is. A file holds one JSON document (a body
 or a row) or JSON Lines. `-` reads standard input. Rows without times run one after another, a
 second apart, except Message Batches lines, which start together: a batch is one burst.
+A request that carries an earlier request's answer replays after that answer (`schedule`).
 
 Bad input stops with an `InputError` naming the file, the line and the field; nothing is guessed.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "read_rows",
     "replay",
     "rows_from",
+    "schedule",
 ]
 
 # When a trace does not say how long a response took to begin, this is assumed; it decides
