@@ -12,7 +12,6 @@ Bad input stops with an `InputError` naming the file, the line and the field; no
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -21,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .body import text_blocks
 from .catalog import get_model
+from .causality import causal_times
 from .engine import Account, Engine
 from .errors import InputError, InvalidRequest, UnknownModel
 from .request import Prompt, parse_request
@@ -316,16 +315,9 @@ def start_times(rows: Sequence[Row]) -> list[float]:
 
 
 def schedule(rows: Sequence[Row]) -> list[tuple[float, float]]:
-    """When each row starts, and when its response's first byte makes its entries readable.
-
-    A request that carries an earlier request's answer (its messages are the earlier one's, then
-    an assistant turn) was sent after that answer arrived, whatever the timestamps say: a ledger
-    of a fast sequential client has rows a few milliseconds apart, in an order clock jitter may
-    even swap. When the earlier row has its `ttft_ms`, the later one starts no sooner than that
-    first byte; when it has none, its first byte is taken no later than the later row's start
-    (instead of `DEFAULT_TTFT_MS`). So a conversation replays the same whatever the jitter.
-    """
-    starts, ready, _ = _causal(rows)
+    """When each row starts, and when its response's first byte makes its entries readable: a
+    request that carries an earlier request's answer comes after that answer (`causality`)."""
+    starts, ready, _ = causal_times(rows, start_times(rows))
     return list(zip(starts, ready, strict=True))
 
 
@@ -336,102 +328,9 @@ def timeline(rows: Sequence[Row]) -> list[tuple[float, float, Row]]:
 
 
 def _ordered(rows: Sequence[Row]) -> list[tuple[int, float, float]]:
-    starts, ready, depth = _causal(rows)
+    starts, ready, depth = causal_times(rows, start_times(rows))
     order = sorted(range(len(rows)), key=lambda i: (starts[i], depth[i], i))
     return [(i, starts[i], ready[i]) for i in order]
-
-
-def _causal(rows: Sequence[Row]) -> tuple[list[float], list[float], list[int]]:
-    """Start times, first-byte times and depths in the chain of answers (see `schedule`)."""
-    starts = start_times(rows)
-    before = _predecessors(rows, starts)
-    depth = [0] * len(rows)
-    # A predecessor has fewer messages: in that order, each row's is settled before it.
-    for j in sorted(range(len(rows)), key=lambda i: _message_count(rows[i])):
-        i = before[j]
-        if i is not None:
-            first_byte = rows[i].ttft_s if rows[i].ttft_ms is not None else 0.0
-            starts[j] = max(starts[j], starts[i] + first_byte)
-            depth[j] = depth[i] + 1
-    ready = [start + row.ttft_s for start, row in zip(starts, rows, strict=True)]
-    for j, i in enumerate(before):
-        if i is not None and rows[i].ttft_ms is None:
-            ready[i] = max(starts[i], min(ready[i], starts[j]))
-    return starts, ready, depth
-
-
-def _message_count(row: Row) -> int:
-    messages = row.request.get("messages")
-    return len(messages) if isinstance(messages, list) else 0
-
-
-def _predecessors(rows: Sequence[Row], starts: Sequence[float]) -> list[int | None]:
-    """For each row, the row whose answer it carries: the one with the longest list of messages
-    that this row's messages begin with, followed by an assistant turn (in the same workspace,
-    with the same system prompt; markers aside). Among identical requests, the latest that
-    started before this one."""
-    whole: dict[bytes, list[int]] = {}
-    prefixes: list[list[bytes]] = []
-    for index, row in enumerate(rows):
-        keys = _prefix_keys(row)
-        prefixes.append(keys)
-        if keys:
-            whole.setdefault(keys[-1], []).append(index)
-    out: list[int | None] = []
-    for j, row in enumerate(rows):
-        messages = row.request.get("messages")
-        found = None
-        if isinstance(messages, list):
-            for k in range(len(messages) - 1, 0, -1):
-                turn = messages[k]
-                if not (isinstance(turn, dict) and turn.get("role") == "assistant"):
-                    continue
-                same = [i for i in whole.get(prefixes[j][k], []) if i != j]
-                if same:
-                    earlier = [i for i in same if starts[i] <= starts[j]]
-                    found = (
-                        max(earlier, key=lambda i: (starts[i], i))
-                        if earlier
-                        else min(same, key=lambda i: (starts[i], i))
-                    )
-                    break
-        out.append(found)
-    return out
-
-
-def _prefix_keys(row: Row) -> list[bytes]:
-    """Digests of the row's conversation so far: entry k stands for the workspace, the system
-    prompt and the first k messages, without markers (a string is its text block)."""
-    messages = row.request.get("messages")
-    if not isinstance(messages, list):
-        return []
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(_canonical([row.workspace or "", text_blocks(row.request.get("system"))]))
-    keys = [digest.digest()]
-    for message in messages:
-        digest.update(_canonical(message))
-        keys.append(digest.digest())
-    return keys
-
-
-def _canonical(value: Any) -> bytes:
-    if isinstance(value, dict) and isinstance(value.get("content"), str):
-        value = {**value, "content": text_blocks(value["content"])}  # as the API renders it
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    if '"cache_control"' in text:  # rare in a message: only then the slower copy without them
-        text = json.dumps(_unmarked(value), sort_keys=True, separators=(",", ":"))
-    return text.encode()
-
-
-def _unmarked(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = {k: _unmarked(v) for k, v in value.items() if k != "cache_control"}
-        if "role" in out:  # a message: a string is its text block, as the API renders it
-            out["content"] = text_blocks(out.get("content"))
-        return out
-    if isinstance(value, list):
-        return [_unmarked(v) for v in value]
-    return value
 
 
 def replay(
