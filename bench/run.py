@@ -29,6 +29,7 @@ import runner_scout
 import simulate_compare
 import simulate_scale
 import wrap_overhead
+from peers import harness as peers_harness
 
 SECTIONS = {
     "emulator": emulator_rps.run,
@@ -44,6 +45,7 @@ SECTIONS = {
     "simulate": simulate_compare.run,
     "simulate_scale": simulate_scale.run,
     "report_scale": report_scale.run,
+    "peers": peers_harness.run,  # the peer libraries, in a venv of their own (bench/peers/)
 }
 RESULTS = Path(__file__).parent / "results.md"
 _MARK = re.compile(r"^<!-- section: (\w+) -->$", re.MULTILINE)

@@ -55,6 +55,7 @@ EXPECTED = {
     "litellm": ["/system/0", "/messages/2/content/0"],
     "langchain": ["/", "/tools/1", "/system/0"],
     "pydantic-ai": ["/", "/tools/1", "/system/0"],
+    "pydantic-ai-messages": ["/tools/1", "/system/0", "/messages/2/content/0"],
     "spring-system-and-tools": ["/tools/1", "/system/0"],
     "spring-conversation-history": ["/tools/1", "/system/0", "/messages/2/content/0"],
 }
@@ -72,6 +73,12 @@ EXPECTED_WHEN_MARKED = {
     "litellm": ["/messages/0/content/0"],  # the default points stand down
     "langchain": ["/", "/tools/1", "/system/0", "/messages/0/content/0"],  # added on top
     "pydantic-ai": ["/", "/tools/1", "/system/0", "/messages/0/content/0"],  # a CachePoint
+    "pydantic-ai-messages": [
+        "/tools/1",
+        "/system/0",
+        "/messages/0/content/0",
+        "/messages/2/content/0",
+    ],
     "spring-system-and-tools": ["/tools/1", "/system/0"],  # Spring never sees raw markers
     "spring-conversation-history": ["/tools/1", "/system/0", "/messages/2/content/0"],
 }
@@ -130,19 +137,67 @@ def test_every_strategy_changes_markers_and_nothing_else() -> None:
         assert body["tools"][0]["input_schema"] == schema, name  # the caller's body untouched
 
 
-def test_pydantic_ai_trims_the_oldest_message_markers_to_fit_four() -> None:
-    body = request(
-        tools=[tool("a")],
-        system=SYSTEM,
-        messages=[
-            {"role": "user", "content": [block("m0", CC)]},
-            {"role": "assistant", "content": "a"},
-            {"role": "user", "content": [block("m2", CC)]},
-        ],
-    )
-    sent = STRATEGIES["pydantic-ai"](body, [])
-    # Automatic, system, last tool, and the newest CachePoint: the oldest one went.
-    assert sorted(markers(sent)) == ["/", "/messages/2/content/0", "/system/0", "/tools/0"]
+def cache_points(n: int, ttl: str = "5m") -> dict[str, Any]:
+    """A conversation whose every user turn ends in a CachePoint (pydantic-ai keeps them in
+    its history), the last one on the request's last block."""
+    marker = CC if ttl == "5m" else {"type": "ephemeral", "ttl": "1h"}
+    messages: list[dict[str, Any]] = []
+    for i in range(n):
+        messages.append({"role": "user", "content": [block(f"m{i}", marker)]})
+        if i < n - 1:
+            messages.append({"role": "assistant", "content": f"a{i}"})
+    return request(tools=[tool("a")], system=SYSTEM, messages=messages)
+
+
+def test_pydantic_ai_drops_automatic_caching_for_a_cache_point_on_the_last_block() -> None:
+    sent = STRATEGIES["pydantic-ai"](cache_points(2), [])
+    assert sorted(markers(sent)) == [
+        "/messages/0/content/0",
+        "/messages/2/content/0",
+        "/system/0",
+        "/tools/0",
+    ]
+
+
+def test_pydantic_ai_trims_the_oldest_cache_points_to_fit_four() -> None:
+    # System and tool markers are kept; two slots are left for the newest CachePoints.
+    sent = STRATEGIES["pydantic-ai"](cache_points(4), [])
+    assert sorted(markers(sent)) == [
+        "/messages/4/content/0",
+        "/messages/6/content/0",
+        "/system/0",
+        "/tools/0",
+    ]
+    # An earlier CachePoint leaves the automatic marker: one slot for the newest CachePoint.
+    body = cache_points(3)
+    body["messages"].append({"role": "assistant", "content": "a2"})
+    body["messages"].append({"role": "user", "content": "q"})
+    assert sorted(markers(STRATEGIES["pydantic-ai"](body, []))) == [
+        "/",
+        "/messages/4/content/0",
+        "/system/0",
+        "/tools/0",
+    ]
+
+
+def test_pydantic_ai_raises_earlier_breakpoints_to_a_later_1h() -> None:
+    sent = STRATEGIES["pydantic-ai"](cache_points(2, ttl="1h"), [])
+    assert sent["tools"][0]["cache_control"]["ttl"] == "1h"
+    assert sent["system"][0]["cache_control"]["ttl"] == "1h"
+    assert "cache_control" not in sent  # the CachePoint on the last block replaced it
+    parse_request(sent)  # the API takes it: no 1h after a 5m
+    rows = [{"started_at": 0, "request": cache_points(2, ttl="1h")}]
+    [outcome] = [o for o in simulate(rows, ["pydantic-ai"]) if o.name == "pydantic-ai"]
+    assert outcome.errors == 0 and outcome.writes == 1
+
+
+def test_pydantic_ai_cache_messages_marks_the_last_block_not_the_top_level() -> None:
+    sent = STRATEGIES["pydantic-ai-messages"](CONVO, [])
+    assert "cache_control" not in sent
+    assert sent["messages"][2]["content"][0]["cache_control"] == CC
+    # A CachePoint already there keeps its TTL.
+    marked = STRATEGIES["pydantic-ai-messages"](cache_points(2, ttl="1h"), [])
+    assert marked["messages"][2]["content"][0]["cache_control"]["ttl"] == "1h"
 
 
 def seed_batch(n: int = 20) -> list[dict[str, Any]]:

@@ -155,10 +155,12 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
     """The lower bound described in the module docstring."""
     ttl = {FIVE: float(catalog().ttl_seconds["5m"]), HOUR: float(catalog().ttl_seconds["1h"])}
     requests: list[tuple[float, Row, Prompt]] = []
-    for at, row in timeline(rows):
+    first_byte: list[float] = []
+    for at, ready, row in timeline(rows):
         prompt = unmarked({**row.request, "model": model} if model else row.request)
         if prompt is not None:  # else no strategy pays for it
             requests.append((at, row, prompt))
+            first_byte.append(ready - at)
 
     # Which positions of each request recur in another request of its workspace and model.
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -172,7 +174,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
         space = (row.workspace or "default", prompt.model.id)
         # A gate holds a request at most until every earlier write in its space is readable.
         latest = max(at, readable.get(space, at))
-        readable[space] = max(readable.get(space, latest), latest + row.ttft_s)
+        readable[space] = max(readable.get(space, latest), latest + first_byte[index])
         minimum, _ = minimum_for(prompt.model)
         prices = prompt.model.prices_for(prompt.total_tokens, prompt.speed)
         if prices is None:

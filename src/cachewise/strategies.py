@@ -12,8 +12,12 @@ default behaviour in their source and documentation as of late 2026 (docs/simula
   last block, 5m; they stand down when the request already carries a marker.
 - `langchain`: LangChain's AnthropicPromptCachingMiddleware (2026-03): last system block, last
   tool, automatic tail, 5m, on top of the request's own markers.
-- `pydantic-ai`: the request's message markers (CachePoints), instructions, the last tool not
-  deferred, automatic tail, 5m; oldest message markers trimmed to fit 4.
+- `pydantic-ai`: pydantic-ai-slim 2.68.0 with `anthropic_cache`: the request's message markers
+  (CachePoints), instructions, the last tool not deferred, automatic tail, 5m; a CachePoint on
+  the last block replaces the automatic marker; the oldest message markers trimmed to fit 4;
+  earlier TTLs raised to the longest after them.
+- `pydantic-ai-messages`: the same with `anthropic_cache_messages`: a 5m marker on the last
+  block instead of the automatic one.
 - `spring-system-and-tools`: Spring AI SYSTEM_AND_TOOLS: last tool and last system block.
 - `spring-conversation-history`: Spring AI CONVERSATION_HISTORY (PR #4546, 2.0): last tool, last
   system block, and the text of the last user message that is not a tool round.
@@ -29,7 +33,6 @@ from .body import (
     block_list,
     cache_control,
     copy_json,
-    fit_markers,
     has_markers,
     last_message_blocks,
     mark_last,
@@ -100,17 +103,81 @@ def langchain(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> 
     return out
 
 
-def pydantic_ai(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
-    # The client's markers in messages are its CachePoints, kept; instructions (taken as all
-    # static: the marker goes on the last system block), the last tool that is not deferred,
-    # and automatic caching; then the oldest CachePoints are dropped to fit.
+# pydantic-ai's rules, as pydantic-ai-slim 2.68.0 applies them (models/anthropic): the blocks a
+# breakpoint may sit on, and the order the API reads breakpoints in.
+_PYDANTIC_CACHEABLE = frozenset(
+    {"text", "tool_use", "server_tool_use", "image", "tool_result", "document", "mcp_tool_result"}
+)
+
+
+def _pydantic_tail(out: dict[str, Any]) -> dict[str, Any] | None:
+    """The block automatic caching would mark: the last cacheable (or already marked) block of
+    the last message."""
+    for block in reversed(last_message_blocks(out) or []):
+        if isinstance(block, dict) and (
+            "cache_control" in block or block.get("type") in _PYDANTIC_CACHEABLE
+        ):
+            return block
+    return None
+
+
+def _pydantic_ai(body: Mapping[str, Any], *, tail: bool) -> dict[str, Any]:
+    # The client's markers in messages are its CachePoints, kept; then the instructions (taken
+    # as all static: the last system block) and the tool definitions (the last tool that is not
+    # deferred), 5m; then the conversation: the top-level automatic marker (`anthropic_cache`),
+    # or with `tail` a 5m marker on the last block (`anthropic_cache_messages`).
     out = _fresh(body)
     if "messages" in body:
         out["messages"] = copy_json(body["messages"])
-    mark_last(block_list(out, "system"))
-    mark_last([t for t in tool_list(out) if isinstance(t, dict) and not t.get("defer_loading")])
-    out["cache_control"] = cache_control()
-    return fit_markers(out, MAX_BREAKPOINTS)
+    system = block_list(out, "system") or []
+    mark_last(system)
+    tools = tool_list(out)
+    mark_last([t for t in tools if isinstance(t, dict) and not t.get("defer_loading")])
+    last = _pydantic_tail(out)
+    if tail and last is not None and "cache_control" not in last:
+        last["cache_control"] = cache_control()
+    # A CachePoint on the block automatic caching would mark wins: the top-level marker goes.
+    automatic = not tail and not (last is not None and "cache_control" in last)
+    # Four at most: tool markers and the system one are kept, the oldest message markers go.
+    carriers = [b for b in [*tools, *system] if isinstance(b, dict) and "cache_control" in b]
+    budget = MAX_BREAKPOINTS - automatic - len(carriers)
+    messages = [m for m in out.get("messages") or [] if isinstance(m, dict)]
+    marked = [
+        b
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for b in m["content"]
+        if isinstance(b, dict) and "cache_control" in b
+    ]
+    for block in marked[: max(0, len(marked) - max(budget, 0))]:
+        del block["cache_control"]
+    carriers += marked[-budget:] if budget > 0 else []
+    # A longer TTL may not follow a shorter one: earlier breakpoints are raised to the longest
+    # after them, the automatic one (5m) last.
+    longest = "5m"
+    for block in reversed(carriers):
+        ttl = (
+            block["cache_control"].get("ttl", "5m")
+            if isinstance(block["cache_control"], dict)
+            else "5m"
+        )
+        if ttl == "1h":
+            longest = "1h"
+        elif longest == "1h":
+            block["cache_control"] = cache_control("1h")
+    if automatic:
+        out["cache_control"] = cache_control()
+    return out
+
+
+def pydantic_ai(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> dict[str, Any]:
+    return _pydantic_ai(body, tail=False)
+
+
+def pydantic_ai_messages(
+    body: Mapping[str, Any], seen: Seen, now: float | None = None
+) -> dict[str, Any]:
+    return _pydantic_ai(body, tail=True)
 
 
 def spring_system_and_tools(
@@ -151,6 +218,7 @@ STRATEGIES: dict[str, Strategy] = {
     "litellm": litellm,
     "langchain": langchain,
     "pydantic-ai": pydantic_ai,
+    "pydantic-ai-messages": pydantic_ai_messages,
     "spring-system-and-tools": spring_system_and_tools,
     "spring-conversation-history": spring_conversation_history,
     "cachewise": cachewise_plan,

@@ -5,6 +5,7 @@ A trace row is `{"started_at": seconds, "request": {...}, "workspace"?: str, "tt
 `{"custom_id", "params"}`, are accepted wherever a row is. A file holds one JSON document (a body
 or a row) or JSON Lines. `-` reads standard input. Rows without times run one after another, a
 second apart, except Message Batches lines, which start together: a batch is one burst.
+A request that carries an earlier request's answer replays after that answer (`schedule`).
 
 Bad input stops with an `InputError` naming the file, the line and the field; nothing is guessed.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalog import get_model
+from .causality import causal_times
 from .engine import Account, Engine
 from .errors import InputError, InvalidRequest, UnknownModel
 from .request import Prompt, parse_request
@@ -36,6 +38,7 @@ __all__ = [
     "read_rows",
     "replay",
     "rows_from",
+    "schedule",
 ]
 
 # When a trace does not say how long a response took to begin, this is assumed; it decides
@@ -311,9 +314,23 @@ def start_times(rows: Sequence[Row]) -> list[float]:
     return starts
 
 
-def timeline(rows: Sequence[Row]) -> list[tuple[float, Row]]:
-    """The rows with their start times, in the order the API would see them."""
-    return sorted(zip(start_times(rows), rows, strict=True), key=lambda pair: pair[0])
+def schedule(rows: Sequence[Row]) -> list[tuple[float, float]]:
+    """When each row starts, and when its response's first byte makes its entries readable: a
+    request that carries an earlier request's answer comes after that answer (`causality`)."""
+    starts, ready, _ = causal_times(rows, start_times(rows))
+    return list(zip(starts, ready, strict=True))
+
+
+def timeline(rows: Sequence[Row]) -> list[tuple[float, float, Row]]:
+    """The rows with their start and first-byte times (`schedule`), in the order the API would
+    see them: by start, a request after the one whose answer it carries."""
+    return [(start, ready, rows[i]) for i, start, ready in _ordered(rows)]
+
+
+def _ordered(rows: Sequence[Row]) -> list[tuple[int, float, float]]:
+    starts, ready, depth = causal_times(rows, start_times(rows))
+    order = sorted(range(len(rows)), key=lambda i: (starts[i], depth[i], i))
+    return [(i, starts[i], ready[i]) for i in order]
 
 
 def replay(
@@ -326,18 +343,16 @@ def replay(
     """Run rows through the engine in time order, as the API would see them.
 
     Rows without `started_at` follow the previous row by a second; a response begins
-    `ttft_ms` (default DEFAULT_TTFT_MS) after its request starts. Requests the API would reject
+    `ttft_ms` (default DEFAULT_TTFT_MS) after its request starts, and a request that carries an
+    earlier one's answer comes after it (`schedule`). Requests the API would reject
     are kept, with their error and no account. The default engine forgets nothing: the rows are
     all held anyway, and an entry that expired hours before a row still explains its miss.
     """
     engine = engine or Engine(retain_expired=math.inf)
     parsed = list(prompts) if prompts is not None else [parse_row(r, model) for r in rows]
-    starts = start_times(rows)
-    order = sorted(range(len(rows)), key=lambda i: (starts[i], i))
     steps: dict[int, Step] = {}
-    for i in order:
-        row, prompt, start = rows[i], parsed[i], starts[i]
-        ready = start + row.ttft_s
+    for i, start, ready in _ordered(rows):
+        row, prompt = rows[i], parsed[i]
         workspace = row.workspace or "default"
         try:
             account = engine.account(prompt, now=start, workspace=workspace, ready_at=ready)
