@@ -8,7 +8,7 @@ from typing import Any
 from cachewise import parse_request
 from cachewise.oracle import oracle
 from cachewise.trace import rows_from
-from conftest import request, text
+from conftest import CC, request, text
 
 SYSTEM = text(3000, "oracle")
 MTOK = Decimal(1_000_000)
@@ -220,3 +220,27 @@ def test_fast_mode_is_priced_in_the_bound_and_a_standard_pre_warm_of_the_tools_h
     events = [(0.0, request(model=model, tools=marked_tools) | {"max_tokens": 0})]
     events += [(r["started_at"], r["request"] | {"tools": marked_tools}) for r in fast]
     assert bound(fast) <= bill(events)
+
+
+def test_rows_parsed_already_give_the_same_bound_as_rows_parsed_by_the_oracle() -> None:
+    from dataclasses import replace
+
+    from cachewise.engine import violations
+
+    system = [{"type": "text", "text": SYSTEM, "cache_control": CC}]
+    marked = [{**r, "request": request(system=system)} for r in trace(0, 90)]
+    blocks = [{"type": "text", "text": f"Part {i}.", "cache_control": CC} for i in range(4)]
+    five = {  # five breakpoints: the API rejects it, but not without its markers
+        "started_at": 200.0,
+        "request": request(system=system, messages=[{"role": "user", "content": blocks}]),
+    }
+    rows = rows_from([*trace(0, 400, 2000), *marked, five])
+    parsed = [replace(row, prompt=parse_request(row.request)) for row in rows]
+    assert violations(parsed[-1].prompt)  # parsed with its markers, which the API refuses
+    plain, given = oracle(rows), oracle(parsed)
+    assert (plain.cost_usd, plain.usage, plain.writes, plain.reads) == (
+        given.cost_usd,
+        given.usage,
+        given.writes,
+        given.reads,
+    )

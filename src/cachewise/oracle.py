@@ -40,8 +40,8 @@ from dataclasses import astuple, dataclass
 from decimal import Decimal
 from typing import Any
 
-from .catalog import Prices, catalog
-from .engine import alive, billed_output, minimum_for, unmarked
+from .catalog import Prices, catalog, get_model
+from .engine import alive, billed_output, minimum_for, unmarked, violations
 from .request import Position, Prompt
 from .trace import Row, timeline
 from .usage import Usage
@@ -55,7 +55,7 @@ NONE, FIVE, HOUR = 0, 1, 2
 INPUT, WRITE_5M, WRITE_1H, READ = "input", "write_5m", "write_1h", "read"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per request and segment: tens of thousands
 class _Use:
     request: int  # index into the time-ordered requests of the trace
     at: float  # its start in the trace: the earliest it can be sent
@@ -157,7 +157,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
     requests: list[tuple[float, Row, Prompt]] = []
     first_byte: list[float] = []
     for at, ready, row in timeline(rows):
-        prompt = unmarked({**row.request, "model": model} if model else row.request)
+        prompt = _unmarked(row, model)
         if prompt is not None:  # else no strategy pays for it
             requests.append((at, row, prompt))
             first_byte.append(ready - at)
@@ -169,6 +169,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
             counts[(row.workspace or "default", prompt.model.id, p.prefix_hash)] += 1
 
     segments: dict[tuple[str, str, str], tuple[int, list[_Use]]] = {}
+    prices_seen: dict[Prices, Prices] = {}  # a few distinct ones, shared by every use
     readable: dict[tuple[str, str], float] = {}  # per space: the latest an entry can turn readable
     for index, (at, row, prompt) in enumerate(requests):
         space = (row.workspace or "default", prompt.model.id)
@@ -194,7 +195,7 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
                 index,
                 at,
                 latest,
-                _cheapest(prompt, p, prices),
+                prices_seen.setdefault(cheapest := _cheapest(prompt, p, prices), cheapest),
                 can_read=p.index <= shared_at,
                 joins_1h=p.index < recurs_to,
                 extends=p.index < len(prompt.positions) - 1,
@@ -231,6 +232,17 @@ def oracle(rows: Sequence[Row], *, model: str | None = None) -> OracleResult:
             elif action != INPUT:
                 wrote.add(use.request)
     return OracleResult(usage, total, len(wrote), len(read), sum(pings.values()))
+
+
+def _unmarked(row: Row, model: str | None) -> Prompt | None:
+    """The row's request without markers. Markers are no part of a position's identity or count
+    and a request the API accepts with them it accepts without them, so a row parsed already
+    (as replayed) is used as it is: the bound holds no second parse of the trace."""
+    parsed = row.prompt
+    replayed = parsed is not None and (model is None or parsed.model.id == get_model(model).id)
+    if parsed is not None and replayed and not violations(parsed):
+        return parsed
+    return unmarked({**row.request, "model": model} if model else row.request)
 
 
 def _cheapest(prompt: Prompt, position: Position, prices: Prices) -> Prices:

@@ -241,8 +241,11 @@ def simulate(
         raise InputError(
             f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}", field="--strategy"
         )
-    # Each request parsed once (as replayed: with `model`), for every strategy's history.
-    parsed = [replace(r, prompt=_parsed(_body(r, model))) for r in given]
+    # Each request parsed once (as replayed: with `model`), for every strategy's history; a row
+    # the caller parsed already is not parsed again.
+    parsed = [
+        r if _as_replayed(r, model) else replace(r, prompt=_parsed(_body(r, model))) for r in given
+    ]
     oracle = oracle_bound(parsed, model=model)
     outcomes = [
         replay_strategy(
