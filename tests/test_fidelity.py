@@ -322,3 +322,70 @@ def test_the_kept_facts_replay_with_every_pattern_agreeing() -> None:
     outcomes = replay(facts)
     assert len(outcomes) == len(facts["recordings"]) > 0
     assert all(o.pattern_ok for o in outcomes)
+
+
+def test_with_a_system_prompt_the_tool_prompt_ends_after_it() -> None:
+    """ruby_llm's three breakpoints (3.5 Haiku): tools, system and user marked; the next call
+    read 2,445 + 2,104: the tools prefix and only 5 of the tool prompt's 134 closing tokens
+    before the system text, the other 129 after it."""
+    model = "claude-3-5-haiku-20241022"
+    f = get_model(model).framing
+    t = tool("architect", CC) | {"description": text(2400, "guidance")}
+    system = [block(text(2400, "rules"), CC)]
+    msgs = [{"role": "user", "content": [block(text(50, "ask"), CC)]}]
+    p = parse_request(request(model=model, tools=[t], system=system, messages=msgs))
+    tool_pos, system_pos = p.positions[0], p.positions[1]
+    assert system_pos.tokens == (
+        f.tools_after - f.tools_after_system + C(system[0]["text"], slot="system")
+    )
+    assert p.positions[2].tokens == f.tools_after_system + f.messages_start + C(
+        msgs[0]["content"][0]["text"]
+    )
+    assert tool_pos.tokens == f.start + f.tools_before + C(_function(t))
+
+
+@pytest.mark.parametrize("model", ["claude-3-5-haiku-20241022", "claude-haiku-4-5"])
+def test_a_tool_result_given_as_blocks_costs_more_than_as_a_string(model: str) -> None:
+    """ruby_llm sends results as a list of text blocks; on both Haikus those rounds cost more
+    than pydantic-ai's string results of the same shape."""
+    f = get_model(model).framing
+    use = {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}}
+
+    def total(content: Any) -> int:
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": content}
+        msgs = [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": [use]},
+            {"role": "user", "content": [result]},
+        ]
+        return parse_request(
+            request(model=model, tools=[tool("weather")], messages=msgs)
+        ).total_tokens
+
+    as_blocks = total([{"type": "text", "text": "Oslo: 4C, snow."}])
+    assert f.tool_result_block_extra > 0
+    assert as_blocks - total("Oslo: 4C, snow.") == f.tool_result_block_extra
+
+
+def test_thinking_adds_its_configuration_and_wraps_kept_blocks() -> None:
+    """pydantic-ai's tool run with thinking on (sonnet-4-0): 30 more tokens with thinking
+    enabled, and a kept thinking block costs 8 over its text."""
+    model = "claude-sonnet-4-0"
+    f = get_model(model).framing
+    thought = "I should look the country up first."
+    msgs = [
+        {"role": "user", "content": "Largest city?"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": thought, "signature": "sig"},
+            {"type": "tool_use", "id": "toolu_1", "name": "country", "input": {}},
+        ]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Mexico"}
+        ]},
+    ]  # fmt: skip
+    body = request(model=model, tools=[tool("country")], messages=msgs)
+    off = parse_request(body)
+    on = parse_request({**body, "thinking": {"type": "enabled", "budget_tokens": 2000}})
+    assert on.total_tokens - off.total_tokens == f.thinking_extra > 0
+    kept = next(p for p in on.positions if p.kind == "thinking")
+    assert kept.tokens == f.message_separator + f.thinking_block_extra + C(thought)

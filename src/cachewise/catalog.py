@@ -63,7 +63,8 @@ class Framing:
     (non-ASCII escaped when `tool_json_ascii`, keys sorted when `tool_json_sorted`, an empty
     description left out when `tool_omit_empty_description`); `tools_before` precedes the first
     definition, `tools_between` separates two, and `tools_after` follows the last (None: the
-    pricing page's tool-use system prompt size, all before). Forcing a tool adds
+    pricing page's tool-use system prompt size, all before), of which `tools_after_system`
+    comes after the system prompt when there is one. Forcing a tool adds
     `tool_choice_any_extra` / `tool_choice_tool_extra`, placed by `tool_choice_place` before the
     first message ("messages") or after the last block ("tail"), both past the system level,
     where a tool_choice change invalidates the cache; a request with a `strict` tool adds
@@ -71,8 +72,11 @@ class Framing:
     ({ns}: `tool_call_ns`, {name}, {params}: one `tool_param_template` per input key with {key}
     and {value}), and the first call of a message brings `tool_calls_extra` before it (the block
     around the calls); without a template it is its name and input JSON plus `tool_use_extra`.
-    `tool_result_extra` wraps each result, and each result after the first in a message costs
-    `parallel_result_extra` more. `output_extra` is added to a reply's text count.
+    `tool_result_extra` wraps each result (plus `tool_result_block_extra` per block when its
+    content is a list of blocks), and each result after the first in a message costs
+    `parallel_result_extra` more. Thinking turned on adds `thinking_extra` before the first
+    message; a thinking block kept in the prompt costs `thinking_block_extra` over its text.
+    `output_extra` is added to a reply's text count.
 
     A profile in `models.json` may name another in `inherits` and give only what differs.
     """
@@ -88,6 +92,7 @@ class Framing:
     tools_before: int | None
     tools_after: int | None
     tools_between: int
+    tools_after_system: int
     tool_choice_any_extra: int | None
     tool_choice_tool_extra: int | None
     strict_tools_extra: int
@@ -101,8 +106,11 @@ class Framing:
     tool_call_ns: str
     tool_calls_extra: int
     parallel_result_extra: int
+    tool_result_block_extra: int
     tool_use_extra: int
     tool_result_extra: int
+    thinking_extra: int
+    thinking_block_extra: int
     output_extra: int
     calibrated: bool
 

@@ -280,6 +280,7 @@ class _Parser(_Builder):
         self.betas = betas
         self.problems: list[MarkerProblem] = []
         self.whitespace: list[str] = []
+        self.after_system = 0  # tool-use prompt tokens placed after the system prompt
 
     # -- the walk ------------------------------------------------------------------------------
 
@@ -300,6 +301,11 @@ class _Parser(_Builder):
         # recorded call shows it uncached behind a breakpoint on the last block.
         tail_forced = forced if f.tool_choice_place == "tail" else 0
         self.pending_frame += f.messages_start + forced - tail_forced
+        thinking = body.get("thinking")
+        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+            # The thinking configuration is rendered into the prompt (documented); where is not
+            # recorded: with the messages, whose level a thinking change invalidates.
+            self.pending_frame += f.thinking_extra
         self._messages(messages)
         return self._prompt(params, tail_forced)
 
@@ -325,7 +331,12 @@ class _Parser(_Builder):
             digest = _digest("tools", _canon(_envelope(tool)))
             tokens = self._counted(digest, partial(self._tool_tokens, tool))
             self.add("tools", f"/tools/{i}", "tool", digest, tokens, marker, eligible=True)
-        self.pending_frame += after
+        system = self.body.get("system")
+        if live_tools and system:
+            # Recorded (3.5 Haiku): part of the tool-use prompt follows the system prompt, so a
+            # system breakpoint caches less of it than a tool breakpoint leaves uncached.
+            self.after_system = min(after, f.tools_after_system)
+        self.pending_frame += after - self.after_system
         if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
             self.pending_frame += f.strict_tools_extra
         return forced
@@ -338,7 +349,7 @@ class _Parser(_Builder):
         for j, block in enumerate(blocks):
             self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
         if blocks:
-            self.pending_frame += self.model.framing.system_extra
+            self.pending_frame += self.model.framing.system_extra + self.after_system
 
     def _messages(self, messages: list[Any]) -> None:
         """The messages level: each message's blocks, after the separator from the one before."""
@@ -444,6 +455,12 @@ class _Parser(_Builder):
             def count() -> int:
                 return self._block_tokens(block, slot)
 
+            if (
+                kind == "tool_result"
+                and self.model.framing.tool_result_block_extra
+                and isinstance(block.get("content"), list)
+            ):
+                canon += "\x00blocks"  # renders apart from the same text given as a string
         digest = _digest(level, canon)
         # An image is counted from its header by formula: nothing a memo would save.
         tokens = count() if kind == "image" else self._counted(digest, count)
@@ -560,7 +577,7 @@ class _Parser(_Builder):
         if kind == "text":
             return self._text(block.get("text", ""), slot)
         if kind == "thinking":
-            return self._text(str(block.get("thinking", "")))
+            return f.thinking_block_extra + self._text(str(block.get("thinking", "")))
         if kind == "redacted_thinking":
             return len(str(block.get("data", ""))) // 4
         if kind == "image":
@@ -571,7 +588,11 @@ class _Parser(_Builder):
             name, args = str(block.get("name", "")), _canon(block.get("input", {}))
             return self._tool_use_tokens(block, name, args)
         if kind == "tool_result":
-            return f.tool_result_extra + self._content_tokens(block.get("content"))
+            content = block.get("content")
+            # Recorded on the Haikus: content given as blocks costs more than the same text as a
+            # string, per block.
+            listed = len(content) * f.tool_result_block_extra if isinstance(content, list) else 0
+            return f.tool_result_extra + listed + self._content_tokens(content)
         if kind == "search_result":
             return self._text(
                 f"{block.get('title', '')}\n{block.get('source', '')}"
