@@ -78,8 +78,7 @@ def table(rows: list[Outcome]) -> str:
     fmt = lambda t: " / ".join(f"{x:,}" for x in t)  # noqa: E731
     for n, r in enumerate(rows, 1):
         s = r.source
-        where = "/".join(s["path"].split("/")[-2:])
-        src = f"{s['repo']}@{s['commit'][:8]} `{where}` #{s['interaction_index']}"
+        src = f"{s['repo']}@{s['commit'][:8]} `{s['path']}` #{s['interaction_index']}"
         ours = f"rejected: {r.error[:60]}" if r.error else fmt(r.ours)
         warm = " (warm)" if r.warm else ""
         out.append(
