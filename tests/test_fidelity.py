@@ -389,3 +389,19 @@ def test_thinking_adds_its_configuration_and_wraps_kept_blocks() -> None:
     assert on.total_tokens - off.total_tokens == f.thinking_extra > 0
     kept = next(p for p in on.positions if p.kind == "thinking")
     assert kept.tokens == f.message_separator + f.thinking_block_extra + C(thought)
+
+
+def test_a_request_with_tools_and_a_system_prompt_costs_a_token_more() -> None:
+    """pydantic-ai's prompted_output (sonnet-4-5) and ruby_llm's dice (4.5 Haiku): the same tools
+    cost one token more with a system prompt than their calls without one predict."""
+    model = "claude-sonnet-4-5"
+    f = get_model(model).framing
+    system = "Answer in one word."
+    bare = parse_request(request(model=model, tools=[tool("alpha")]))
+    with_system = parse_request(request(model=model, tools=[tool("alpha")], system=system))
+    alone = parse_request(request(model=model, system=system))
+    plain = parse_request(request(model=model))
+    assert f.tools_system_extra == 1
+    assert (with_system.total_tokens - bare.total_tokens) == (
+        alone.total_tokens - plain.total_tokens + f.tools_system_extra
+    )

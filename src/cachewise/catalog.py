@@ -64,7 +64,8 @@ class Framing:
     description left out when `tool_omit_empty_description`); `tools_before` precedes the first
     definition, `tools_between` separates two, and `tools_after` follows the last (None: the
     pricing page's tool-use system prompt size, all before), of which `tools_after_system`
-    comes after the system prompt when there is one. Forcing a tool adds
+    comes after the system prompt when there is one; a request with both adds
+    `tools_system_extra`. Forcing a tool adds
     `tool_choice_any_extra` / `tool_choice_tool_extra`, placed by `tool_choice_place` before the
     first message ("messages") or after the last block ("tail"), both past the system level,
     where a tool_choice change invalidates the cache; a request with a `strict` tool adds
@@ -93,6 +94,7 @@ class Framing:
     tools_after: int | None
     tools_between: int
     tools_after_system: int
+    tools_system_extra: int
     tool_choice_any_extra: int | None
     tool_choice_tool_extra: int | None
     strict_tools_extra: int

@@ -336,6 +336,7 @@ class _Parser(_Builder):
             # Recorded (3.5 Haiku): part of the tool-use prompt follows the system prompt, so a
             # system breakpoint caches less of it than a tool breakpoint leaves uncached.
             self.after_system = min(after, f.tools_after_system)
+            self.pending_frame += f.tools_system_extra
         self.pending_frame += after - self.after_system
         if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
             self.pending_frame += f.strict_tools_extra
