@@ -1,16 +1,17 @@
-"""Replay recorded real API calls through the emulator and compare the cache accounting.
+"""Replay recorded real API calls through the emulator's engine and report the agreement.
 
-    python bench/fidelity.py RECORDINGS.json [--out docs/fidelity-table.md]
+    python bench/fidelity.py report [bench/fidelity-facts.json] [--out FILE]
+    python bench/fidelity.py facts RECORDINGS.json [--out bench/fidelity-facts.json]
 
-RECORDINGS.json is a list of calls transcribed from public test-suite cassettes:
-`{"source": {"repo", "path", "commit", "interaction_index"}, "endpoint": "messages"|"count_tokens",
-"model", "platform", "request": {...}, "usage": {...}}`. The prompt texts belong to the cassettes'
-authors, so the file is not part of this repository: build it from the repositories named in
-docs/fidelity.md. This script prints numbers and citations only, never the texts.
+`report` replays the facts kept in this repository (or a RECORDINGS.json with bodies) and prints
+the agreement per model family and per feature, then every call. It needs nothing else: counts
+come from the facts, framing from the catalog as it is now.
 
-Calls from one cassette file replay in order, one second apart, in a workspace of their own, on a
-virtual clock with no latency. A recorded first call that already reads was warmed by an earlier
-run of the recorder; for those the comparison is of what is cached (read + write), not which.
+`facts` turns RECORDINGS.json, the calls transcribed from public test-suite cassettes, into facts:
+`[{"source": {"repo", "path", "commit", "interaction_index"}, "endpoint": "messages" |
+"count_tokens", "model", "platform", "request": {...}, "usage": {...}}]`. The prompt texts belong
+to the cassettes' authors, so RECORDINGS.json is not part of this repository; build it from the
+files docs/fidelity.md cites. Facts hold digests and counts, never the texts.
 """
 
 from __future__ import annotations
@@ -20,154 +21,92 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import httpx2
+from cachewise.fidelity import FEATURES, Outcome, extract_facts, replay
 
-from cachewise.testing import Emulator
-
-TEXT_BLOCKS = {"text"}
+FACTS = Path(__file__).with_name("fidelity-facts.json")
 
 
-def text_only(request: dict[str, Any]) -> bool:
-    if request.get("tools"):
-        return False
-    for m in request.get("messages", []):
-        content = m.get("content")
-        if isinstance(content, list) and any(b.get("type") not in TEXT_BLOCKS for b in content):
-            return False
-    return True
+def _pct(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k // n}%)" if n else "—"
 
 
-def split(usage: dict[str, Any]) -> tuple[int, int, int]:
-    return (
-        int(usage.get("cache_read_input_tokens") or 0),
-        int(usage.get("cache_creation_input_tokens") or 0),
-        int(usage.get("input_tokens") or 0),
-    )
-
-
-def replay(recordings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for rec in recordings:
-        s = rec["source"]
-        groups[(s["repo"], s["path"], rec.get("platform", ""), rec["model"])].append(rec)
-    rows = []
-    with Emulator() as emu:
-        for n, calls in enumerate(groups.values()):
-            calls.sort(key=lambda r: r["source"]["interaction_index"])
-            headers = {"x-api-key": f"fidelity-{n}", "anthropic-version": "2023-06-01"}
-            first_message = next((i for i, r in enumerate(calls) if r["endpoint"] == "messages"), 0)
-            for i, rec in enumerate(calls):
-                emu.advance(1)
-                body = {k: v for k, v in rec["request"].items() if k != "stream"}
-                body.setdefault("model", rec["model"])  # Bedrock puts the model in the URL
-                path = (
-                    "/v1/messages/count_tokens"
-                    if rec["endpoint"] == "count_tokens"
-                    else "/v1/messages"
-                )
-                if rec["endpoint"] == "count_tokens":
-                    body.pop("max_tokens", None)
-                else:
-                    body.setdefault("max_tokens", 1024)
-                r = httpx2.post(emu.base_url + path, json=body, headers=headers, timeout=60)
-                rows.append(compare(i == first_message, rec, r))
-    return rows
-
-
-def compare(first: bool, rec: dict[str, Any], r: httpx2.Response) -> dict[str, Any]:
-    s = rec["source"]
-    where = "/".join(s["path"].split("/")[-2:])
-    commit = f"@{s['commit'][:8]}" if s.get("commit") else ""
-    row: dict[str, Any] = {
-        "source": f"{s['repo']}{commit} `{where}` #{s['interaction_index']}",
-        "model": rec["model"],
-        "platform": rec.get("platform", ""),
-        "endpoint": rec["endpoint"],
-        "text_only": text_only(rec["request"]),
-    }
-    if r.status_code != 200:
-        row.update(status=r.status_code, error=r.json().get("error", {}).get("message", "")[:80])
-        return row
-    data = r.json()
-    if rec["endpoint"] == "count_tokens":
-        row.update(recorded=(rec["usage"].get("input_tokens"),), ours=(data["input_tokens"],))
-        row["total_ok"] = rec["usage"].get("input_tokens") == data["input_tokens"]
-        row["pattern_ok"] = True
-        return row
-    rread, rwrite, rin = split(rec["usage"])
-    oread, owrite, oin = split(data["usage"])
-    warm = first and rread > 0
-    row.update(recorded=(rread, rwrite, rin), ours=(oread, owrite, oin), warm=warm)
-    if warm:
-        row["pattern_ok"] = (rread + rwrite > 0) == (oread + owrite > 0)
-        row["split_ok"] = (rread + rwrite, rin) == (oread + owrite, oin)
-    else:
-        row["pattern_ok"] = (rread > 0, rwrite > 0) == (oread > 0, owrite > 0)
-        row["split_ok"] = (rread, rwrite, rin) == (oread, owrite, oin)
-    row["total_ok"] = rread + rwrite + rin == oread + owrite + oin
-    row["delta"] = (oread + owrite + oin) - (rread + rwrite + rin)
-    return row
-
-
-def markdown(rows: list[dict[str, Any]]) -> str:
-    out = [
-        "| # | recording | model | platform | text only | recorded read/write/input "
-        "| emulator read/write/input | pattern | numbers | total delta |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+def summary(rows: list[Outcome]) -> str:
+    tools = [r for r in rows if "tools" in r.features]
+    lines = [
+        f"- calls replayed: {len(rows)} ({sum(bool(r.error) for r in rows)} rejected)",
+        f"- exact (read, write and input, or the counted total): "
+        f"{_pct(sum(r.exact for r in rows), len(rows))}",
+        f"- relational (pattern, and the change from the previous call): "
+        f"{_pct(sum(r.relational for r in rows), len(rows))}",
+        f"- tool-bearing calls exact: {_pct(sum(r.exact for r in tools), len(tools))}",
+        "",
+        "| family | " + " | ".join(FEATURES) + " | all |",
+        "|---|" + "---|" * (len(FEATURES) + 1),
     ]
-    for n, row in enumerate(rows, 1):
-        if "status" in row:
-            out.append(
-                f"| {n} | {row['source']} | {row['model']} | {row['platform']} | "
-                f"{'yes' if row['text_only'] else 'no'} | — | "
-                f"HTTP {row['status']}: {row['error']} | — | — | — |"
-            )
-            continue
-        fmt = lambda t: " / ".join(f"{x:,}" for x in t)  # noqa: E731
-        numbers = (
-            ("yes" if row.get("split_ok", row["total_ok"]) else "NO")
-            if row["text_only"]
-            else ("total " + ("yes" if row["total_ok"] else "no") + " (tools)")
+    by: dict[str, list[Outcome]] = defaultdict(list)
+    for r in rows:
+        by[r.family].append(r)
+    for family in sorted(by):
+        cells = []
+        for feature in (*FEATURES, None):
+            got = [r for r in by[family] if feature is None or feature in r.features]
+            cells.append(_cell(got))
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| all | "
+        + " | ".join(
+            _cell([r for r in rows if f is None or f in r.features]) for f in (*FEATURES, None)
         )
-        pattern = ("yes" if row["pattern_ok"] else "NO") + (" (warm)" if row.get("warm") else "")
+        + " |"
+    )
+    return "\n".join(lines) + "\n\nEach cell: exact / relational / calls.\n"
+
+
+def _cell(rows: list[Outcome]) -> str:
+    if not rows:
+        return "—"
+    return f"{sum(r.exact for r in rows)} / {sum(r.relational for r in rows)} / {len(rows)}"
+
+
+def table(rows: list[Outcome]) -> str:
+    out = [
+        "| # | recording | model | features | recorded read/write/input | emulated | exact "
+        "| relational | delta |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    fmt = lambda t: " / ".join(f"{x:,}" for x in t)  # noqa: E731
+    for n, r in enumerate(rows, 1):
+        s = r.source
+        src = f"{s['repo']}@{s['commit'][:8]} `{s['path']}` #{s['interaction_index']}"
+        ours = f"rejected: {r.error[:60]}" if r.error else fmt(r.ours)
+        warm = " (warm)" if r.warm else ""
         out.append(
-            f"| {n} | {row['source']} | {row['model']} | {row['platform']} | "
-            f"{'yes' if row['text_only'] else 'no'} | {fmt(row['recorded'])} | "
-            f"{fmt(row['ours'])} | "
-            f"{pattern} | {numbers} | {row.get('delta', 0):+d} |"
+            f"| {n} | {src} | {r.model} | {', '.join(r.features)} | {fmt(r.recorded)} | {ours} "
+            f"| {'yes' if r.exact else 'no'}{warm} | {'yes' if r.relational else 'no'} "
+            f"| {r.delta:+d} |"
         )
     return "\n".join(out) + "\n"
 
 
-def summary(rows: list[dict[str, Any]]) -> str:
-    ok = [r for r in rows if "status" not in r]
-    msgs = [r for r in ok if r["endpoint"] == "messages"]
-    text = [r for r in ok if r["text_only"]]
-    return (
-        "\n".join(
-            [
-                f"- calls replayed: {len(rows)} ({len(rows) - len(ok)} rejected by the emulator)",
-                f"- write/read pattern agrees: {sum(r['pattern_ok'] for r in msgs)} of "
-                f"{len(msgs)} messages calls",
-                f"- text-only calls whose numbers agree exactly: "
-                f"{sum(r.get('split_ok', r['total_ok']) for r in text)} of {len(text)}",
-                f"- calls with tools whose total agrees exactly: "
-                f"{sum(r['total_ok'] for r in ok if not r['text_only'])} of {len(ok) - len(text)}",
-            ]
-        )
-        + "\n"
-    )
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("recordings", type=Path)
-    parser.add_argument("--out", type=Path, help="also write the table here")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("report", help="replay facts (or recordings) and report")
+    rep.add_argument("data", type=Path, nargs="?", default=FACTS)
+    rep.add_argument("--out", type=Path, help="also write the report here")
+    fac = sub.add_parser("facts", help="make facts from recordings with bodies")
+    fac.add_argument("recordings", type=Path)
+    fac.add_argument("--out", type=Path, default=FACTS)
     args = parser.parse_args()
-    rows = replay(json.loads(args.recordings.read_text()))
-    report = summary(rows) + "\n" + markdown(rows)
+    if args.command == "facts":
+        facts = extract_facts(json.loads(args.recordings.read_text()))
+        args.out.write_text(json.dumps(facts, indent=1, ensure_ascii=False) + "\n")
+        print(f"{len(facts['recordings'])} recordings, {len(facts['counts'])} counts -> {args.out}")
+        return 0
+    data = json.loads(args.data.read_text())
+    rows = replay(data if isinstance(data, dict) else {"recordings": data})
+    report = summary(rows) + "\n" + table(rows)
     sys.stdout.write(report)
     if args.out:
         args.out.write_text(report)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from cachewise import UnknownModel, get_model
-from cachewise.catalog import catalog
+from cachewise.catalog import Catalog, catalog
 
 # (id or alias, minimum, input, 5m write, 1h write, read, output) from anthropic-caching.md §3-4.
 TABLE = [
@@ -131,3 +131,27 @@ def test_message_batch_limits_are_catalog_data() -> None:
     assert limits.custom_id.fullmatch("q_" + "9" * 62)
     assert not any(limits.custom_id.fullmatch(c) for c in ("", "a" * 65, "no spaces", "a\n"))
     assert "source" in catalog().data["batches"]
+
+
+def test_a_framing_profile_inherits_what_it_does_not_give() -> None:
+    data = json.loads(json.dumps(catalog().data))
+    data["framing"]["child"] = {"inherits": "claude-4", "tools_before": 1}
+    data["models"][0]["framing"] = "child"
+    child = Catalog(data).models[0].framing
+    parent = catalog().get("claude-sonnet-4-5").framing
+    assert child.name == "child" and child.tools_before == 1
+    assert child.tools_after == parent.tools_after and child.tool_template == parent.tool_template
+
+
+def test_a_framing_profile_that_lacks_a_field_is_named() -> None:
+    data = json.loads(json.dumps(catalog().data))
+    del data["framing"]["claude-3"]["tail"]
+    with pytest.raises(ValueError, match="'claude-3' lacks tail"):
+        Catalog(data)
+
+
+def test_tool_framing_is_data_for_every_calibrated_tool_profile() -> None:
+    for name in ("claude-4", "claude-4.0", "claude-haiku-4.5", "claude-haiku-3.5"):
+        f = next(m.framing for m in catalog().models if m.framing.name == name)
+        assert f.tool_template and "{json}" in f.tool_template and f.tool_call_template
+        assert f.tools_before is not None and f.tools_after is not None

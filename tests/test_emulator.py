@@ -200,8 +200,9 @@ def test_tool_choice_keeps_the_system_level_and_drops_the_messages_level(emu: Em
     first = call()
     forced = call(tool_choice={"type": "any"})
     assert 0 < read(forced) < written(first)
-    forced_extra = get_model(MODEL).tool_frame("any")[2]  # rendered with the messages
-    assert written(forced) == written(first) - read(forced) + forced_extra
+    forced_extra = get_model(MODEL).tool_frame("any")[2]  # rendered after the last block
+    assert written(forced) == written(first) - read(forced)
+    assert forced.usage.input_tokens == first.usage.input_tokens + forced_extra
 
 
 def test_ttl_expiry_and_refresh_on_read(emu: Emulator) -> None:

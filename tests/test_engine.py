@@ -505,11 +505,12 @@ def test_tool_choice_change_keeps_the_system_level_and_drops_the_messages_level(
     forced = e.account(parse_request({**base, "tool_choice": {"type": "any"}}), now=1)
     system_prefix = first.breakpoints[0].breakpoint.tokens
     assert forced.usage.cache_read_input_tokens == system_prefix
-    forced_extra = parse_request(base).model.tool_frame("any")[2]
+    forced_extra = parse_request(base).model.tool_frame("any")[2]  # after the last block
     assert (
         forced.usage.ephemeral_5m_input_tokens
-        == first.usage.ephemeral_5m_input_tokens - system_prefix + forced_extra
+        == first.usage.ephemeral_5m_input_tokens - system_prefix
     )
+    assert forced.usage.input_tokens == first.usage.input_tokens + forced_extra
 
 
 @pytest.mark.parametrize("inside_a_tool_result", [False, True])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -206,36 +205,6 @@ def test_older_models_drop_earlier_turns_thinking() -> None:
         p.kind for p in parse_request(request(model="claude-opus-4-6", messages=msgs)).positions
     ]
     assert "thinking" not in kinds_old and "thinking" in kinds_new
-
-
-def test_forced_tool_choice_adds_tokens_before_the_first_message() -> None:
-    """Fitted: tool_choice any costs about 278 more; rendered at the messages level, so that a
-    tool_choice change keeps the system prefix, as the invalidation table says."""
-    base = request(
-        tools=[tool("a")], system=[block("sys")], messages=[{"role": "user", "content": "q"}]
-    )
-    auto, forced = parse_request(base), parse_request({**base, "tool_choice": {"type": "any"}})
-    assert [p.cumulative for p in forced.positions[:2]] == [
-        p.cumulative for p in auto.positions[:2]
-    ]
-    assert forced.total_tokens - auto.total_tokens == 278
-    named = parse_request({**base, "tool_choice": {"type": "tool", "name": "a"}})
-    assert named.total_tokens - auto.total_tokens == 21
-
-
-def test_tool_definitions_fit_the_recorded_constants() -> None:
-    """Each definition as the JSON of {description, name, parameters}, 180 tokens before the
-    first definition and 139 after it (sonnet-4-0/4-5 recordings)."""
-    tok = default_tokenizer()
-    t = tool("a")
-    rendered = json.dumps(
-        {"description": t["description"], "name": "a", "parameters": t["input_schema"]}
-    )
-    p = parse_request(
-        request(model="claude-sonnet-4-0", tools=[t], messages=[{"role": "user", "content": "q"}])
-    )
-    assert p.positions[0].cumulative == 2 + 180 + tok.count(rendered, "3.0")
-    assert p.total_tokens == p.positions[0].cumulative + 139 + 2 + tok.count("q", "3.0") + 3
 
 
 def test_uncalibrated_families_use_the_pricing_pages_tool_prompt_size() -> None:

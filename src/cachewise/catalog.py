@@ -58,12 +58,28 @@ class Framing:
     `start` precedes everything; `system_extra` follows a system prompt; `messages_start` opens
     the first message; each later message opens with `message_separator` tokens, or
     `same_role_separator` when it has the same role as the one before; `tail` follows the last
-    block and is therefore never cached. Tools: `tools_before` precedes the first definition and
-    `tools_after` follows the last (None: the pricing page's tool-use system prompt size, all
-    before); forcing a tool adds `tool_choice_any_extra` / `tool_choice_tool_extra` before the
-    first message, where a tool_choice change invalidates the cache; a request with a `strict`
-    tool adds `strict_tools_extra` after the tools. `tool_use_extra` and
-    `tool_result_extra` wrap those blocks; `output_extra` is added to a reply's text count.
+    block and is therefore never cached. Tools: each custom definition is counted as
+    `tool_template` with `{json}` replaced by the JSON of {description, name, parameters}
+    (non-ASCII escaped when `tool_json_ascii`, keys sorted when `tool_json_sorted`, an empty
+    description left out when `tool_omit_empty_description`); `tools_before` precedes the first
+    definition, `tools_between` separates two, and `tools_after` follows the last (None: the
+    pricing page's tool-use system prompt size, all before), of which `tools_after_system`
+    comes after the system prompt when there is one; a request with both adds
+    `tools_system_extra`. Forcing a tool adds
+    `tool_choice_any_extra` / `tool_choice_tool_extra`, placed by `tool_choice_place` before the
+    first message ("messages") or after the last block ("tail"), both past the system level,
+    where a tool_choice change invalidates the cache; a request with a `strict` tool adds
+    `strict_tools_extra` after the tools. A `tool_use` block is counted as `tool_call_template`
+    ({ns}: `tool_call_ns`, {name}, {params}: one `tool_param_template` per input key with {key}
+    and {value}), and the first call of a message brings `tool_calls_extra` before it (the block
+    around the calls); without a template it is its name and input JSON plus `tool_use_extra`.
+    `tool_result_extra` wraps each result (plus `tool_result_block_extra` per block when its
+    content is a list of blocks), and each result after the first in a message costs
+    `parallel_result_extra` more. Thinking turned on adds `thinking_extra` before the first
+    message; a thinking block kept in the prompt costs `thinking_block_extra` over its text.
+    `output_extra` is added to a reply's text count.
+
+    A profile in `models.json` may name another in `inherits` and give only what differs.
     """
 
     name: str
@@ -76,11 +92,27 @@ class Framing:
     tail: int
     tools_before: int | None
     tools_after: int | None
+    tools_between: int
+    tools_after_system: int
+    tools_system_extra: int
     tool_choice_any_extra: int | None
     tool_choice_tool_extra: int | None
     strict_tools_extra: int
+    tool_template: str | None
+    tool_json_ascii: bool
+    tool_json_sorted: bool
+    tool_omit_empty_description: bool
+    tool_choice_place: Literal["messages", "tail"]
+    tool_call_template: str | None
+    tool_param_template: str | None
+    tool_call_ns: str
+    tool_calls_extra: int
+    parallel_result_extra: int
+    tool_result_block_extra: int
     tool_use_extra: int
     tool_result_extra: int
+    thinking_extra: int
+    thinking_block_extra: int
     output_extra: int
     calibrated: bool
 
@@ -117,8 +149,9 @@ class Model:
         return self.status == "retired"
 
     def tool_frame(self, choice: str) -> tuple[int, int, int]:
-        """Tokens (before the first tool, after the last, before the first message) that tool
-        definitions bring with `tool_choice` of this type; calibrated where the framing is."""
+        """Tokens (before the first tool, after the last, forced) that tool definitions bring
+        with `tool_choice` of this type, the forced ones placed by `framing.tool_choice_place`;
+        calibrated where the framing is."""
         f = self.framing
         table = self.tool_system_prompt_tokens or {}
         forced = choice in ("any", "tool")
@@ -167,11 +200,7 @@ class Catalog:
         self.batches = BatchLimits(
             b["max_requests"], b["max_bytes"], re.compile(b["custom_id_pattern"])
         )
-        fields = set(Framing.__dataclass_fields__) - {"name"}
-        framings = {
-            name: Framing(name=name, **{k: v for k, v in f.items() if k in fields})
-            for name, f in data["framing"].items()
-        }
+        framings = {name: _framing(name, data["framing"]) for name in data["framing"]}
         self.models: tuple[Model, ...] = tuple(_model(m, framings) for m in data["models"])
         self._by_name: dict[str, Model] = {}
         for model in self.models:
@@ -195,6 +224,23 @@ class Catalog:
     def to_json(self) -> dict[str, Any]:
         """The catalog in the shape `cachewise models --format json` prints."""
         return {"as_of": self.as_of, "models": [m.raw for m in self.models]}
+
+
+def _framing(name: str, profiles: dict[str, Any], seen: tuple[str, ...] = ()) -> Framing:
+    """The profile `name` with what it inherits filled in (a child gives only what differs)."""
+    if name in seen:
+        raise ValueError(f"models.json: framing profiles inherit in a loop: {' -> '.join(seen)}")
+    fields = set(Framing.__dataclass_fields__) - {"name"}
+    own = profiles[name]
+    values: dict[str, Any] = {}
+    if "inherits" in own:
+        parent = _framing(own["inherits"], profiles, (*seen, name))
+        values = {k: getattr(parent, k) for k in fields}
+    values.update({k: v for k, v in own.items() if k in fields})
+    missing = fields - set(values)
+    if missing:
+        raise ValueError(f"models.json: framing {name!r} lacks {', '.join(sorted(missing))}")
+    return Framing(name=name, **values)
 
 
 def _model(m: dict[str, Any], framings: dict[str, Framing]) -> Model:

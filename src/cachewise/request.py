@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, Literal
 
 from .body import TTL, UNMARKABLE, block_holders, copy_json, markable, text_blocks
-from .catalog import Catalog, Model, catalog
+from .catalog import Catalog, Framing, Model, catalog
 from .errors import InvalidRequest
 from .tokens import (
     PDF_PAGE_TOKENS,
@@ -41,6 +41,8 @@ __all__ = [
     "Position",
     "Prompt",
     "parse_request",
+    "render_tool",
+    "render_tool_use",
 ]
 
 Level = Literal["tools", "system", "messages"]
@@ -287,6 +289,7 @@ class _Parser(_Builder):
         self.betas = betas
         self.problems: list[MarkerProblem] = []
         self.whitespace: list[str] = []
+        self.after_system = 0  # tool-use prompt tokens placed after the system prompt
 
     # -- the walk ------------------------------------------------------------------------------
 
@@ -296,15 +299,24 @@ class _Parser(_Builder):
         tools = body.get("tools") or []
         messages = body["messages"]
         params = self._level_params(tools, messages)
-        self.pending_frame = self.model.framing.start
+        f = self.model.framing
+        self.pending_frame = f.start
         forced = self._tools(tools)
         self.fold("system", params["system"])
         self._system(body.get("system"))
         self.fold("messages", params["messages"])
-        # What tool_choice adds is rendered here: changing it keeps the system prefix.
-        self.pending_frame += self.model.framing.messages_start + forced
+        # What a forced tool_choice adds is rendered past the system level (changing it keeps
+        # the system prefix): before the first message, or after the last block, where a
+        # recorded call shows it uncached behind a breakpoint on the last block.
+        tail_forced = forced if f.tool_choice_place == "tail" else 0
+        self.pending_frame += f.messages_start + forced - tail_forced
+        thinking = body.get("thinking")
+        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+            # The thinking configuration is rendered into the prompt (documented); where is not
+            # recorded: with the messages, whose level a thinking change invalidates.
+            self.pending_frame += f.thinking_extra
         self._messages(messages)
-        return self._prompt(params)
+        return self._prompt(params, tail_forced)
 
     def _tools(self, tools: list[Any]) -> int:
         """The tools level; returns the frame tokens a forced tool_choice adds to the messages."""
@@ -319,7 +331,8 @@ class _Parser(_Builder):
         choice_type = str(choice.get("type", "auto")) if isinstance(choice, dict) else "auto"
         before, after, forced = self.model.tool_frame(choice_type) if live_tools else (0, 0, 0)
         self.pending_frame += before
-        for i, tool in live_tools:
+        for n, (i, tool) in enumerate(live_tools):
+            self.pending_frame += f.tools_between if n else 0
             marker = self._marker(tool, f"/tools/{i}", f"tools.{i}")
             if self.base is not None:
                 self._as_base("tools", f"/tools/{i}", "tool", marker, True, None)
@@ -327,7 +340,13 @@ class _Parser(_Builder):
             digest = _digest("tools", _canon(_envelope(tool)))
             tokens = self._counted(digest, partial(self._tool_tokens, tool))
             self.add("tools", f"/tools/{i}", "tool", digest, tokens, marker, eligible=True)
-        self.pending_frame += after
+        system = self.body.get("system")
+        if live_tools and system:
+            # Recorded (3.5 Haiku): part of the tool-use prompt follows the system prompt, so a
+            # system breakpoint caches less of it than a tool breakpoint leaves uncached.
+            self.after_system = min(after, f.tools_after_system)
+            self.pending_frame += f.tools_system_extra
+        self.pending_frame += after - self.after_system
         if any(isinstance(t, dict) and t.get("strict") for _, t in live_tools):
             self.pending_frame += f.strict_tools_extra
         return forced
@@ -340,7 +359,7 @@ class _Parser(_Builder):
         for j, block in enumerate(blocks):
             self._block("system", f"/system/{j}", f"system.{j}", block, role=None, message=None)
         if blocks:
-            self.pending_frame += self.model.framing.system_extra
+            self.pending_frame += self.model.framing.system_extra + self.after_system
 
     def _messages(self, messages: list[Any]) -> None:
         """The messages level: each message's blocks, after the separator from the one before."""
@@ -356,8 +375,18 @@ class _Parser(_Builder):
                 self.pending_frame += f.same_role_separator if same else f.message_separator
                 tag = f"{role}=" if same else role
             content = text_blocks(message["content"])
+            calls = results = 0
             for b, block in enumerate(content):
                 path, api_path = f"/messages/{m}/content/{b}", f"messages.{m}.content.{b}"
+                kind = block.get("type")
+                # A message's tool calls share one calls block, whose tags are a frame before
+                # the first; each tool result after a message's first costs a recorded extra.
+                if kind == "tool_use" and f.tool_call_template is not None:
+                    self.pending_frame += f.tool_calls_extra if not calls else 0
+                    calls += 1
+                elif kind == "tool_result":
+                    self.pending_frame += f.parallel_result_extra if results else 0
+                    results += 1
                 if (m, b) not in stripped:
                     self._block("messages", path, api_path, block, role=tag, message=m)
                     tag = None
@@ -368,10 +397,10 @@ class _Parser(_Builder):
                         MarkerProblem("thinking", path, f"{api_path}.{kind}", kind)
                     )
 
-    def _prompt(self, params: dict[str, Any]) -> Prompt:
+    def _prompt(self, params: dict[str, Any], tail_forced: int = 0) -> Prompt:
         """The walk's result, once every level is in."""
         body = self.body
-        total = self.cumulative + self.pending_frame + self.model.framing.tail
+        total = self.cumulative + self.pending_frame + self.model.framing.tail + tail_forced
         base = self.base
         if base is not None and (
             len(self.positions) != len(base.positions)
@@ -427,7 +456,7 @@ class _Parser(_Builder):
             canon = f"\x01{role or ''}\x00tool_use\x00{block.get('id')}\x00{name}\x00{args}"
 
             def count() -> int:
-                return self.model.framing.tool_use_extra + self._text(name) + self._text(args)
+                return self._tool_use_tokens(block, name, args)
         else:
             canon = _fast_identity(block, role) or _canon(
                 [role, _envelope(block)] if role else _envelope(block)
@@ -436,6 +465,12 @@ class _Parser(_Builder):
             def count() -> int:
                 return self._block_tokens(block, slot)
 
+            if (
+                kind == "tool_result"
+                and self.model.framing.tool_result_block_extra
+                and isinstance(block.get("content"), list)
+            ):
+                canon += "\x00blocks"  # renders apart from the same text given as a string
         digest = _digest(level, canon)
         # An image is counted from its header by formula: nothing a memo would save.
         tokens = count() if kind == "image" else self._counted(digest, count)
@@ -534,14 +569,17 @@ class _Parser(_Builder):
 
     def _tool_tokens(self, tool: dict[str, Any]) -> int:
         if tool.get("type", "custom") == "custom" and "name" in tool:
-            # Recorded calls fit a definition rendered as this JSON (default separators).
-            rendered = {
-                "description": tool.get("description", ""),
-                "name": tool["name"],
-                "parameters": tool.get("input_schema", {}),
-            }
-            return self._text(json.dumps(rendered, ensure_ascii=False))
+            return self._text(render_tool(tool, self.model.framing))
         return self._text(_canon(_envelope(tool)))
+
+    def _tool_use_tokens(self, block: dict[str, Any], name: str, args: str) -> int:
+        """A tool call: rendered as the family's call element (one per call, parameters as
+        elements; the block around a message's calls is a frame, see `_messages`), or else
+        counted as its name and input JSON plus a fitted constant."""
+        f = self.model.framing
+        if f.tool_call_template is not None:
+            return self._text(render_tool_use(block, f))
+        return f.tool_use_extra + self._text(name) + self._text(args)
 
     def _block_tokens(self, block: dict[str, Any], slot: Slot = "user") -> int:
         kind = block["type"]
@@ -549,7 +587,7 @@ class _Parser(_Builder):
         if kind == "text":
             return self._text(block.get("text", ""), slot)
         if kind == "thinking":
-            return self._text(str(block.get("thinking", "")))
+            return f.thinking_block_extra + self._text(str(block.get("thinking", "")))
         if kind == "redacted_thinking":
             return len(str(block.get("data", ""))) // 4
         if kind == "image":
@@ -558,9 +596,13 @@ class _Parser(_Builder):
             return self._document_tokens(block)
         if kind == "tool_use":
             name, args = str(block.get("name", "")), _canon(block.get("input", {}))
-            return f.tool_use_extra + self._text(name) + self._text(args)
+            return self._tool_use_tokens(block, name, args)
         if kind == "tool_result":
-            return f.tool_result_extra + self._content_tokens(block.get("content"))
+            content = block.get("content")
+            # Recorded on the Haikus: content given as blocks costs more than the same text as a
+            # string, per block.
+            listed = len(content) * f.tool_result_block_extra if isinstance(content, list) else 0
+            return f.tool_result_extra + listed + self._content_tokens(content)
         if kind == "search_result":
             return self._text(
                 f"{block.get('title', '')}\n{block.get('source', '')}"
@@ -640,6 +682,51 @@ class _Parser(_Builder):
             for b, block in enumerate(msg["content"])
             if isinstance(block, dict) and block.get("type") in UNMARKABLE
         }
+
+
+def render_tool(tool: Mapping[str, Any], framing: Framing) -> str:
+    """A custom tool definition as the family's tool-use prompt renders it, for counting.
+
+    Recorded calls fit the JSON of {description, name, parameters} with Python's default
+    separators, in the family's `tool_template` (one `<function>` element per tool: a request
+    with one more tool costs the element's tokens more); with keys sorted at every level where
+    the family sorts them (the same tool-use prompt size then fits tools whose schemas list
+    `type` first and last); without an empty description where the family drops it; non-ASCII
+    escaped where the family does (a long description with two emoji and three dashes wrote 17
+    tokens more than unescaped). Counting only: a definition's identity keeps its key order.
+    """
+    description = tool.get("description", "")
+    fields = {
+        "description": description,
+        "name": tool["name"],
+        "parameters": tool.get("input_schema", {}),
+    }
+    if not description and framing.tool_omit_empty_description:
+        del fields["description"]
+    rendered = json.dumps(
+        fields, ensure_ascii=framing.tool_json_ascii, sort_keys=framing.tool_json_sorted
+    )
+    template = framing.tool_template
+    return template.replace("{json}", rendered) if template else rendered
+
+
+def render_tool_use(block: Mapping[str, Any], framing: Framing) -> str:
+    """A tool call as the family renders it in the prompt, for counting: the call element with
+    one parameter element per input key (strings as they are, other values as JSON). Recorded
+    tool rounds of four models fit it within a token, where counting the input's JSON left
+    8 to 15 tokens per parameter unexplained."""
+    template, param = framing.tool_call_template or "", framing.tool_param_template or ""
+    ns = framing.tool_call_ns
+    given = block.get("input")
+    inputs = given if isinstance(given, dict) else {}
+    params = "".join(
+        param.replace("{ns}", ns)
+        .replace("{key}", str(k))
+        .replace("{value}", v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        for k, v in inputs.items()
+    )
+    name = str(block.get("name", ""))
+    return template.replace("{ns}", ns).replace("{name}", name).replace("{params}", params)
 
 
 def _prewarm_conflicts(body: Mapping[str, Any]) -> tuple[str, ...]:
