@@ -131,6 +131,16 @@ def _lint_file(lines: list[Any]) -> None:
         assert "calls.jsonl:" in result.output, result.output  # file:line
 
 
+def _simulate_file(lines: list[Any]) -> None:
+    """Every strategy of `simulate` over the lines, sent once each: a table or a located error."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "calls.jsonl"
+        path.write_bytes(b"\n".join(wire(line) for line in lines) + b"\n")
+        result = CliRunner().invoke(main, ["simulate", str(path)])
+    assert result.exit_code in (0, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+
+
 ODD_ARGS = ["", "0", "-1", "3", "1e308", "nan", "inf", "-inf", "x", "CW1", ",,", "CW001,cw9"]
 ODD_ARGS += ["claude-sonnet-4-6", "sonnet", "claude-nope", "\udc80", "5m", "1h", "json", "FILE"]
 COMMANDS: dict[str, tuple[list[str], list[str]]] = {
@@ -224,3 +234,4 @@ def test_a_crash_once_found_stays_fixed(case: Path) -> None:
     assert asyncio.run(_emulate(body, stream=True))
     assert asyncio.run(_emulate(body, stream=False))
     _lint_file([body])
+    _simulate_file([body])

@@ -16,6 +16,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+from .errors import InvalidRequest
+from .validate import MAX_DEPTH, TOO_DEEP
 from .volatile import find_volatile
 
 __all__ = [
@@ -47,7 +49,9 @@ __all__ = [
 TTL = Literal["5m", "1h"]
 
 # Blocks that cannot carry cache_control themselves (cached only along with the turn around them).
-UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
+# Tuples, not sets, for the kinds of blocks: a body's "type" may be any JSON value (an object,
+# in a hostile one), and `in` a tuple compares it where `in` a set would hash it and raise.
+UNMARKABLE = ("thinking", "redacted_thinking")
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -189,11 +193,22 @@ def cache_control(ttl: TTL = "5m") -> dict[str, Any]:
 
 def copy_json(value: Any) -> Any:
     """A deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than
-    `copy.deepcopy` on a big request."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
+    `copy.deepcopy` on a big request.
+
+    Raises:
+        InvalidRequest: nested deeper than the API takes (`validate.MAX_DEPTH`): a hostile
+            body is the API's refusal, not a RecursionError.
+    """
+    return _copy(value, MAX_DEPTH)
+
+
+def _copy(value: Any, room: int) -> Any:
+    if isinstance(value, dict | list):
+        if not room:
+            raise InvalidRequest(TOO_DEEP, path="/")
+        if isinstance(value, dict):
+            return {k: _copy(v, room - 1) for k, v in value.items()}
+        return [_copy(v, room - 1) for v in value]
     return value
 
 

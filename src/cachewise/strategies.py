@@ -105,8 +105,14 @@ def langchain(body: Mapping[str, Any], seen: Seen, now: float | None = None) -> 
 
 # pydantic-ai's rules, as pydantic-ai-slim 2.68.0 applies them (models/anthropic): the blocks a
 # breakpoint may sit on, and the order the API reads breakpoints in.
-_PYDANTIC_CACHEABLE = frozenset(
-    {"text", "tool_use", "server_tool_use", "image", "tool_result", "document", "mcp_tool_result"}
+_PYDANTIC_CACHEABLE = (  # a tuple: see `body.UNMARKABLE`
+    "text",
+    "tool_use",
+    "server_tool_use",
+    "image",
+    "tool_result",
+    "document",
+    "mcp_tool_result",
 )
 
 
