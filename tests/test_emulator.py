@@ -175,6 +175,21 @@ def test_x_api_key_and_bearer_are_one_workspace(emu: Emulator) -> None:
     assert second.json()["usage"]["cache_read_input_tokens"] > 0
 
 
+def test_the_beta_endpoint_and_the_plain_one_share_one_cache(emu: Emulator) -> None:
+    # Recorded: ruby_llm's call through `?beta=true` read a prefix another test had written.
+    body = {
+        "model": MODEL,
+        "max_tokens": 5,
+        "system": [block(SYSTEM, CC)],
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    h = {"anthropic-version": "2023-06-01", "x-api-key": "k1"}
+    first = httpx2.post(emu.base_url + "/v1/messages?beta=true", json=body, headers=h)
+    second = httpx2.post(emu.base_url + "/v1/messages", json=body, headers=h)
+    written = first.json()["usage"]["cache_creation_input_tokens"]
+    assert written > 0 and second.json()["usage"]["cache_read_input_tokens"] == written
+
+
 def test_tool_order_invalidates_everything(emu: Emulator) -> None:
     client = emu.client()
     a, b = tool("alpha"), tool("beta")
