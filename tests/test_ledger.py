@@ -58,6 +58,9 @@ EXPECTED_COLUMNS = [
     "gate_role",
     "gate_wait_s",
     "prefix_hash",
+    "cost_e10",
+    "cost_without_cache_e10",
+    "read_later",
 ]
 
 

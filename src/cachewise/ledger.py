@@ -120,6 +120,9 @@ class CallRecord:
             "output_tokens": u.output_tokens,
             "cost_usd": str(self.cost_usd),
             "cost_without_cache_usd": str(self.cost_without_cache_usd),
+            "cost_e10": _e10(self.cost_usd),
+            "cost_without_cache_e10": _e10(self.cost_without_cache_usd),
+            "read_later": None,  # known once no later call can read it (`rollup.settle`)
             "prefix_hashes": json.dumps(self.prefix_hashes),
             "read_hash": self.read_hash,
             "breakpoints": json.dumps(self.breakpoints),
@@ -256,11 +259,73 @@ def _m004_report_indexes(dialect: str) -> list[str]:
     ]
 
 
+def _m005_report_sums(dialect: str) -> list[str]:
+    # A report of ten million calls sums columns: money as integers in units of 1e-10 dollars
+    # beside its decimal text (which stays the record), and, per writing call, whether a later
+    # call read it, remembered once that can no longer change (`rollup.settle`). Rows written
+    # before this have their integers made here, from their text, exactly or not at all.
+    big = "BIGINT" if dialect == "postgres" else "INTEGER"
+    made = []
+    for col in ("cost_usd", "cost_without_cache_usd"):
+        if dialect == "postgres":
+            made.append(
+                f"CASE WHEN {col} = round({col}, 10) AND {col} >= 0 AND {col} < 100000000 "
+                f"THEN CAST({col} * 10000000000 AS BIGINT) END"
+            )
+        else:
+            whole = f"CAST({col} AS INTEGER)"
+            made.append(
+                f"CASE WHEN {sqlite_plain_money(col)} THEN {whole} * 10000000000 + "
+                f"CAST(ROUND((CAST({col} AS REAL) - {whole}) * 1e10) AS INTEGER) END"
+            )
+    return [
+        f"ALTER TABLE calls ADD COLUMN cost_e10 {big}",
+        f"ALTER TABLE calls ADD COLUMN cost_without_cache_e10 {big}",
+        "ALTER TABLE calls ADD COLUMN read_later INTEGER",
+        f"UPDATE calls SET cost_e10 = {made[0]}, cost_without_cache_e10 = {made[1]}",
+        "CREATE INDEX calls_unsettled ON calls (started_at) WHERE read_later IS NULL "
+        "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",
+    ]
+
+
+def sqlite_plain_money(col: str) -> str:
+    """SQL true when SQLite's TEXT decimal in `col` is digits, with at most 10 decimal places,
+    under $10,000: a double holds it to within 1e-12, so its fraction rounds to the exact count
+    of 1e-10s."""
+    return (
+        f"({col} GLOB '[0-9]*' AND instr({col}, 'E') = 0 "
+        f"AND length({col}) - instr({col}, '.') <= 10 AND CAST({col} AS REAL) < 10000)"
+    )
+
+
+def _e10(amount: Decimal) -> int | None:
+    """An amount in units of 1e-10 dollars, when it is exactly that (every price the catalog
+    makes is) and under $100 million; None otherwise (the report then sums its text)."""
+    if not amount.is_finite() or amount < 0:
+        return None
+    scaled = amount.scaleb(10)
+    if scaled != scaled.to_integral_value() or scaled >= 10**18:
+        return None
+    return int(scaled)
+
+
+def read_window() -> float:
+    """How long after a write a later read of the same prefix can still count: the longest TTL."""
+    from .catalog import catalog
+
+    return float(max(catalog().ttl_seconds.values()))
+
+
+# A call's row is written when it ends, and a fleet's clocks differ: a row may arrive this long
+# after its start and still be on time. One arriving later is a late row (`Ledger.record_many`).
+SETTLE_GRACE = 3600.0
+
 MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
     ("m001_initial", _m001_initial),
     ("m002_uid_and_emulated", _m002_uid_and_emulated),
     ("m003_wire_and_gate", _m003_wire_and_gate),
     ("m004_report_indexes", _m004_report_indexes),
+    ("m005_report_sums", _m005_report_sums),
 ]
 
 # Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.
@@ -478,7 +543,11 @@ class Ledger:
             LedgerError: the database refused the rows (none of them is written).
         """
         ids: list[int | None] = []
+        late = time.time() - read_window() - SETTLE_GRACE
         with self._lock, self._errors("write to"), self._transaction():
+            for call, _ in items:
+                if call.read_hash is not None and call.started_at < late:
+                    self._reopen(call)
             for call, prompt in items:
                 row = call.to_row()
                 sql = (
@@ -496,6 +565,21 @@ class Ledger:
             if call_id is not None:
                 call.id = call_id
         return ids
+
+    def _reopen(self, call: CallRecord) -> None:
+        """A late call that read the cache may have read a write already settled as never read:
+        every write it could have read is settled again by the next report."""
+        same = "IS NOT DISTINCT FROM" if self.dialect == "postgres" else "IS"
+        self._execute(
+            f"UPDATE calls SET read_later = NULL WHERE read_later = 0 AND model = ? "
+            f"AND workspace {same} ? AND started_at < ? AND started_at >= ?",
+            (call.model, call.workspace, call.started_at, call.started_at - read_window()),
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One writing statement, committed (`?` marks its parameters); the rows it changed."""
+        with self._lock, self._errors("write to"), self._transaction():
+            return int(self._execute(sql, params).rowcount)
 
     # -- reading -----------------------------------------------------------------------------------
 

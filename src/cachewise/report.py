@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import rollup
-from .catalog import catalog
 from .errors import InputError
-from .ledger import CallRecord, Ledger
+from .ledger import CallRecord, Ledger, read_window
 from .rollup import Part
 from .usage import Tally
 
@@ -38,11 +37,6 @@ __all__ = [
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _read_window() -> float:
-    """How long after a write a later read of the same prefix can still count: the longest TTL."""
-    return float(max(catalog().ttl_seconds.values()))
 
 
 def parse_duration(text: str) -> float:
@@ -195,7 +189,8 @@ def summarize(
     GROUP BY; the spool's calls the ledger does not hold yet are counted with them. With
     `by="prefix"`, the `top` prefixes by spend; `waits` adds the warm gate's waits."""
     spooled = spooled_calls(ledger, start, include_emulated)
-    window = _read_window()
+    window = read_window()
+    rollup.settle(ledger, window)  # what can no longer change, remembered: later reports skip it
     total, groups = Totals(), defaultdict[str, Totals](Totals)
     causes = defaultdict[str, Totals](Totals)
     left_out = 0

@@ -4,29 +4,34 @@ A report reads a few hundred sums, not ten million rows. Each statement groups t
 report's key and by `cause` as well (so misses by cause fall out of the same pass, as do the
 markers lost or changed on the wire); `report` folds those parts into its groups.
 
-Money stays exact. PostgreSQL sums its NUMERIC columns itself. SQLite keeps costs as TEXT
-decimals, so each is split in SQL into whole dollars and its fraction in units of 1e-10 dollars,
-both summed as integers and put together again as a Decimal (string surgery to the same end cost
-three times as much per row). A cost outside what that reads exactly (an exponent, as
-`str(Decimal)` writes a tiny one, more than 10 decimal places, $10,000 or more) is left out of
-those sums and added in Python from a query of its own: such rows are rare.
+Money stays exact. Each row keeps its costs as integers of 1e-10 dollars beside their decimal
+text (m005); the sums split each into whole dollars and the rest (`/` and `%` by 1e10), so no sum
+can overflow, and put them together again as a Decimal. A cost that is not a whole number of
+1e-10 dollars (none the catalog makes) has no integer and is added in Python from a query of its
+own, from its text.
 
-A write never read is one no later call of the same workspace and model read within the window:
-a correlated `NOT EXISTS` per writing call, one index seek (`calls_read`, m004) per prefix hash.
+A write never read is one no later call of the same workspace and model read within the window.
+Once the window and a grace have passed that cannot change, so `settle` remembers it in the row
+(`read_later`, m005) and a report looks it up only for writes too recent to settle: a correlated
+`EXISTS` per such write, one index seek (`calls_read`, m004) per prefix hash. A call written
+late, after its writes were settled, opens them again (`Ledger.record_many`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .ledger import CallRecord, Ledger
+from .errors import LedgerError
+from .ledger import SETTLE_GRACE, CallRecord, Ledger
 from .usage import Usage
 
-__all__ = ["KEYS", "Part", "Scope", "gate_waits", "parts", "scope", "top_keys"]
+__all__ = ["KEYS", "Part", "Scope", "gate_waits", "parts", "scope", "settle", "top_keys"]
 
 # The raw key each grouping sums by, per dialect; `report` turns a raw key into its label (a
 # day number into a date, a tags JSON into `k=v`), merging raw keys that read the same.
@@ -44,9 +49,10 @@ KEYS: dict[str, tuple[str, str]] = {
 _COLS = (
     "started_at, model, workspace, status, input_tokens, ephemeral_5m_input_tokens, "
     "ephemeral_1h_input_tokens, cache_read_input_tokens, output_tokens, cost_usd, "
-    "cost_without_cache_usd, prefix_hashes, read_hash, cause, tags, emulated, wire, gate_role, "
-    "gate_wait_s, prefix_hash"
+    "cost_without_cache_usd, cost_e10, cost_without_cache_e10, read_later, prefix_hashes, "
+    "read_hash, cause, tags, emulated, wire, gate_role, gate_wait_s, prefix_hash"
 )
+_WRITES = "c.ephemeral_5m_input_tokens + c.ephemeral_1h_input_tokens > 0"
 
 
 @dataclass
@@ -96,11 +102,12 @@ class Scope:
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def read_later(self, table: str, window: float) -> str:
-        """SQL true when a call in `table` read one of c's prefixes within `window` seconds."""
-        emulated = "" if self.include_emulated else " AND r.emulated = 0"
+        """SQL true when a call in `table` read one of c's prefixes within `window` seconds (a
+        call the emulator answered reads only what the emulator wrote, and the API's only the
+        API's)."""
         later = (
             f"r.model = c.model AND r.started_at > c.started_at "
-            f"AND r.started_at <= c.started_at + {window!r}{emulated}"
+            f"AND r.started_at <= c.started_at + {window!r} AND r.emulated = c.emulated"
         )
         if self.postgres:
             # An array, not a joined function: PostgreSQL guesses a function yields 100 rows and
@@ -128,24 +135,28 @@ def scope(
         yield Scope(ledger, start, include_emulated, table)
 
 
-def _plain(col: str) -> str:
-    """SQLite: the TEXT decimal is digits, with at most 10 decimal places, under $10,000 (a
-    double holds it to within 1e-12, so its fraction rounds to the exact count of 1e-10s)."""
-    return (
-        f"({col} GLOB '[0-9]*' AND instr({col}, 'E') = 0 "
-        f"AND length({col}) - instr({col}, '.') <= 10 AND CAST({col} AS REAL) < 10000)"
-    )
+def settle(ledger: Ledger, window: float, now: float | None = None) -> int:
+    """Remember, in each writing call whose window and grace have passed, whether a later call
+    read it; the number settled. Best effort: a ledger this process may not write (read-only,
+    locked) is left as it is, and reports look the answers up as before."""
+    horizon = (time.time() if now is None else now) - window - SETTLE_GRACE
+    read = Scope(ledger, None, True).read_later("calls", window)
+    with contextlib.suppress(LedgerError):
+        return ledger.execute(
+            f"UPDATE calls AS c SET read_later = CASE WHEN {read} THEN 1 ELSE 0 END "
+            f"WHERE c.read_later IS NULL AND {_WRITES} AND c.started_at < ?",
+            [horizon],
+        )
+    return 0
 
 
-def _pieces(col: str, plain: str) -> list[str]:
-    """Whole dollars, and the fraction in units of 1e-10 (under 1e10 a row: 64-bit sums hold
-    900 million rows of them). A double minus its whole part is exact, so the fraction is off
-    by at most 1e-12 dollars before it is rounded to a unit."""
-    whole = f"CAST({col} AS INTEGER)"
+def _pieces(col: str) -> list[str]:
+    """Whole dollars, and the rest in units of 1e-10 (under 1e10 a row: 64-bit sums hold 900
+    million rows of them), of the rows whose costs both have their integers (not `%`, which
+    PostgreSQL's driver reads as a placeholder)."""
     return [
-        f"SUM(CASE WHEN {plain} THEN {whole} END)",
-        f"SUM(CASE WHEN {plain} THEN CAST(ROUND((CAST({col} AS REAL) - {whole}) * 1e10) "
-        "AS INTEGER) END)",
+        f"SUM(CASE WHEN g THEN {col} / 10000000000 END)",
+        f"SUM(CASE WHEN g THEN {col} - {col} / 10000000000 * 10000000000 END)",
     ]
 
 
@@ -161,13 +172,7 @@ def parts(
     read = s.read_later("calls", window)
     if s.staged is not None:
         read = f"{read} OR {s.read_later(s.staged, window)}"
-    writes = "c.ephemeral_5m_input_tokens + c.ephemeral_1h_input_tokens > 0"
-    plain = (
-        "TRUE"
-        if s.postgres
-        else f"({_plain('c.cost_usd')} AND {_plain('c.cost_without_cache_usd')})"
-    )
-    costs = ["SUM(cu)", "SUM(cw)"] if s.postgres else [*_pieces("cu", "g"), *_pieces("cw", "g")]
+    plain = "(c.cost_e10 IS NOT NULL AND c.cost_without_cache_e10 IS NOT NULL)"
     extra, named = [], [k for k in keys or () if k is not None]
     if keys is not None:
         among = f"{key} IN ({', '.join('?' * len(named))})" if named else "FALSE"
@@ -182,11 +187,13 @@ def parts(
         "SUM(CASE WHEN rd > 0 THEN 1 ELSE 0 END), SUM(never), "
         "SUM(CASE WHEN wire = 'lost' THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN wire = 'changed' THEN 1 ELSE 0 END), "
-        f"{', '.join(costs)} FROM (SELECT {key} AS k, c.cause, c.wire, c.status, "
+        f"{', '.join([*_pieces('cu'), *_pieces('cw')])} FROM (SELECT {key} AS k, c.cause, c.wire, "
+        "c.status, "
         "c.input_tokens AS i, c.cache_read_input_tokens AS rd, c.ephemeral_5m_input_tokens AS w5, "
         "c.ephemeral_1h_input_tokens AS w1, c.output_tokens AS o, "
-        f"CASE WHEN NOT ({writes}) THEN 0 WHEN {read} THEN 0 ELSE 1 END AS never, {plain} AS g, "
-        f"c.cost_usd AS cu, c.cost_without_cache_usd AS cw FROM {s.source()} {where} "
+        f"CASE WHEN NOT ({_WRITES}) THEN 0 WHEN c.read_later IS NOT NULL THEN 1 - c.read_later "
+        f"WHEN {read} THEN 0 ELSE 1 END AS never, {plain} AS g, "
+        f"c.cost_e10 AS cu, c.cost_without_cache_e10 AS cw FROM {s.source()} {where} "
         f"{'' if s.postgres else 'LIMIT -1'}) AS rows GROUP BY 1, 2"
     )
     found: dict[tuple[Any, Any], Part] = {}
@@ -194,10 +201,7 @@ def parts(
         k, cause, calls, errors, i, rd, w5, w1, o, writes_n, reads_n, never, lost, changed = row[
             :14
         ]
-        if s.postgres:
-            cost, plain_cost = Decimal(row[14] or 0), Decimal(row[15] or 0)
-        else:
-            cost, plain_cost = _joined(*row[14:16]), _joined(*row[16:18])
+        cost, plain_cost = _joined(*row[14:16]), _joined(*row[16:18])
         found[(k, cause)] = Part(
             k,
             cause,
@@ -212,15 +216,15 @@ def parts(
             int(lost),
             int(changed),
         )
-    if not s.postgres:  # the costs SQL could not split, summed here
-        sql = (
-            f"SELECT {key}, c.cause, c.cost_usd, c.cost_without_cache_usd "
-            f"FROM {s.source()} {where} {'AND' if where else 'WHERE'} NOT {plain}"
-        )
-        for k, cause, cost_text, plain_text in s.ledger.query(sql, params):
-            part = found[(k, cause)]
-            part.cost_usd += Decimal(str(cost_text))
-            part.cost_without_cache_usd += Decimal(str(plain_text))
+    # The costs without their integers, summed here from their text: rare rows.
+    sql = (
+        f"SELECT {key}, c.cause, c.cost_usd, c.cost_without_cache_usd "
+        f"FROM {s.source()} {where} {'AND' if where else 'WHERE'} NOT {plain}"
+    )
+    for k, cause, cost_text, plain_text in s.ledger.query(sql, params):
+        part = found[(k, cause)]
+        part.cost_usd += Decimal(str(cost_text))
+        part.cost_without_cache_usd += Decimal(str(plain_text))
     return list(found.values())
 
 
