@@ -167,12 +167,20 @@ class _KeepAlive:
         if outcome == "wrote" or key not in self.ttls:
             self.ttls[key] = float(catalog().ttl_seconds[first.ttl])
         self.pings[key] = parse_request(ping(sent, first.path, first.ttl))
+        # Ski rental: keep-alives in one idle period stop once they have cost what re-writing
+        # the entry on its next use would add (the write, less the read that use would pay).
+        prices = prompt.model.prices_for(position.cumulative)
+        budget = None
+        if prices is not None and prices.cache_read > 0:
+            write = prices.cache_write_1h if self.ttls[key] >= 3600 else prices.cache_write_5m
+            budget = int((write - prices.cache_read) / prices.cache_read)
         self.policy.used(
             key,
             at=at,
             ttl=self.ttls[key],
             tail=position.digest,
             digests=frozenset(p.digest for p in prompt.positions),
+            budget=budget,
         )
 
     def until(self, now: float) -> None:
