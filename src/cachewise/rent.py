@@ -1,0 +1,73 @@
+"""Rent or buy: how many keep-alive reads an entry gets, and what that guarantees.
+
+A keep-alive read rents an entry for one more TTL; letting it die and writing it again on the
+next use buys it anew. `simulate`'s cachewise strategy caps the rent (ski rental):
+
+- a 5m entry gets at most one keep-alive per idle period on the evidence of `KeepAlivePolicy`,
+  and more than one only from a budget of `five_minute_cap` extra reads over the prefix's life
+  (the reads that cost what one 5m write does);
+- a 1h entry, once its prefix has been idle longer than an hour, gets `hourly_cap` keep-alives
+  in every idle period whatever the evidence says: as many as cost less than sending the prefix
+  as input.
+
+With the planner's TTL rule (`plan._best_ttl`), that bounds the strategy against the oracle on
+traces where each request is one reused prefix and a part no other request shares:
+cost <= c * oracle + A * (each prefix's tokens at the input price). `guarantee` gives c and A
+for a model's prices; docs/simulate.md ("How far from the best the cachewise strategy can be")
+has the proof.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .catalog import Prices
+
+__all__ = ["Guarantee", "five_minute_cap", "guarantee", "hourly_cap"]
+
+
+def hourly_cap(prices: Prices) -> int:
+    """Keep-alives a 1h entry gets per idle period: the most whose reads cost less than the
+    input price, ceil(input / read) - 1 (9 at a read price of 0.1x input)."""
+    if prices.cache_read <= 0:
+        return 0
+    return math.ceil(prices.input / prices.cache_read) - 1
+
+
+def five_minute_cap(prices: Prices) -> int:
+    """Keep-alives a 5m entry may get in one idle period, and extra ones (past the first of an
+    idle period) over its prefix's life: the reads that cost what re-writing it adds,
+    floor((5m write - read) / read) (11 at Anthropic's ratios)."""
+    if prices.cache_read <= 0:
+        return 0
+    return int((prices.cache_write_5m - prices.cache_read) / prices.cache_read)
+
+
+@dataclass(frozen=True)
+class Guarantee:
+    """cost(cachewise) <= factor * cost(oracle) + sum over prefixes of allowance * u, where u is
+    the prefix's tokens at the input price."""
+
+    factor: Decimal
+    allowance: Decimal
+
+
+def guarantee(prices: Prices, ping_overhead: Decimal = Decimal(0)) -> Guarantee:
+    """c and A for a model's prices. Ratios to the input price: a (5m write), b (1h write),
+    r (read); a keep-alive costs r * (1 + ping_overhead) (its few tokens past the prefix, at
+    the input price, relative to the prefix's read). With K1 = `hourly_cap`, K5 =
+    `five_minute_cap` and p = r * (1 + ping_overhead):
+
+        c = max(b + K1 * p, 1 + p / r)
+        A = a + 2 * b + (K5 + K1) * p
+    """
+    a = prices.cache_write_5m / prices.input
+    b = prices.cache_write_1h / prices.input
+    p = prices.cache_read / prices.input * (1 + ping_overhead)
+    k1, k5 = hourly_cap(prices), five_minute_cap(prices)
+    # 1 + p / r covers a read after one keep-alive, where hindsight may read for r alone; with
+    # the catalog's prices it is below b + K1 * p, which covers every other case.
+    factor = max(b + k1 * p, 1 + p / (prices.cache_read / prices.input))
+    return Guarantee(factor=factor, allowance=a + 2 * b + (k5 + k1) * p)
