@@ -509,10 +509,28 @@ def support_assistant() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the TTL rule takes one pause past 5m as a rhythm and writes 1h at the fourth request",
-)
 def test_the_support_assistant_costs_no_more_than_its_own_markers() -> None:
+    # Its one pause past 5m is rewritten 5m, as the client's marker does: a 1h write there
+    # would be read once.
     outcomes = {o.name: o for o in simulate(support_assistant(), ["cachewise", "as-is"])}
     assert outcomes["cachewise"].cost_usd <= outcomes["as-is"].cost_usd
+    assert outcomes["cachewise"].usage.ephemeral_1h_input_tokens == 0
+
+
+def test_a_lone_prefix_idle_past_an_hour_is_kept_alive_hourly_from_then_on() -> None:
+    # Uses 61 minutes apart: without keep-alives each would re-write its 1h entry. The first
+    # such pause is a miss (a rhythm of an hour is not known yet); then one hourly keep-alive
+    # per gap, and after the last use as many as cost less than an input (9 at 0.1x reads).
+    system = [block(text(1500, "cron"))]
+    rows = [
+        {
+            "started_at": 3660.0 * i,
+            "usage": {"input_tokens": 0, "output_tokens": 10},
+            "request": request(system=system, messages=[{"role": "user", "content": f"run {i}"}]),
+        }
+        for i in range(6)
+    ]
+    ours = replay_strategy(rows_from(rows), "cachewise", STRATEGIES["cachewise"], keep_alive=True)
+    assert ours.writes == 2  # the first use (5m) and the rewrite after the first pause (1h)
+    assert ours.reads == 4
+    assert ours.keep_alives == 4 + 9
