@@ -11,15 +11,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachewise.body import strip_markers
 from cachewise.catalog import catalog
-from cachewise.keepalive import ping
-from cachewise.rent import five_minute_cap, guarantee, hourly_cap
-from cachewise.request import parse_request
+from cachewise.rent import bound_for, five_minute_cap, guarantee, hourly_cap
 from cachewise.simulate import simulate
 from conftest import CC, CC_1H, block, examples, request, text
 
-MTOK = Decimal(1_000_000)
 # One model for each price ratio the catalog has (read at 0.1x, 0.05x, 0.025x; 1.2x writes).
 MODELS = ["claude-sonnet-4-6", "claude-sonnet-5-5", "claude-fable-5-2", "claude-3-haiku-20240307"]
 # Gaps in seconds: a burst, around the 5m TTL and its first keep-alive, up to and around an
@@ -107,28 +103,6 @@ def quiet_traces(draw: st.DrawFn) -> Quiet:
     )
 
 
-def bound(rows: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
-    """c for the trace (the largest of its prefixes': a keep-alive's own few tokens count), and
-    the sum over its prefixes of A times the prefix's tokens at the input price, in dollars."""
-    factor, allowance, seen = Decimal(0), Decimal(0), set()
-    for row in rows:
-        body = strip_markers(row["request"])
-        prompt = parse_request(body)
-        prefix = prompt.positions[0]
-        assert prefix.level == "system"
-        if prefix.prefix_hash in seen:
-            continue
-        seen.add(prefix.prefix_hash)
-        prices = prompt.model.prices_for(prompt.total_tokens)
-        assert prices is not None
-        extra = parse_request(ping(body, "/system/0", "5m")).total_tokens - prefix.cumulative
-        overhead = extra * prices.input / (prefix.cumulative * prices.cache_read)
-        g = guarantee(prices, overhead)
-        factor = max(factor, g.factor)
-        allowance += g.allowance * prefix.cumulative * prices.input / MTOK
-    return factor, allowance
-
-
 TOLERANCE = Decimal("1e-12")  # dollars: the costs are Decimal sums, the bound is exact
 
 
@@ -137,7 +111,7 @@ TOLERANCE = Decimal("1e-12")  # dollars: the costs are Decimal sums, the bound i
 def test_cachewise_stays_within_the_bound_of_the_oracle(trace: Quiet) -> None:
     rows = trace.rows()
     outcomes = {o.name: o for o in simulate(rows, ["cachewise"])}
-    factor, allowance = bound(rows)
+    factor, allowance = bound_for(r["request"] for r in rows)
     ours, best = outcomes["cachewise"].cost_usd, outcomes["oracle"].cost_usd
     assert ours <= factor * best + allowance + TOLERANCE
 
@@ -149,6 +123,6 @@ def test_cachewise_stays_within_the_bound_of_the_clients_own_markers(trace: Quie
     # The client's markers are one strategy: they cost at least the oracle, so the same c and A
     # bound cachewise against them.
     outcomes = {o.name: o for o in simulate(rows, ["cachewise", "as-is"])}
-    factor, allowance = bound(rows)
+    factor, allowance = bound_for(r["request"] for r in rows)
     ours, theirs = outcomes["cachewise"].cost_usd, outcomes["as-is"].cost_usd
     assert ours <= factor * theirs + allowance + TOLERANCE

@@ -20,12 +20,19 @@ has the proof.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
+from .body import strip_markers
 from .catalog import Prices
+from .keepalive import ping
+from .request import parse_request
 
-__all__ = ["Guarantee", "five_minute_cap", "guarantee", "hourly_cap"]
+__all__ = ["Guarantee", "bound_for", "five_minute_cap", "guarantee", "hourly_cap"]
+
+MTOK = Decimal(1_000_000)
 
 
 def hourly_cap(prices: Prices) -> int:
@@ -71,3 +78,27 @@ def guarantee(prices: Prices, ping_overhead: Decimal = Decimal(0)) -> Guarantee:
     # the catalog's prices it is below b + K1 * p, which covers every other case.
     factor = max(b + k1 * p, 1 + p / (prices.cache_read / prices.input))
     return Guarantee(factor=factor, allowance=a + 2 * b + (k5 + k1) * p)
+
+
+def bound_for(bodies: Iterable[Mapping[str, Any]]) -> tuple[Decimal, Decimal]:
+    """The bound on a trace of the regime `guarantee` covers, whose requests' reused prefix
+    ends with the system prompt: (c, the sum over its prefixes of A times the prefix's tokens
+    at the input price, in dollars). c is the largest of the prefixes': a keep-alive's few
+    tokens past its prefix count."""
+    factor, allowance, seen = Decimal(0), Decimal(0), set()
+    for body in bodies:
+        plain = strip_markers(dict(body))
+        prompt = parse_request(plain)
+        system = [p for p in prompt.positions if p.level == "system"]
+        prices = prompt.model.prices_for(prompt.total_tokens, prompt.speed)
+        if not system or prices is None or system[-1].prefix_hash in seen:
+            continue
+        prefix = system[-1]
+        seen.add(prefix.prefix_hash)
+        pinged = parse_request(ping(plain, prefix.path, "5m"))
+        extra = pinged.total_tokens - prefix.cumulative
+        overhead = extra * prices.input / (prefix.cumulative * prices.cache_read)
+        g = guarantee(prices, overhead)
+        factor = max(factor, g.factor)
+        allowance += g.allowance * prefix.cumulative * prices.input / MTOK
+    return factor, allowance
