@@ -6,9 +6,9 @@ next use buys it anew. `simulate`'s cachewise strategy caps the rent (ski rental
 - a 5m entry gets at most one keep-alive per idle period on the evidence of `KeepAlivePolicy`,
   and more than one only from a budget of `five_minute_cap` extra reads over the prefix's life
   (the reads that cost what one 5m write does);
-- a 1h entry, once its prefix has been idle longer than an hour, gets `hourly_cap` keep-alives
-  in every idle period whatever the evidence says: as many as cost less than sending the prefix
-  as input.
+- a 1h entry gets up to `hourly_cap` keep-alives per idle period (as many as cost less than
+  sending the prefix as input): on the evidence until its prefix has once been idle longer than
+  an hour, whatever the evidence says from then on.
 
 With the planner's TTL rule (`plan._best_ttl`), that bounds the strategy against the oracle on
 traces where each request is one reused prefix and a part no other request shares:
@@ -68,7 +68,7 @@ def guarantee(prices: Prices, ping_overhead: Decimal = Decimal(0)) -> Guarantee:
     `five_minute_cap` and p = r * (1 + ping_overhead):
 
         c = max(b + K1 * p, 1 + p / r)
-        A = a + 2 * b + (K5 + K1) * p
+        A = a + 2 * b + (K5 + 2 * K1) * p
     """
     a = prices.cache_write_5m / prices.input
     b = prices.cache_write_1h / prices.input
@@ -77,7 +77,7 @@ def guarantee(prices: Prices, ping_overhead: Decimal = Decimal(0)) -> Guarantee:
     # 1 + p / r covers a read after one keep-alive, where hindsight may read for r alone; with
     # the catalog's prices it is below b + K1 * p, which covers every other case.
     factor = max(b + k1 * p, 1 + p / (prices.cache_read / prices.input))
-    return Guarantee(factor=factor, allowance=a + 2 * b + (k5 + k1) * p)
+    return Guarantee(factor=factor, allowance=a + 2 * b + (k5 + 2 * k1) * p)
 
 
 def bound_for(bodies: Iterable[Mapping[str, Any]]) -> tuple[Decimal, Decimal]:

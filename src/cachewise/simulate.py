@@ -173,8 +173,8 @@ class _KeepAlive:
         self.pings[key] = parse_request(ping(sent, first.path, first.ttl))
         # Ski rental (`cachewise.rent`; docs/simulate.md, "How far from the best"): a 5m entry
         # gets one keep-alive per idle period on the evidence, more only from a budget over its
-        # prefix's life; a 1h entry, once its prefix has been idle past an hour, gets hourly
-        # ones whatever the evidence, until they would cost an input.
+        # prefix's life; a 1h entry gets hourly ones until they would cost an input, on the
+        # evidence until its prefix has been idle past an hour once, whatever it says after.
         hour = float(catalog().ttl_seconds["1h"])
         last = self.last_use.get(key)
         if last is not None and at - last > hour - self.policy.margin:
@@ -185,8 +185,8 @@ class _KeepAlive:
         if prices is not None and self.ttls[key] < hour:
             cap = five_minute_cap(prices)
             budget = min(cap, 1 + max(0, cap - self.spent.get(key, 0)))
-        elif prices is not None and key in self.long_idle:
-            budget, rent = hourly_cap(prices), True
+        elif prices is not None:
+            budget, rent = hourly_cap(prices), key in self.long_idle
         self.policy.used(
             key,
             at=at,
