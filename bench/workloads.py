@@ -196,3 +196,46 @@ TARGETS = {
     "multi-tenant": 1.25,
     "bursty document Q&A": 1.30,
 }
+
+
+def sparse(seed: int = 0) -> list[dict[str, Any]]:
+    """Quiet traffic: one or two system prompts (2k-6k words), 3-10 requests, each gap drawn from
+    seconds, around the 5m TTL, or up to an hour; on half the traces the client marks its system
+    prompt (5m), as a support bot or a cron job would."""
+    r = random.Random(11 + 1000 * seed)
+    marked = r.random() < 0.5
+    prompts = [
+        prose(r.randrange(2000, 6000), 20 + k + 1000 * seed) for k in range(r.choice([1, 2]))
+    ]
+    rows, t = [], 0.0
+    for i in range(r.randrange(3, 11)):
+        system: dict[str, Any] = {"type": "text", "text": r.choice(prompts)}
+        if marked:
+            system["cache_control"] = {"type": "ephemeral"}
+        rows.append(
+            {
+                "started_at": round(t, 1),
+                "ttft_ms": 900,
+                "usage": {"input_tokens": 0, "output_tokens": r.randrange(50, 400)},
+                "request": _req([system], [{"role": "user", "content": f"Q{i}: {prose(15, i)}"}]),
+            }
+        )
+        t += r.choice([r.uniform(2, 60), r.uniform(240, 420), r.uniform(420, 3600)])
+    return rows
+
+
+def support_assistant() -> list[dict[str, Any]]:
+    """Five questions to a support assistant over its ~28 kB system prompt, which the client
+    marks (5m): gaps of 20 s, 25 s, 455 s and 20 s."""
+    system = {"type": "text", "text": prose(4000, 42), "cache_control": {"type": "ephemeral"}}
+    return [
+        {
+            "started_at": t,
+            "ttft_ms": 900,
+            "usage": {"input_tokens": 0, "output_tokens": 300},
+            "request": _req(
+                [system], [{"role": "user", "content": f"Customer {i}: {prose(12, 60 + i)}"}]
+            ),
+        }
+        for i, t in enumerate([0.0, 20.0, 45.0, 500.0, 520.0])
+    ]

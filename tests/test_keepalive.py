@@ -282,3 +282,27 @@ def test_the_queued_policy_sends_what_the_scanning_one_sent(
         for policy in (fast, slow):
             policy.used(key, at=now, ttl=300.0, tail=f"t{tail}", digests=digests)
     assert list(fast.due(math.inf)) == list(slow.due(math.inf))
+
+
+def test_keep_alives_stop_at_their_budget_for_the_idle_period() -> None:
+    # Ski rental: an idle period's keep-alives stop once they have cost what a re-write would.
+    policy = KeepAlivePolicy()
+    policy.used(("w", "a"), at=0, ttl=300.0, tail="a", digests=frozenset({"a"}), budget=2)
+    for k in range(1, 8):  # the workspace stays busy with something else
+        policy.sent("w", k * 100.0)
+    assert sent(policy, before=800) == [("a", 290.0), ("a", 580.0)]
+    # A use opens a new idle period with a fresh budget.
+    policy.used(("w", "a"), at=800, ttl=300.0, tail="a", digests=frozenset({"a"}), budget=1)
+    policy.sent("w", 900)
+    assert sent(policy) == [("a", 1090.0)]
+
+
+def test_rent_keeps_a_lone_prefix_alive_to_its_budget_whatever_the_evidence() -> None:
+    # Nothing else is sent in the workspace: on the evidence alone it would get none.
+    policy = KeepAlivePolicy()
+    policy.used(("w", "a"), at=0, ttl=3600.0, tail="a", digests=frozenset({"a"}), budget=3)
+    assert sent(policy, before=20_000) == []
+    policy.used(
+        ("w", "a"), at=20_000, ttl=3600.0, tail="a", digests=frozenset({"a"}), budget=3, rent=True
+    )
+    assert sent(policy) == [("a", 23_590.0), ("a", 27_180.0), ("a", 30_770.0)]

@@ -270,3 +270,32 @@ def test_the_gap_to_now_and_other_prefixes_gaps_inform_the_ttl() -> None:
     # A new tenant: the other tenants' rhythm (gaps of 600 s) decides.
     others = [{"started_at": 600.0 * i, "request": tenant(2, f"q{i}")} for i in range(4)]
     assert paths(plan(tenant(3, "first"), others, now=2000.0)) == [("/system/0", "1h")]
+
+
+def test_a_prefix_the_client_marks_5m_keeps_5m_through_its_first_short_pause() -> None:
+    def turn(i: int, cc: dict[str, Any] | None) -> dict[str, Any]:
+        system = [block(SYSTEM, cc)]
+        return request(system=system, messages=[{"role": "user", "content": f"Q{i}"}])
+
+    # The history has the client's markers; the request is planned without them (as the
+    # simulator's cachewise strategy and the proxy plan it).
+    times = [0.0, 20.0, 45.0]
+    for cc, first in ((CC, "5m"), (None, "1h"), (CC_1H, "1h")):
+        history = [{"started_at": t, "request": turn(i, cc)} for i, t in enumerate(times)]
+        # One pause of 455 s: the client's 5m marker, if it has one, is followed.
+        assert paths(plan(turn(3, None), history, now=500.0)) == [("/system/0", first)]
+        # A pause past what one keep-alive bridges, or a second pause: 1h either way.
+        assert paths(plan(turn(3, None), history, now=45.0 + 700)) == [("/system/0", "1h")]
+        again = [*history, {"started_at": 500.0, "request": turn(3, cc)}]
+        assert paths(plan(turn(4, None), again, now=1000.0)) == [("/system/0", "1h")]
+
+
+def test_pauses_longer_than_hourly_keep_alives_bridge_are_rewritten_5m() -> None:
+    # Daily uses: nine hourly keep-alives (read at 0.1x) bridge ten hours, not a day.
+    def ask(i: int) -> dict[str, Any]:
+        return request(system=SYSTEM, messages=[{"role": "user", "content": f"Q{i}"}])
+
+    daily = [{"started_at": 86_400.0 * i, "request": ask(i)} for i in range(3)]
+    assert paths(plan(ask(3), daily, now=86_400.0 * 3)) == [("/system/0", "5m")]
+    hourly = [{"started_at": 3_700.0 * i, "request": ask(i)} for i in range(3)]
+    assert paths(plan(ask(3), hourly, now=3_700.0 * 3)) == [("/system/0", "1h")]

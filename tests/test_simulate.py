@@ -546,3 +546,46 @@ def test_a_request_that_is_not_the_same_but_for_its_markers_is_parsed_anew() -> 
     other_choice = CONVO | {"tool_choice": {"type": "any"}}
     for body in (longer, other_choice, CONVO | {"model": "claude-opus-4-6"}):
         assert _view(base.remarked(body)) == _view(parse_request(body))
+
+
+def support_assistant() -> list[dict[str, Any]]:
+    """Five questions over a ~28 kB system prompt the client marks, 20 s, 25 s, 455 s, 20 s
+    apart: quiet traffic, where a long pause looks like a rhythm after a single instance."""
+    system = [block(text(4000, "support rules"), CC)]
+    return [
+        {
+            "started_at": t,
+            "usage": {"input_tokens": 0, "output_tokens": 300},
+            "request": request(
+                system=system, messages=[{"role": "user", "content": f"Customer {i}: help"}]
+            ),
+        }
+        for i, t in enumerate([0.0, 20.0, 45.0, 500.0, 520.0])
+    ]
+
+
+def test_the_support_assistant_costs_no_more_than_its_own_markers() -> None:
+    # Its one pause past 5m is rewritten 5m, as the client's marker does: a 1h write there
+    # would be read once.
+    outcomes = {o.name: o for o in simulate(support_assistant(), ["cachewise", "as-is"])}
+    assert outcomes["cachewise"].cost_usd <= outcomes["as-is"].cost_usd
+    assert outcomes["cachewise"].usage.ephemeral_1h_input_tokens == 0
+
+
+def test_a_lone_prefix_idle_past_an_hour_is_kept_alive_hourly_from_then_on() -> None:
+    # Uses 61 minutes apart: without keep-alives each would re-write its 1h entry. The first
+    # such pause is a miss (a rhythm of an hour is not known yet); then one hourly keep-alive
+    # per gap, and after the last use as many as cost less than an input (9 at 0.1x reads).
+    system = [block(text(1500, "cron"))]
+    rows = [
+        {
+            "started_at": 3660.0 * i,
+            "usage": {"input_tokens": 0, "output_tokens": 10},
+            "request": request(system=system, messages=[{"role": "user", "content": f"run {i}"}]),
+        }
+        for i in range(6)
+    ]
+    ours = replay_strategy(rows_from(rows), "cachewise", STRATEGIES["cachewise"], keep_alive=True)
+    assert ours.writes == 2  # the first use (5m) and the rewrite after the first pause (1h)
+    assert ours.reads == 4
+    assert ours.keep_alives == 4 + 9

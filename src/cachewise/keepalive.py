@@ -16,6 +16,10 @@ estimates that chance from what it has seen, and stops when the evidence says st
   still open counted as survivors). With fewer than `min_evidence` such periods the policy has no
   estimate and relies on the workspace being busy.
 
+A caller may set these rules aside for an entry (`rent`): it then gets exactly its budget of
+keep-alives per idle period, unless used or superseded first. That is ski rental, which a
+competitive guarantee needs (`cachewise.rent`): evidence can always be fooled.
+
 It is pure: callers ask which keep-alives are due before a time, then tell it about the use at
 that time (in that order: a decision must not see the future). The
 simulator drives it through the engine; the numbers are in bench/results.md.
@@ -44,6 +48,9 @@ class _Prefix:
     ttl: float
     tail: str  # digest of the block the entry ends with
     order: int  # when it began to be kept alive: of two due at once, the older goes first
+    budget: int | None = None  # keep-alives allowed in this idle period (None: no cap)
+    pings: int = 0  # keep-alives sent since its last use
+    rent: bool = False  # sent up to the budget whatever the evidence says (ski rental)
 
 
 class KeepAlivePolicy:
@@ -74,8 +81,13 @@ class KeepAlivePolicy:
         ttl: float,
         tail: str,
         digests: frozenset[str],
+        budget: int | None = None,
+        rent: bool = False,
     ) -> None:
-        """A request read or wrote the entry `key` (whose prompt holds blocks `digests`)."""
+        """A request read or wrote the entry `key` (whose prompt holds blocks `digests`); at
+        most `budget` keep-alives are sent for it before its next use (the ski-rental cap), and
+        with `rent`, exactly that many unless it is used or superseded first: the evidence rules
+        below are set aside, as a competitive guarantee needs (docs/simulate.md)."""
         workspace = key[0]
         self.activity[workspace] = max(self.activity.get(workspace, at), at)
         since = self.idle_since.setdefault(workspace, [])
@@ -98,7 +110,7 @@ class KeepAlivePolicy:
         else:
             self.uses += 1
             order = self.uses
-        p = self.prefixes[key] = _Prefix(workspace, at, at, ttl, tail, order)
+        p = self.prefixes[key] = _Prefix(workspace, at, at, ttl, tail, order, budget, rent=rent)
         self.by_tail.setdefault((workspace, tail), set()).add(key)
         heapq.heappush(self.queue, (self._next(p), p.order, key))
 
@@ -114,7 +126,7 @@ class KeepAlivePolicy:
             if p is None or p.order != order or self._next(p) != at:
                 continue  # dropped, used again or renewed since this was queued
             if self._worth_it(p, at):
-                p.refreshed = at
+                p.refreshed, p.pings = at, p.pings + 1
                 heapq.heappush(self.queue, (self._next(p), order, key))
                 yield key, at
             else:
@@ -133,6 +145,10 @@ class KeepAlivePolicy:
         return p.refreshed + max(p.ttl - self.margin, p.ttl / 2)
 
     def _worth_it(self, p: _Prefix, at: float) -> bool:
+        if p.budget is not None and p.pings >= p.budget:
+            return False  # they have cost what letting the entry die would have: stop renting
+        if p.rent:
+            return True
         busy = self.activity.get(p.workspace, p.last_use)
         if busy <= p.last_use or at - busy > p.ttl:
             return False  # nothing else was sent since this prefix was used, or not lately

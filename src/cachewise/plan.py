@@ -26,6 +26,7 @@ from .body import (
 from .catalog import catalog
 from .diagnosis import shared_end
 from .engine import LOOKBACK, MAX_BREAKPOINTS, breakpoints, minimum_for, violations
+from .rent import hourly_cap
 from .request import Marker, Position, Prompt, parse_request
 from .trace import Row, parse_row, rows_from
 
@@ -334,29 +335,49 @@ def _best_ttl(
     times: Sequence[float | None],
     now: float | None = None,
 ) -> TTL:
-    """The TTL that makes the history's gaps between uses cheapest, by the model's prices.
+    """The TTL for a write of this prefix, by its gaps between uses (its past uses, and this one
+    at `now`) and the model's prices: the rule whose cost docs/simulate.md bounds.
 
-    The gaps are this prefix's own (its past uses, and this one at `now`), and, while it has few,
-    those of the other prefixes at the same place (other tenants, other documents): a workload's
-    rhythm is usually shared, and learning it per prefix costs a rewrite or two each.
+    Once the prefix has been idle past 5 minutes, 1h: an hour's entry kept alive by hourly reads
+    prices any later gap near what hindsight could (`simulate`'s keep-alives). Two exceptions: a
+    prefix the client marks 5m keeps 5m through a first such pause that one keep-alive would
+    have bridged (one pause cannot be told from the end of traffic, and following the client
+    then costs nothing against its markers); and a prefix whose pauses all outlast what hourly
+    reads can bridge for less than an input is rewritten 5m. Before any such pause, while the
+    prefix has few gaps of its own, those of the other prefixes at the same place (other
+    tenants, other documents) decide by break-even: a workload's rhythm is usually shared, and
+    learning it per prefix costs a rewrite or two.
     """
     groups: dict[str, list[float]] = {}
+    latest: Prompt | None = None
     for p, t in zip(past, times, strict=False):
         if t is not None and len(p.positions) > position.index:
             groups.setdefault(p.positions[position.index].prefix_hash, []).append(t)
+            if p.positions[position.index].prefix_hash == position.prefix_hash:
+                latest = p
     own = sorted(groups.pop(position.prefix_hash, []))
     if now is not None and own and now > own[-1]:
         own.append(now)
+    prices = prompt.model.prices
+    if prices is None:
+        return "5m"
+    five, hour = catalog().ttl_seconds["5m"], catalog().ttl_seconds["1h"]
     gaps = [b - a for a, b in pairwise(own)]
+    paused = [g for g in gaps if g > five]
+    if paused:
+        marker = latest.positions[position.index].marker if latest is not None else None
+        if len(paused) == 1 and paused[0] < 2 * five and marker is not None and marker.ttl == "5m":
+            return "5m"
+        horizon = hour * (hourly_cap(prices) + 1)
+        return "5m" if all(g > horizon for g in paused) else "1h"
     if len(gaps) < 3:
         gaps += [b - a for uses in groups.values() for a, b in pairwise(sorted(uses))]
-    if not gaps or prompt.model.prices is None:
+    if not gaps:
         return "5m"
-    prices = prompt.model.prices
     costs = {}
     for ttl, life, write in (
-        ("5m", catalog().ttl_seconds["5m"], prices.cache_write_5m),
-        ("1h", catalog().ttl_seconds["1h"], prices.cache_write_1h),
+        ("5m", five, prices.cache_write_5m),
+        ("1h", hour, prices.cache_write_1h),
     ):
         read = sum(1 for gap in gaps if gap < life)  # a count, then two products: Decimal is slow
         costs[ttl] = write + prices.cache_read * read + write * (len(gaps) - read)

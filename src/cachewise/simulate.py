@@ -23,6 +23,7 @@ from .engine import Account, Engine, billed_output, first_cacheable, unmarked
 from .errors import InputError, InvalidRequest, UnknownModel
 from .keepalive import KeepAlivePolicy, ping
 from .oracle import oracle
+from .rent import five_minute_cap, hourly_cap
 from .request import Prompt, parse_request
 from .strategies import STRATEGIES, Strategy
 from .trace import Row, check_models, rows_from, timeline
@@ -147,6 +148,9 @@ class _KeepAlive:
         self.policy: KeepAlivePolicy | None = None
         self.pings: dict[tuple[str, str], Prompt] = {}
         self.ttls: dict[tuple[str, str], float] = {}
+        self.last_use: dict[tuple[str, str], float] = {}
+        self.long_idle: set[tuple[str, str]] = set()  # prefixes idle past an hourly keep-alive
+        self.spent: dict[tuple[str, str], int] = {}  # per prefix: 5m keep-alives past the first
 
     def used(
         self, prompt: Prompt, sent: dict[str, Any], at: float, workspace: str, acct: Account | None
@@ -168,12 +172,30 @@ class _KeepAlive:
         if outcome == "wrote" or key not in self.ttls:
             self.ttls[key] = float(catalog().ttl_seconds[first.ttl])
         self.pings[key] = parse_request(ping(sent, first.path, first.ttl))
+        # Ski rental (`cachewise.rent`; docs/simulate.md, "How far from the best"): a 5m entry
+        # gets one keep-alive per idle period on the evidence, more only from a budget over its
+        # prefix's life; a 1h entry gets hourly ones until they would cost an input, on the
+        # evidence until its prefix has been idle past an hour once, whatever it says after.
+        hour = float(catalog().ttl_seconds["1h"])
+        last = self.last_use.get(key)
+        if last is not None and at - last > hour - self.policy.margin:
+            self.long_idle.add(key)
+        self.last_use[key] = at
+        prices = prompt.model.prices_for(position.cumulative)
+        budget, rent = 0, False
+        if prices is not None and self.ttls[key] < hour:
+            cap = five_minute_cap(prices)
+            budget = min(cap, 1 + max(0, cap - self.spent.get(key, 0)))
+        elif prices is not None:
+            budget, rent = hourly_cap(prices), key in self.long_idle
         self.policy.used(
             key,
             at=at,
             ttl=self.ttls[key],
             tail=position.digest,
             digests=frozenset(p.digest for p in prompt.positions),
+            budget=budget,
+            rent=rent,
         )
 
     def until(self, now: float) -> None:
@@ -186,6 +208,9 @@ class _KeepAlive:
             self.out.usage = self.out.usage + usage
             self.out.cost_usd += cost(usage, model=ping.model, speed=ping.speed).total_usd
             self.out.keep_alives += 1
+            kept = self.policy.prefixes.get(key)
+            if self.ttls[key] < catalog().ttl_seconds["1h"] and kept and kept.pings > 1:
+                self.spent[key] = self.spent.get(key, 0) + 1
 
 
 def _after_pending_write(
