@@ -295,3 +295,13 @@ def test_a_ledger_from_before_the_integers_gets_them_from_its_text(
     # exponent, 11 places, $20,000: those rows are summed from their text).
     assert made == [123456789, None, 125000000000, None, None]
     assert total.cost_usd == sum(costs)
+
+
+def test_a_settled_write_read_by_a_call_still_in_the_spool_was_read(tmp_path: Path) -> None:
+    write = CallRecord(T0, "m", usage=Usage(ephemeral_5m_input_tokens=3000), prefix_hashes=["h"])
+    read = CallRecord(T0 + 60, "m", usage=Usage(cache_read_input_tokens=3000), read_hash="h")
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.record(write)
+        assert summarize(ledger).total.writes_never_read == 1  # settled: T0 is long past
+        Spool(ledger.target).write(read, None)  # the ledger refused it for a while
+        assert summarize(ledger).total.writes_never_read == 0

@@ -170,8 +170,12 @@ def parts(
     """The sums by raw key (None without `by`) and cause; `keys` keeps only those keys."""
     key = KEYS[by][s.postgres] if by else "NULL"
     read = s.read_later("calls", window)
+    # A settled write was not read by the ledger's calls; one of the spool's may have read it.
+    settled_never = "1"
     if s.staged is not None:
-        read = f"{read} OR {s.read_later(s.staged, window)}"
+        spooled = s.read_later(s.staged, window)
+        read = f"{read} OR {spooled}"
+        settled_never = f"CASE WHEN {spooled} THEN 0 ELSE 1 END"
     plain = "(c.cost_e10 IS NOT NULL AND c.cost_without_cache_e10 IS NOT NULL)"
     extra, named = [], [k for k in keys or () if k is not None]
     if keys is not None:
@@ -191,8 +195,9 @@ def parts(
         "c.status, "
         "c.input_tokens AS i, c.cache_read_input_tokens AS rd, c.ephemeral_5m_input_tokens AS w5, "
         "c.ephemeral_1h_input_tokens AS w1, c.output_tokens AS o, "
-        f"CASE WHEN NOT ({_WRITES}) THEN 0 WHEN c.read_later IS NOT NULL THEN 1 - c.read_later "
-        f"WHEN {read} THEN 0 ELSE 1 END AS never, {plain} AS g, "
+        f"CASE WHEN NOT ({_WRITES}) THEN 0 WHEN c.read_later = 1 THEN 0 "
+        f"WHEN c.read_later = 0 THEN {settled_never} WHEN {read} THEN 0 ELSE 1 END AS never, "
+        f"{plain} AS g, "
         f"c.cost_e10 AS cu, c.cost_without_cache_e10 AS cw FROM {s.source()} {where} "
         f"{'' if s.postgres else 'LIMIT -1'}) AS rows GROUP BY 1, 2"
     )
