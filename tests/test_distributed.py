@@ -116,11 +116,13 @@ class Workers:
             "PYTHONPATH": os.pathsep.join(sys.path),
         }
         self.home = home
+        self.logs: list[Path] = []
         self.procs = [self.start() for _ in range(n)]
 
     def start(self) -> subprocess.Popen[bytes]:
         self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb") as log:
+        self.logs.append(self.home / f"worker-{uuid.uuid4().hex[:6]}.log")
+        with self.logs[-1].open("wb") as log:
             return subprocess.Popen(
                 [
                     sys.executable,
@@ -141,6 +143,11 @@ class Workers:
                 stderr=subprocess.STDOUT,
             )
 
+    def ready(self) -> Workers:
+        """Wait until every worker takes tasks (each says so on its log)."""
+        wait_for(lambda: all(b"ready" in log.read_bytes() for log in self.logs[-3:]), 60)
+        return self
+
     def engine(self, prefix: str) -> CeleryEngine:
         return CeleryEngine(
             self.broker, redis_url=REDIS_URL, queue=self.queue, prefix=prefix, lease=LEASE, grace=1
@@ -152,7 +159,7 @@ class Workers:
                 p.terminate()
         for p in self.procs:
             try:
-                p.wait(10)
+                p.wait(3)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
@@ -181,7 +188,7 @@ def workers(
     _services(broker)
     pool = Workers(broker, emu, tmp_path_factory.mktemp("worker-home"))
     try:
-        yield pool
+        yield pool.ready()
     finally:
         pool.stop()
 
@@ -330,3 +337,79 @@ def test_ctrl_c_sends_nothing_new_writes_the_calls_in_flight_and_resumes(
     assert again.returncode == 0, stderr
     assert json.loads(stdout)["skipped"] == written
     assert_exactly_once(out, ledger, 150)
+
+
+# -- a worker's task, in this process -------------------------------------------------------------
+
+
+def test_a_task_delivered_again_is_not_sent_again(redis_prefix: str) -> None:
+    import redis
+
+    from cachewise.errors import CachewiseWarning
+    from cachewise.runstore import RunStore, row_uid
+    from cachewise.worker import WorkerState
+
+    with Emulator() as emu:
+        state = WorkerState(REDIS_URL, client_factory=lambda observe: emu.client())
+        store = RunStore(redis.Redis.from_url(REDIS_URL), "unit", redis_prefix)
+        gen = store.attach()
+        item = requests(1)[0]
+        spec = {"run": "unit", "gen": gen, "prefix": redis_prefix, "item": item}
+        spec |= {"scout": True, "retries": 0, "max_rps": None, "lease": 5}
+        assert store.claim(gen, "other", "someone-else", 5) == "mine"
+        assert state.call({**spec, "item": {**item, "custom_id": "other"}}) == "busy"
+        assert state.call(spec) == "sent"
+        assert state.call(spec) == "done"  # a redelivery: the result is there
+        assert emu.stats()["requests"] == 1
+        (payload,) = store.payloads([item["custom_id"]])
+        assert payload is not None and payload["line"]["custom_id"] == item["custom_id"]
+        assert payload["row"]["uid"] == row_uid("unit", gen, item["custom_id"])
+        with pytest.warns(CachewiseWarning, match="does not know"):
+            assert state.call({**spec, "gen": "an-earlier-attempt"}) == "stale"
+        store.mark_enqueued(["q-late"])
+        store.set_stop()
+        late = {**spec, "item": {**item, "custom_id": "q-late"}}
+        assert state.call(late) == "stopped"  # and a resumed driver hands it out again
+        assert "q-late" not in store.enqueued()
+        assert emu.stats()["requests"] == 1
+        store.finish()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "celery"], "needs --broker"),
+        (["--engine", "celery", "--broker", "amqp://h//"], "needs --redis"),
+        (["--engine", "celery", "--broker", "redis://h", "--emulate"], "cachewise emulate"),
+        (["--engine", "celery", "--broker", "redis://h", "--via", "batches"], "--via batches"),
+        (["--broker", "redis://h"], "--broker is for --engine celery"),
+    ],
+)
+def test_run_options_of_the_celery_engine_are_checked_first(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from cachewise.cli import main
+
+    req = tmp_path / "req.jsonl"
+    req.write_text(json.dumps(requests(1)[0]) + "\n")
+    result = CliRunner().invoke(main, ["run", str(req), "--out", str(tmp_path / "o.jsonl"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_worker_without_a_key_or_a_redis_says_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from cachewise.cli import main
+
+    result = CliRunner().invoke(main, ["worker", "--broker", "redis://127.0.0.1:1"])
+    assert result.exit_code == 2 and "ANTHROPIC_API_KEY" in result.output
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    result = CliRunner().invoke(main, ["worker", "--broker", "amqp://127.0.0.1//"])
+    assert result.exit_code == 2 and "needs --redis" in result.output
+    result = CliRunner().invoke(main, ["worker", "--broker", "redis://127.0.0.1:1"])
+    assert result.exit_code == 2 and "no Redis answers at redis://127.0.0.1:1" in result.output

@@ -193,6 +193,28 @@ def _call(spec: dict[str, Any]) -> str:
     return _STATE.call(spec)
 
 
+def _warm_up() -> None:
+    """Load the SDK and the tokenizer before taking tasks: seconds on a busy machine, which the
+    first calls would otherwise spend (a scout among them, holding its followers)."""
+    import anthropic  # noqa: F401 - imported for its import time
+
+    from .request import parse_request
+
+    parse_request(
+        {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": "ready"}],
+        }
+    )
+
+
+def _ready(**_: Any) -> None:
+    import sys
+
+    print("cachewise worker: ready", file=sys.stderr, flush=True)
+
+
 def start_worker(
     broker: str,
     *,
@@ -204,8 +226,12 @@ def start_worker(
 ) -> int:
     """Run a worker until it is stopped (SIGTERM or Ctrl-C: a warm shutdown, which lets the calls
     in flight finish); its exit status. `concurrency` threads each make one call at a time."""
+    from celery.signals import worker_ready
+
     global _STATE
+    worker_ready.connect(_ready, weak=False)
     _STATE = WorkerState(redis_url or broker, ledger=ledger, client_factory=client_factory)
+    _warm_up()
     app = make_app(broker, queue)
     worker = app.Worker(
         # Named per process: workers sharing a host and a RabbitMQ would fight over one
