@@ -28,6 +28,10 @@ pytest.importorskip("celery")
 
 from cachewise.distributed import CeleryEngine
 
+# One pool of workers per broker for the module: with `-n auto --dist loadgroup`, one process runs
+# all of it (under plain `load`, each process that gets one of its tests starts its own pool).
+pytestmark = pytest.mark.xdist_group("celery-workers")
+
 AMQP_URL = os.environ.get("CACHEWISE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 CONTEXTS = [text(1500, name) for name in ("north", "south", "east")]
 LEASE = 1.5  # a dead worker's claim lapses this soon: the tests stay short

@@ -21,12 +21,13 @@ What keeps every guarantee of the local engine (the run's state: `cachewise.runs
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from .errors import InputError
+from .errors import CachewiseError, CachewiseWarning, InputError
 from .fleet import TIMEOUTS
 from .ledger import CallRecord
 from .runner import Run
@@ -35,6 +36,8 @@ from .sender import Outcome
 from .worker import QUEUE, TASK, make_app
 
 __all__ = ["CeleryEngine"]
+
+IDLE_WARNING = 30.0  # seconds without a call claimed or done before the driver asks for workers
 
 
 class CeleryEngine:
@@ -77,15 +80,32 @@ class CeleryEngine:
         self.lease, self.grace, self.poll = lease, grace, poll
 
     def run(self, order: Sequence[dict[str, Any]], run: Run) -> None:
+        """Hand out the calls and collect their results (see the module's docstring).
+
+        Raises:
+            CachewiseError: the Redis or the broker failed; the workers go on, and the same
+                command run again re-attaches to the run.
+        """
         client = redis.Redis.from_url(self.redis_url, **TIMEOUTS)
         app = make_app(self.broker, self.queue)
+        store = RunStore(client, run_id_for(run.out_path), self.prefix)
+        failures: tuple[type[BaseException], ...] = (redis.RedisError, OSError, *_broker_errors())
         try:
-            _Driver(self, app, RunStore(client, run_id_for(run.out_path), self.prefix), run).go(
-                order
-            )
+            _Driver(self, app, store, run).go(order)
+        except failures as exc:
+            raise CachewiseError(
+                f"the run's Redis or broker failed ({type(exc).__name__}: {exc}); the results "
+                "so far are written, and the same command run again re-attaches to the run"
+            ) from exc
         finally:
             client.close()
             app.close()
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    from kombu.exceptions import KombuError, OperationalError
+
+    return (KombuError, OperationalError)
 
 
 class _Driver:
@@ -96,10 +116,14 @@ class _Driver:
         self.outstanding: dict[str, dict[str, Any]] = {}
         self.seen_claimed: set[str] = set()
         self.last_life: dict[str, float] = {}
+        self.activity = 0.0  # when a call was last seen claimed or done
+        self.warned = False
 
     def go(self, order: Sequence[dict[str, Any]]) -> None:
         self.gen = self.store.attach()
         self.outstanding = {i["custom_id"]: i for i in order}
+        self.activity = start = time.monotonic()
+        self.last_life = dict.fromkeys(self.outstanding, start)
         self._collect(None)  # what workers stored while no driver was there
         handed = self.store.enqueued()
         self._hand_out([i for i in self.outstanding.values() if i["custom_id"] not in handed])
@@ -132,6 +156,7 @@ class _Driver:
 
     def _deliver(self, cid: str, payload: dict[str, Any]) -> None:
         self.outstanding.pop(cid, None)
+        self.activity = time.monotonic()
         line = payload["line"]
         result = line.get("result", {})
         usage = (
@@ -175,9 +200,18 @@ class _Driver:
         for cid, claimed in zip(ids, self.store.claimed(ids), strict=True):
             if claimed:
                 self.seen_claimed.add(cid)
-                self.last_life[cid] = now
+                self.last_life[cid] = self.activity = now
             else:
                 free.append(cid)
+        if now - self.activity > IDLE_WARNING and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"no worker has taken a call of this run for {IDLE_WARNING:g} s: are workers "
+                f"running on queue {self.engine.queue!r} of this broker (cachewise worker "
+                f"--broker URL --queue {self.engine.queue})?",
+                CachewiseWarning,
+                stacklevel=2,
+            )
         if not free:
             return
         unstored = [c for c, s in zip(free, self.store.stored(free), strict=True) if not s]

@@ -1,7 +1,7 @@
 """The state of a distributed `cachewise run` in Redis, shared by its driver and its workers.
 
 A run is known by an id made from the driver's host and results file, so a driver started again
-on the same file finds it. Its keys, under `{prefix}run:{id}:`:
+on the same file finds it. Its keys, under `{prefix}run:{<id>}:`:
 
     meta        `gen` (this attempt at the run: a task of an earlier, finished attempt is
                 stale) and `stop` ("1" once the driver was interrupted: nothing new is sent)
@@ -119,7 +119,7 @@ class RunStore:
         self.client = client
         self.run_id = run_id
         self.prefix = prefix
-        base = f"{prefix}run:{run_id}:"
+        base = f"{prefix}run:{{{run_id}}}:"  # a hash tag: one cluster slot, as the scripts need
         self.meta, self.results, self.log = base + "meta", base + "results", base + "log"
         self.enqueued_key, self._claim_base = base + "enqueued", base + "claim:"
         self.pace_key = base + "pace"
