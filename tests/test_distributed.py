@@ -417,3 +417,39 @@ def test_a_worker_without_a_key_or_a_redis_says_what_it_needs(
     assert result.exit_code == 2 and "needs --redis" in result.output
     result = CliRunner().invoke(main, ["worker", "--broker", "redis://127.0.0.1:1"])
     assert result.exit_code == 2 and "no Redis answers at redis://127.0.0.1:1" in result.output
+
+
+def test_max_rps_and_the_apis_pause_are_shared_by_every_worker(redis_prefix: str) -> None:
+    import redis
+
+    from cachewise.runstore import RedisPacer, RunStore
+
+    client = redis.Redis.from_url(REDIS_URL)
+    store = RunStore(client, "pace", redis_prefix)
+    # Two workers' pacers of one run at 20 starts a second: six starts take 5 intervals.
+    pacers = [RedisPacer(store, 20), RedisPacer(RunStore(client, "pace", redis_prefix), 20)]
+    start = time.monotonic()
+    for i in range(6):
+        assert pacers[i % 2].wait(threading.Event())
+    assert 0.22 <= time.monotonic() - start < 1.0
+    # A response saying no request is left until a reset pauses every run of the account.
+    pacers[0].observe(_no_request_left(0.4))
+    other_run = RedisPacer(RunStore(client, "another-run", redis_prefix), None)
+    start = time.monotonic()
+    assert other_run.wait(threading.Event())
+    assert 0.25 <= time.monotonic() - start < 1.0
+    pacers[0].observe(_no_request_left(5))
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    start = time.monotonic()
+    assert not other_run.wait(stop)  # stopped while paused: it is not sent
+    assert time.monotonic() - start < 2
+
+
+def _no_request_left(seconds: float) -> dict[str, str]:
+    reset = time.time() + seconds
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(reset)) + f".{int(reset % 1 * 1e6):06d}Z"
+    return {
+        "anthropic-ratelimit-requests-remaining": "0",
+        "anthropic-ratelimit-requests-reset": stamp,
+    }
