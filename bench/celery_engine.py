@@ -157,7 +157,7 @@ def run() -> str:
     lines = [
         "## `cachewise run --engine celery`",
         "",
-        f"`python bench/celery_engine.py`: {CALLS} requests over one ~8,000-token context "
+        f"`python bench/celery_engine.py`: {CALLS:,} requests over one ~8,000-token context "
         f"(claude-sonnet-4-6), made by 1, 2 and 4 `cachewise worker` processes of "
         f"{CONCURRENCY} threads (Redis as broker, run state and gate), then by the local engine "
         "with as many threads; `cachewise emulate` in its own process, first byte after 200 ms "
