@@ -377,6 +377,7 @@ def test_a_task_delivered_again_is_not_sent_again(redis_prefix: str) -> None:
         assert "q-late" not in store.enqueued()
         assert emu.stats()["requests"] == 1
         store.finish()
+        state.close()
 
 
 @pytest.mark.parametrize(
@@ -453,3 +454,35 @@ def _no_request_left(seconds: float) -> dict[str, str]:
         "anthropic-ratelimit-requests-remaining": "0",
         "anthropic-ratelimit-requests-reset": stamp,
     }
+
+
+def test_a_worker_and_the_driver_sharing_one_postgresql_ledger_keep_one_row_per_call(
+    redis_prefix: str, postgres_url: str
+) -> None:
+    import redis
+
+    from cachewise.ledger import CallRecord
+    from cachewise.runstore import RunStore, row_uid
+    from cachewise.worker import WorkerState
+
+    with Emulator() as emu:
+        state = WorkerState(
+            REDIS_URL, ledger=postgres_url, client_factory=lambda observe: emu.client()
+        )
+        store = RunStore(redis.Redis.from_url(REDIS_URL), "one-ledger", redis_prefix)
+        gen = store.attach()
+        items = requests(3)
+        for item in items:
+            spec = {"run": "one-ledger", "gen": gen, "prefix": redis_prefix, "item": item}
+            spec |= {"scout": True, "retries": 0, "max_rps": None, "lease": 5}
+            assert state.call(spec) == "sent"
+        # The driver records the same calls in the same ledger as it collects them.
+        with Ledger(postgres_url) as ledger:
+            for payload in store.payloads([i["custom_id"] for i in items]):
+                assert payload is not None
+                ledger.record(CallRecord.from_row(payload["row"]))
+            calls = ledger.calls()
+        assert len(calls) == 3 and {c.source for c in calls} == {"run"}
+        assert {c.uid for c in calls} == {row_uid("one-ledger", gen, i["custom_id"]) for i in items}
+        store.finish()
+        state.close()

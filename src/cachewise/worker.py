@@ -134,6 +134,12 @@ class WorkerState:
             with self._lock:
                 self._held.pop(key, None)
 
+    def close(self) -> None:
+        """Close the connections (a worker's end; tests that run one in their process)."""
+        self.client.close()
+        if self.recorder is not None:
+            self.recorder.ledger.close()
+
     def _sender(self, prefix: str, scout: bool, retries: int) -> Sender:
         key = (prefix, scout, retries)
         with self._lock:
