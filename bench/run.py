@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import analyzer_speed
 import body_speed
+import celery_engine
 import cold_start
 import emulator_rps
 import fleet_gate
@@ -42,6 +43,7 @@ SECTIONS = {
     "proxy": proxy_overhead.run,
     "proxy_fleet": proxy_fleet.run,
     "runner": runner_scout.run,
+    "celery": celery_engine.run,
     "simulate": simulate_compare.run,
     "simulate_scale": simulate_scale.run,
     "report_scale": report_scale.run,

@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .body import has_markers, strip_markers
 from .catalog import catalog
@@ -32,11 +32,21 @@ from .ledger import CallRecord, Ledger, is_emulated, key_workspace
 from .plan import plan
 from .request import parse_request
 from .results import ResultsFile
+from .sender import Outcome, Pacer, Sender
 from .spool import Recorder
 from .trace import check_models, read_rows
 from .usage import Tally, normalize_usage
 
-__all__ = ["RunOptions", "RunSummary", "read_requests", "run_requests"]
+__all__ = [
+    "Engine",
+    "LocalEngine",
+    "Pacer",
+    "Run",
+    "RunOptions",
+    "RunSummary",
+    "read_requests",
+    "run_requests",
+]
 
 
 @dataclass(frozen=True)
@@ -111,45 +121,6 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
         out.append({"custom_id": cid, "params": row.request})
     check_models(rows)
     return out
-
-
-class Pacer:
-    """At most `rate` call starts per second across workers; and a pause until a reset time when
-    the API's `anthropic-ratelimit-requests-remaining` says 0."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
-        self._next = 0.0
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self, stop: threading.Event | None = None) -> bool:
-        """Wait for this call's turn; False if `stop` was set meanwhile (do not send)."""
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next, self._paused_until)
-            self._next = start + self.interval
-        if start > now:
-            if stop is None:
-                time.sleep(start - now)
-            elif stop.wait(start - now):
-                return False
-        return True
-
-    def observe(self, headers: Any) -> None:
-        remaining = headers.get("anthropic-ratelimit-requests-remaining")
-        reset = headers.get("anthropic-ratelimit-requests-reset")
-        if remaining == "0" and reset:
-            from datetime import datetime
-
-            try:
-                at = datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                return
-            with self._lock:
-                self._paused_until = max(
-                    self._paused_until, time.monotonic() + max(0.0, at - time.time())
-                )
 
 
 def _prepare(
@@ -230,13 +201,15 @@ def run_requests(
     progress: Callable[[RunSummary], None] | None = None,
     stop: threading.Event | None = None,
     inputs: Sequence[str | Path] = (),
+    engine: Engine | None = None,
 ) -> RunSummary:
     """Run the requests not yet in `out_path`, appending their results to it.
 
     Args:
         requests: `{"custom_id", "params"}` items (`read_requests` checks a file of them).
         out_path: the results file; a run holds it exclusively, and resumes from what it holds.
-        client: an `anthropic.Anthropic` client.
+        client: an `anthropic.Anthropic` client (None with an engine whose workers have their
+            own, such as `cachewise.distributed.CeleryEngine`).
         options: workers, scout (elected in Redis with `redis`), path (`messages` or
             `batches`), TTL, pacing, retries.
         ledger: where every call is recorded (a row it refuses waits in the spool).
@@ -245,6 +218,8 @@ def run_requests(
         stop: once set, nothing new is sent; calls in flight finish and are written
             (`cachewise run` sets it on the first Ctrl-C).
         inputs: files the run reads, which `out_path` must not be.
+        engine: where the calls run: default this process's threads (`LocalEngine`); the
+            results file, the ledger, the summary and Ctrl-C are the same whichever runs them.
 
     Raises:
         InputError: `out_path` is an input, is not a results file, or another run holds it.
@@ -269,6 +244,17 @@ def run_requests(
         if progress is not None:
             progress(summary)
 
+    def deliver(outcome: Outcome) -> None:
+        # The row before the line: a run killed in between records the row again when resumed,
+        # and the ledger keeps a uid once; the other way round the row would be lost.
+        with lock:
+            if outcome.custom_id in results.done:
+                return  # an engine's duplicate: each custom_id is written once
+            results.done.add(outcome.custom_id)
+        if recorder is not None and outcome.row is not None:
+            recorder.record(outcome.row)
+        finished(outcome.usage, outcome.model, outcome.line)
+
     try:
         batches = _Batches(client, options, recorder, results, finished, stop)
         summary.notes += batches.collect_pending()
@@ -283,9 +269,8 @@ def run_requests(
             summary.notes += batches.run(prepared, groups)
         else:
             order = [prepared[i] for ids in groups.values() for i in ids]
-            _run_messages(
-                order, client, options, ledger, pacer or Pacer(options.max_rps), finished, stop
-            )
+            run = Run(options, Path(out_path), deliver, stop, set(results.done))
+            (engine or LocalEngine(client, pacer)).run(order, run)
         summary.not_sent = len(todo) - (summary.calls - collected)
     finally:
         note = results.close()
@@ -300,57 +285,48 @@ def run_requests(
     return summary
 
 
-def _error_line(custom_id: str, exc: BaseException) -> dict[str, Any]:
-    body = getattr(exc, "body", None)
-    inner = body.get("error") if isinstance(body, dict) else None
-    error = inner if isinstance(inner, dict) else {"type": "api_error", "message": str(exc)}
-    return {
-        "custom_id": custom_id,
-        "result": {"type": "errored", "error": {"type": "error", "error": error}},
-    }
+@dataclass
+class Run:
+    """What an engine is given with the calls to make: the run's options, its results file (an
+    engine that outlives a process knows its run by it), `deliver` for each call that was sent
+    (it records the row, writes the line and counts it, once per custom_id), the stop event,
+    and the custom_ids already in the results file."""
+
+    options: RunOptions
+    out_path: Path
+    deliver: Callable[[Outcome], None]
+    stop: threading.Event
+    done: set[str]
 
 
-def _run_messages(
-    order: Sequence[dict[str, Any]],
-    client: Any,
-    options: RunOptions,
-    ledger: Ledger | None,
-    pacer: Pacer,
-    finished: Callable[[Any, str, dict[str, Any]], None],
-    stop: threading.Event,
-) -> None:
-    from .client import wrap
+class Engine(Protocol):
+    """Where a run's calls are made; `run` returns when each was delivered or `stop` was set
+    (and the calls then in flight were delivered)."""
 
-    wrapped = wrap(
-        client.with_options(max_retries=options.retries),
-        ledger=ledger if ledger is not None else False,
-        plan="off",
-        lint="off",
-        gate=(options.redis or "local") if options.scout else "off",
-        source="run",
-    )
+    def run(self, order: Sequence[dict[str, Any]], run: Run) -> None: ...
 
-    def one(item: dict[str, Any]) -> None:
-        if stop.is_set() or not pacer.wait(stop):
-            return  # not sent: a resumed run sends it
-        params = item["params"]
-        try:
-            message = wrapped.messages.create(**params)
-        except Exception as exc:  # the SDK has retried what can be retried
-            finished(None, str(params.get("model")), _error_line(item["custom_id"], exc))
-            return
-        finished(
-            message.usage,
-            message.model,
-            {
-                "custom_id": item["custom_id"],
-                "result": {"type": "succeeded", "message": message.model_dump(mode="json")},
-            },
-        )
 
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        for future in [pool.submit(one, item) for item in order]:
-            future.result()
+class LocalEngine:
+    """The calls in this process, `options.workers` at a time."""
+
+    def __init__(self, client: Any, pacer: Pacer | None = None) -> None:
+        self.client = client
+        self.pacer = pacer
+
+    def run(self, order: Sequence[dict[str, Any]], run: Run) -> None:
+        options = run.options
+        gate = (options.redis or "local") if options.scout else "off"
+        sender = Sender(self.client, gate=gate, retries=options.retries)
+        pacer = self.pacer or Pacer(options.max_rps)
+
+        def one(item: dict[str, Any]) -> None:
+            outcome = sender.send(item, pacer, run.stop)
+            if outcome is not None:  # None: not sent, and a resumed run sends it
+                run.deliver(outcome)
+
+        with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+            for future in [pool.submit(one, item) for item in order]:
+                future.result()
 
 
 class _Batches:

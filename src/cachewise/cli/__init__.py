@@ -13,6 +13,7 @@ from . import (  # each registers its commands on `main`
     report_cmd,
     run_cmds,
     simulate_cmd,
+    worker_cmd,
 )
 from .main import main
 
@@ -28,4 +29,5 @@ __all__ = [
     "report_cmd",
     "run_cmds",
     "simulate_cmd",
+    "worker_cmd",
 ]

@@ -61,8 +61,43 @@ def interruptible(out: Console) -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _celery_engine(
+    engine: str, broker: str | None, redis_url: str | None, queue: str, via: str, emulate: bool
+) -> Any:
+    """The Celery engine the options ask for (None: the local one), checked before anything is
+    read or sent."""
+    if engine == "local":
+        if broker is not None:
+            raise InputError("--broker is for --engine celery", field="broker")
+        return None
+    if broker is None:
+        raise InputError("--engine celery needs --broker URL (redis:// or amqp://)", field="broker")
+    if via != "messages":
+        raise InputError(
+            "--via batches runs at the API, with no workers: leave out --engine celery",
+            field="engine",
+        )
+    if emulate:
+        raise InputError(
+            "the workers make the calls: start `cachewise emulate` and give the workers "
+            "ANTHROPIC_BASE_URL instead of --emulate",
+            field="emulate",
+        )
+    try:
+        from ..distributed import CeleryEngine
+    except ImportError as exc:
+        raise InputError(
+            f"--engine celery needs Celery ({exc}): pip install 'cachewise[distributed]'",
+            field="engine",
+        ) from exc
+    return CeleryEngine(broker, redis_url=redis_url, queue=queue)
+
+
 @contextlib.contextmanager
-def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
+def _client(emulate: bool, pacer: Pacer, out: Console, needed: bool = True) -> Iterator[Any]:
+    if not needed:  # the workers have their own
+        yield None
+        return
     import anthropic
     import httpx2
 
@@ -147,6 +182,26 @@ def _client(emulate: bool, pacer: Pacer, out: Console) -> Iterator[Any]:
     help="Elect each prefix's scout in this Redis (redis://host:6379/0), shared by every run "
     "and proxy that uses it, instead of within this run.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "celery"]),
+    default="local",
+    show_default=True,
+    help="Where the calls run: this process's threads, or Celery workers (`cachewise worker`) "
+    "on any number of machines.",
+)
+@click.option(
+    "--broker",
+    metavar="URL",
+    help="With --engine celery: the Celery broker (redis://... or amqp://...); also the Redis "
+    "of the run's state unless --redis is given.",
+)
+@click.option(
+    "--queue",
+    default="cachewise",
+    show_default=True,
+    help="With --engine celery: the broker queue the workers consume.",
+)
 @click.option("--ledger", "ledger_target", help="Ledger path or postgresql:// URL.")
 @click.option("--emulate", is_flag=True, help="Run against the embedded emulator.")
 @format_option("text", "json")
@@ -160,6 +215,9 @@ def run_command(
     max_rps: float | None,
     retries: int,
     redis_url: str | None,
+    engine: str,
+    broker: str | None,
+    queue: str,
     ledger_target: str | None,
     emulate: bool,
     fmt: str,
@@ -169,7 +227,9 @@ def run_command(
     Ctrl-C once: nothing new is sent, calls in flight finish and are written, and the summary
     says how to resume (exit 130). Twice: calls in flight are abandoned and it exits at once.
     """
-    _check_key(emulate)
+    celery = _celery_engine(engine, broker, redis_url, queue, via, emulate)
+    if celery is None:
+        _check_key(emulate)
     requests = read_requests(requests_file)  # every line checked before anything is sent
     options = RunOptions(
         workers=workers,
@@ -180,7 +240,7 @@ def run_command(
         retries=retries,
         redis=redis_url,
     )
-    if redis_url is not None:
+    if redis_url is not None and celery is None:
         from ..gate import open_gate
 
         open_gate(redis_url)  # a URL that is not one fails here, before anything is sent
@@ -189,7 +249,7 @@ def run_command(
     with (
         interruptible(out) as stop,
         open_ledger(ledger_target) as ledger,
-        _client(emulate, pacer, out) as client,
+        _client(emulate, pacer, out, celery is None) as client,
         Progress(
             TextColumn("[bold]run"),
             BarColumn(),
@@ -223,6 +283,7 @@ def run_command(
             progress=progress,
             stop=stop,
             inputs=[requests_file],
+            engine=celery,
         )
     if fmt == "json":
         print_json(summary.to_json())
