@@ -23,7 +23,7 @@ lint: $(STAMP)
 # Two processes at least: most of the suite waits (servers starting, simulated latency, other
 # processes), and every test keeps to its own folder, port, schema and Redis keys.
 test: lint
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist loadgroup
 
 # The documentation site, into site/: the generated reference must be current, and --strict fails
 # on a broken link, a page left out of the nav or a docstring mkdocstrings cannot read.
