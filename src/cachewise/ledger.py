@@ -325,6 +325,20 @@ def _m006_hourly(dialect: str) -> list[str]:
     big = "BIGINT" if dialect == "postgres" else "INTEGER"
     real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
     sums = ", ".join(f"{n} {real if n == 'wait_s' else big} NOT NULL" for n in HOURLY_SUMS)
+    return [
+        f"CREATE TABLE hourly (hour {big} NOT NULL, model TEXT NOT NULL, workspace TEXT NOT NULL, "
+        f"cause TEXT NOT NULL, tags TEXT NOT NULL, gate_role TEXT NOT NULL, "
+        f"emulated INTEGER NOT NULL, {sums}, PRIMARY KEY ({', '.join(HOURLY_KEYS)}))",
+        _sum_calls_into_hourly(dialect),
+        "CREATE INDEX calls_never_read ON calls (started_at) WHERE read_later = 0 "
+        "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",
+        "CREATE INDEX calls_text_costs ON calls (started_at) "
+        "WHERE cost_e10 IS NULL OR cost_without_cache_e10 IS NULL",
+    ]
+
+
+def _sum_calls_into_hourly(dialect: str) -> str:
+    """SQL that adds every call to the hourly sums (into an empty table)."""
     hour = (
         "CAST(floor(started_at) AS BIGINT) / 3600"
         if dialect == "postgres"
@@ -352,17 +366,10 @@ def _m006_hourly(dialect: str) -> list[str]:
             f"SUM(CASE WHEN {g} THEN {col} - {col} / 10000000000 * 10000000000 ELSE 0 END)",
         ]
     values += ["COUNT(gate_wait_s)", "COALESCE(SUM(gate_wait_s), 0)"]
-    return [
-        f"CREATE TABLE hourly (hour {big} NOT NULL, model TEXT NOT NULL, workspace TEXT NOT NULL, "
-        f"cause TEXT NOT NULL, tags TEXT NOT NULL, gate_role TEXT NOT NULL, "
-        f"emulated INTEGER NOT NULL, {sums}, PRIMARY KEY ({', '.join(HOURLY_KEYS)}))",
+    return (
         f"INSERT INTO hourly SELECT {hour}, model, {keyed}, emulated, {', '.join(values)} "
-        "FROM calls GROUP BY 1, 2, 3, 4, 5, 6, 7",
-        "CREATE INDEX calls_never_read ON calls (started_at) WHERE read_later = 0 "
-        "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",
-        "CREATE INDEX calls_text_costs ON calls (started_at) "
-        "WHERE cost_e10 IS NULL OR cost_without_cache_e10 IS NULL",
-    ]
+        "FROM calls GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    )
 
 
 # The hourly table's sums, in its column order (after its key).
@@ -690,6 +697,13 @@ class Ledger:
             f"AND workspace {same} ? AND started_at < ? AND started_at >= ?",
             (call.model, call.workspace, call.started_at, call.started_at - read_window()),
         )
+
+    def resum(self) -> None:
+        """Make the hourly sums again from the calls: after loading rows into `calls` some
+        other way than `record` (a bulk `COPY`, an import), which the sums do not see."""
+        with self._lock, self._errors("write to"), self._transaction():
+            self._execute("DELETE FROM hourly")
+            self._execute(_sum_calls_into_hourly(self.dialect))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One writing statement, committed (`?` marks its parameters); the rows it changed."""
