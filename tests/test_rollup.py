@@ -218,7 +218,7 @@ SETTINGS = settings(
 
 
 @SETTINGS
-@given(rows, st.sampled_from([None, T0 + 3600.0]), st.booleans())
+@given(rows, st.sampled_from([None, T0 + 3600.0, T0 + 5400.5]), st.booleans())
 def test_sqlite_sums_equal_the_row_by_row_sums(
     drawn: list[tuple[CallRecord, bool]], since: float | None, recent: bool
 ) -> None:
@@ -237,7 +237,7 @@ def postgres() -> None:
 
 
 @settings(SETTINGS, max_examples=examples(30))
-@given(drawn=rows, since=st.sampled_from([None, T0 + 3600.0]), recent=st.booleans())
+@given(drawn=rows, since=st.sampled_from([None, T0 + 3600.0, T0 + 5400.5]), recent=st.booleans())
 def test_postgres_sums_equal_the_row_by_row_sums(
     postgres: None, drawn: list[tuple[CallRecord, bool]], since: float | None, recent: bool
 ) -> None:
@@ -305,3 +305,13 @@ def test_a_settled_write_read_by_a_call_still_in_the_spool_was_read(tmp_path: Pa
         assert summarize(ledger).total.writes_never_read == 1  # settled: T0 is long past
         Spool(ledger.target).write(read, None)  # the ledger refused it for a while
         assert summarize(ledger).total.writes_never_read == 0
+
+
+def test_a_call_recorded_twice_is_summed_once(tmp_path: Path) -> None:
+    call = CallRecord(T0, "m", usage=Usage(input_tokens=10), cost_usd=Decimal("0.5"))
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.record(call)
+        ledger.record(call)  # from the spool, after a crash: the same uid
+        total = summarize(ledger).total
+        assert ledger.query("SELECT SUM(calls) FROM hourly") == [(1,)]
+    assert (total.calls, total.usage.input_tokens, total.cost_usd) == (1, 10, Decimal("0.5"))

@@ -105,7 +105,10 @@ class _State:
     def prepare(self, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
         """The call, and the SDK's arguments for it (its options, and the body as planned)."""
         options = {k: v for k, v in kwargs.items() if k in _SDK_OPTIONS}
-        body = {k: _plain(v) for k, v in kwargs.items() if k not in _SDK_OPTIONS}
+        body = {k: v for k, v in kwargs.items() if k not in _SDK_OPTIONS}
+        for name in ("messages", "system", "tools"):
+            if _holds_objects(body.get(name)):
+                body[name] = _plain(body[name])
         call = self.pipeline.prepare(body, workspace=self.workspace)
         if self.lint != "off" and call.prompt is not None:
             findings = [f for f in call.findings if f.severity != "info"]
@@ -153,6 +156,21 @@ class _State:
             http_status=getattr(error, "status_code", None),
             sent=_as_sent(sent),
         )
+
+
+def _holds_objects(value: Any) -> bool:
+    """Whether a list argument holds anything but JSON objects, at the two levels where an SDK
+    object goes (a message, or a block of its content): the common request, all dicts, is not
+    copied."""
+    if not isinstance(value, list | tuple):
+        return False
+    for item in value:
+        if not isinstance(item, dict):
+            return True
+        content = item.get("content")
+        if isinstance(content, list | tuple) and not all(isinstance(b, dict) for b in content):
+            return True
+    return False
 
 
 def _plain(value: Any) -> Any:

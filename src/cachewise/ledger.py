@@ -316,6 +316,109 @@ def read_window() -> float:
     return float(max(catalog().ttl_seconds.values()))
 
 
+def _m006_hourly(dialect: str) -> list[str]:
+    # The report's sums per hour (and model, workspace, cause, tags and emulated), kept with the
+    # calls in the same transaction that writes them: a report of ten million calls reads
+    # thousands of these instead. What a sum cannot hold is read from the calls, through
+    # indexes that hold only those rows: the writes never read (or not settled yet), and costs
+    # without their integers. Rows written before this are summed here once.
+    big = "BIGINT" if dialect == "postgres" else "INTEGER"
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    sums = ", ".join(f"{n} {real if n == 'wait_s' else big} NOT NULL" for n in HOURLY_SUMS)
+    return [
+        f"CREATE TABLE hourly (hour {big} NOT NULL, model TEXT NOT NULL, workspace TEXT NOT NULL, "
+        f"cause TEXT NOT NULL, tags TEXT NOT NULL, gate_role TEXT NOT NULL, "
+        f"emulated INTEGER NOT NULL, {sums}, PRIMARY KEY ({', '.join(HOURLY_KEYS)}))",
+        _sum_calls_into_hourly(dialect),
+        "CREATE INDEX calls_never_read ON calls (started_at) WHERE read_later = 0 "
+        "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",
+        "CREATE INDEX calls_text_costs ON calls (started_at) "
+        "WHERE cost_e10 IS NULL OR cost_without_cache_e10 IS NULL",
+    ]
+
+
+def _sum_calls_into_hourly(dialect: str) -> str:
+    """SQL that adds every call to the hourly sums (into an empty table)."""
+    hour = (
+        "CAST(floor(started_at) AS BIGINT) / 3600"
+        if dialect == "postgres"
+        else "CAST(started_at AS INTEGER) / 3600"
+    )
+    keyed = ", ".join(f"CASE WHEN {c} IS NULL THEN '' ELSE '=' || {c} END" for c in _KEYED)
+    g = "cost_e10 IS NOT NULL AND cost_without_cache_e10 IS NOT NULL"
+    writes = "ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0"
+    values = [
+        "COUNT(*)",
+        "SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END)",
+        "SUM(input_tokens)",
+        "SUM(cache_read_input_tokens)",
+        "SUM(ephemeral_5m_input_tokens)",
+        "SUM(ephemeral_1h_input_tokens)",
+        "SUM(output_tokens)",
+        f"SUM(CASE WHEN {writes} THEN 1 ELSE 0 END)",
+        "SUM(CASE WHEN cache_read_input_tokens > 0 THEN 1 ELSE 0 END)",
+        "SUM(CASE WHEN wire = 'lost' THEN 1 ELSE 0 END)",
+        "SUM(CASE WHEN wire = 'changed' THEN 1 ELSE 0 END)",
+    ]
+    for col in ("cost_e10", "cost_without_cache_e10"):
+        values += [
+            f"SUM(CASE WHEN {g} THEN {col} / 10000000000 ELSE 0 END)",
+            f"SUM(CASE WHEN {g} THEN {col} - {col} / 10000000000 * 10000000000 ELSE 0 END)",
+        ]
+    values += ["COUNT(gate_wait_s)", "COALESCE(SUM(gate_wait_s), 0)"]
+    return (
+        f"INSERT INTO hourly SELECT {hour}, model, {keyed}, emulated, {', '.join(values)} "
+        "FROM calls GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    )
+
+
+# The hourly table's sums, in its column order (after its key).
+HOURLY_SUMS = (
+    "calls", "errors", "input_tokens", "cache_read_input_tokens", "ephemeral_5m_input_tokens",
+    "ephemeral_1h_input_tokens", "output_tokens", "writes", "reads", "markers_lost",
+    "markers_changed", "cost_whole", "cost_rest", "plain_whole", "plain_rest", "waited", "wait_s",
+)  # fmt: skip
+HOURLY_KEYS = ("hour", "model", "workspace", "cause", "tags", "gate_role", "emulated")
+# Key columns that may be NULL in a call, kept as '' (NULL) or '=' + the value: a primary key
+# has no NULLs, and an empty workspace is not no workspace.
+_KEYED = ("workspace", "cause", "tags", "gate_role")
+
+
+def _hourly_row(row: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]]:
+    """A call's key in the hourly table, and what it adds to the sums there."""
+    key = (
+        int(row["started_at"] // 1) // 3600,
+        row["model"],
+        *("" if row[c] is None else "=" + row[c] for c in _KEYED),
+        row["emulated"],
+    )
+    cu, cw = row["cost_e10"], row["cost_without_cache_e10"]
+    integers = cu is not None and cw is not None
+    w5, w1, rd = (
+        row["ephemeral_5m_input_tokens"],
+        row["ephemeral_1h_input_tokens"],
+        row["cache_read_input_tokens"],
+    )
+    add = [
+        1,
+        int(row["status"] != "ok"),
+        row["input_tokens"],
+        rd,
+        w5,
+        w1,
+        row["output_tokens"],
+        int(w5 + w1 > 0),
+        int(rd > 0),
+        int(row["wire"] == "lost"),
+        int(row["wire"] == "changed"),
+        *(divmod(cu, 10**10) if integers else (0, 0)),
+        *(divmod(cw, 10**10) if integers else (0, 0)),
+        int(row["gate_wait_s"] is not None),
+        row["gate_wait_s"] or 0.0,
+    ]
+    return key, add
+
+
 # A call's row is written when it ends, and a fleet's clocks differ: a row may arrive this long
 # after its start and still be on time. One arriving later is a late row (`Ledger.record_many`).
 SETTLE_GRACE = 3600.0
@@ -326,6 +429,7 @@ MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
     ("m003_wire_and_gate", _m003_wire_and_gate),
     ("m004_report_indexes", _m004_report_indexes),
     ("m005_report_sums", _m005_report_sums),
+    ("m006_hourly", _m006_hourly),
 ]
 
 # Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.
@@ -544,6 +648,7 @@ class Ledger:
         """
         ids: list[int | None] = []
         late = time.time() - read_window() - SETTLE_GRACE
+        hourly: dict[tuple[Any, ...], list[Any]] = {}
         with self._lock, self._errors("write to"), self._transaction():
             for call, _ in items:
                 if call.read_hash is not None and call.started_at < late:
@@ -556,15 +661,32 @@ class Ledger:
                 )
                 found = self._execute(sql, list(row.values())).fetchone()
                 ids.append(None if found is None else int(found[0]))
+                if found is not None:  # a row kept once is summed once
+                    key, add = _hourly_row(row)
+                    summed = hourly.setdefault(key, [0] * len(add))
+                    summed[:] = [a + b for a, b in zip(summed, add, strict=True)]
                 if found is not None and prompt is not None:
                     self._execute(
                         "INSERT INTO prompts (call_id, request_json) VALUES (?, ?)",
                         (ids[-1], json.dumps(prompt)),
                     )
+            self._sum_hourly(hourly)
         for (call, _), call_id in zip(items, ids, strict=True):
             if call_id is not None:
                 call.id = call_id
         return ids
+
+    def _sum_hourly(self, hourly: dict[tuple[Any, ...], list[Any]]) -> None:
+        """Add the calls just written to their hours' sums (in their transaction)."""
+        keys = ", ".join(HOURLY_KEYS)
+        added = ", ".join(f"{n} = hourly.{n} + excluded.{n}" for n in HOURLY_SUMS)
+        sql = (
+            f"INSERT INTO hourly ({keys}, {', '.join(HOURLY_SUMS)}) "
+            f"VALUES ({', '.join('?' * (len(HOURLY_KEYS) + len(HOURLY_SUMS)))}) "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {added}"
+        )
+        for key, add in hourly.items():
+            self._execute(sql, [*key, *add])
 
     def _reopen(self, call: CallRecord) -> None:
         """A late call that read the cache may have read a write already settled as never read:
@@ -575,6 +697,13 @@ class Ledger:
             f"AND workspace {same} ? AND started_at < ? AND started_at >= ?",
             (call.model, call.workspace, call.started_at, call.started_at - read_window()),
         )
+
+    def resum(self) -> None:
+        """Make the hourly sums again from the calls: after loading rows into `calls` some
+        other way than `record` (a bulk `COPY`, an import), which the sums do not see."""
+        with self._lock, self._errors("write to"), self._transaction():
+            self._execute("DELETE FROM hourly")
+            self._execute(_sum_calls_into_hourly(self.dialect))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One writing statement, committed (`?` marks its parameters); the rows it changed."""

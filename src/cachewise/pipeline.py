@@ -236,11 +236,11 @@ class Pipeline:
         marks = breakpoints(prompt)
         if any(not bp.automatic for bp in marks):
             return prompt, False  # the client placed its own: they are kept as they are
-        body = dict(prompt.body)
+        request: Mapping[str, Any] | Prompt = prompt  # parsed already: not parsed again
         if marks:  # only the request-level marker: made explicit where it lands, then planned
             auto = marks[0]
-            body = with_marker(strip_markers(body), auto.path, auto.ttl)
-        result = self.planner.plan(body, workspace, now)
+            request = with_marker(strip_markers(dict(prompt.body)), auto.path, auto.ttl)
+        result = self.planner.plan(request, workspace, now)
         if not result.breakpoints:
             return prompt, False
         planned = result.request

@@ -206,7 +206,7 @@ def summarize(
             if by is not None and by != "prefix":
                 groups[_label(by, part.key)].add_part(part)
         gate = rollup.gate_waits(s) if waits else {}
-    emulated = 0 if include_emulated else ledger.emulated_calls(start)
+        emulated = 0 if include_emulated else rollup.emulated(s)
     return Summary(by, total, dict(groups), dict(causes), len(spooled), emulated, left_out, gate)
 
 

@@ -20,18 +20,29 @@ late, after its writes were settled, opens them again (`Ledger.record_many`).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from .errors import LedgerError
-from .ledger import SETTLE_GRACE, CallRecord, Ledger
+from .ledger import HOURLY_SUMS, SETTLE_GRACE, CallRecord, Ledger
 from .usage import Usage
 
-__all__ = ["KEYS", "Part", "Scope", "gate_waits", "parts", "scope", "settle", "top_keys"]
+__all__ = [
+    "KEYS",
+    "Part",
+    "Scope",
+    "emulated",
+    "gate_waits",
+    "parts",
+    "scope",
+    "settle",
+    "top_keys",
+]
 
 # The raw key each grouping sums by, per dialect; `report` turns a raw key into its label (a
 # day number into a date, a tags JSON into `k=v`), merging raw keys that read the same.
@@ -52,7 +63,10 @@ _COLS = (
     "cost_without_cache_usd, cost_e10, cost_without_cache_e10, read_later, prefix_hashes, "
     "read_hash, cause, tags, emulated, wire, gate_role, gate_wait_s, prefix_hash"
 )
+# As the partial indexes of m005 and m006 say them, so that the database can use them.
 _WRITES = "c.ephemeral_5m_input_tokens + c.ephemeral_1h_input_tokens > 0"
+_INTEGERS = "(c.cost_e10 IS NOT NULL AND c.cost_without_cache_e10 IS NOT NULL)"
+_NO_INTEGERS = "(c.cost_e10 IS NULL OR c.cost_without_cache_e10 IS NULL)"
 
 
 @dataclass
@@ -82,14 +96,18 @@ class Scope:
     start: float | None
     include_emulated: bool
     staged: str | None = None
+    until: float | None = None  # and before this
+    rows: str = "all"  # whose rows are summed: "all", the "ledger"'s or the "spool"'s
 
     @property
     def postgres(self) -> bool:
         return self.ledger.dialect == "postgres"
 
     def source(self) -> str:
-        if self.staged is None:
+        if self.staged is None or self.rows == "ledger":
             return "calls c"
+        if self.rows == "spool":
+            return f"{self.staged} c"
         return f"(SELECT {_COLS} FROM calls UNION ALL SELECT {_COLS} FROM {self.staged}) c"
 
     def where(self, *more: str) -> tuple[str, list[Any]]:
@@ -97,6 +115,9 @@ class Scope:
         if self.start is not None:
             clauses.append("c.started_at >= ?")
             params.append(self.start)
+        if self.until is not None:
+            clauses.append("c.started_at < ?")
+            params.append(self.until)
         if not self.include_emulated:
             clauses.append("c.emulated = 0")
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
@@ -167,7 +188,165 @@ def _joined(whole: Any, fraction: Any) -> Decimal:
 def parts(
     s: Scope, by: str | None, window: float, *, keys: Sequence[Any] | None = None
 ) -> list[Part]:
-    """The sums by raw key (None without `by`) and cause; `keys` keeps only those keys."""
+    """The sums by raw key (None without `by`) and cause; `keys` keeps only those keys.
+
+    The ledger's calls in whole hours come from the hourly sums, with what those cannot hold
+    (writes never read or not settled yet, costs without their integers) read from the calls
+    through indexes that hold only such rows; the calls of a part hour at the start, the
+    spool's, and groups by prefix are summed row by row."""
+    if keys is not None or by == "prefix":
+        return _row_by_row(s, by, window, keys)
+    edge = _edge(s.start)
+    found: dict[tuple[Any, Any], Part] = {}
+    ledger = replace(s, start=edge, rows="ledger")
+    for part in (
+        *_hourly(ledger, by),
+        *_never_read(ledger, by, window),
+        *_text_costs(ledger, by),
+        *(
+            _row_by_row(replace(s, until=edge, rows="ledger"), by, window)
+            if edge != s.start
+            else ()
+        ),
+        *(_row_by_row(replace(s, rows="spool"), by, window) if s.staged is not None else ()),
+    ):
+        _add(found, part)
+    return list(found.values())
+
+
+def emulated(s: Scope) -> int:
+    """How many of the ledger's calls from `s.start` on the emulator answered."""
+    edge = _edge(s.start)
+    hour = "WHERE h.emulated = 1" + ("" if edge is None else " AND h.hour >= ?")
+    params = [] if edge is None else [edge // 3600]
+    n = s.ledger.query(f"SELECT SUM(h.calls) FROM hourly h {hour}", params)[0][0] or 0
+    if edge is not None and s.start is not None and edge != s.start:
+        n += s.ledger.query(
+            "SELECT COUNT(*) FROM calls c WHERE c.emulated = 1 AND c.started_at >= ? "
+            "AND c.started_at < ?",
+            [s.start, edge],
+        )[0][0]
+    return int(n)
+
+
+def _edge(start: float | None) -> int | None:
+    """The first whole hour at or after `start`: from there on, the hourly sums hold the calls."""
+    return None if start is None else math.ceil(start / 3600) * 3600
+
+
+def _add(found: dict[tuple[Any, Any], Part], part: Part) -> None:
+    have = found.get((part.key, part.cause))
+    if have is None:
+        found[(part.key, part.cause)] = part
+        return
+    have.calls += part.calls
+    have.errors += part.errors
+    have.usage = have.usage + part.usage
+    have.writes += part.writes
+    have.reads += part.reads
+    have.never_read += part.never_read
+    have.cost_usd += part.cost_usd
+    have.cost_without_cache_usd += part.cost_without_cache_usd
+    have.markers_lost += part.markers_lost
+    have.markers_changed += part.markers_changed
+
+
+def _empty(key: Any, cause: Any) -> Part:
+    zero = Decimal(0)
+    return Part(key, cause, 0, 0, Usage(), 0, 0, 0, zero, zero, 0, 0)
+
+
+# The hourly table's key for each grouping: its text keys are '' (none) or '=' + the value.
+def _decoded(col: str) -> str:
+    return f"CASE WHEN {col} = '' THEN NULL ELSE substr({col}, 2) END"
+
+
+_HOURLY_KEYS = {
+    "model": "h.model",
+    "day": "h.hour / 24",
+    "hour": "h.hour",
+    "tag": _decoded("h.tags"),
+    "workspace": _decoded("h.workspace"),
+    "cause": _decoded("h.cause"),
+}
+
+
+def _hourly(s: Scope, by: str | None) -> list[Part]:
+    """The ledger's calls from `s.start` (a whole hour) on, from the hourly sums."""
+    clauses, params = [], []
+    if s.start is not None:
+        clauses.append("h.hour >= ?")
+        params.append(int(s.start) // 3600)
+    if not s.include_emulated:
+        clauses.append("h.emulated = 0")
+    where = "WHERE " + " AND ".join(clauses) if clauses else ""
+    sums = ", ".join(f"SUM(h.{n})" for n in HOURLY_SUMS)
+    out = []
+    for k, cause, *n in s.ledger.query(
+        f"SELECT {_HOURLY_KEYS[by] if by else 'NULL'}, {_decoded('h.cause')}, {sums} "
+        f"FROM hourly h {where} GROUP BY 1, 2",
+        params,
+    ):
+        calls, errors, i, rd, w5, w1, o, writes, reads, lost, changed = (int(x) for x in n[:11])
+        out.append(
+            Part(
+                k,
+                cause,
+                calls,
+                errors,
+                Usage(i, rd, w5, w1, o),
+                writes,
+                reads,
+                0,
+                _joined(n[11], n[12]),
+                _joined(n[13], n[14]),
+                lost,
+                changed,
+            )
+        )
+    return out
+
+
+def _never_read(s: Scope, by: str | None, window: float) -> list[Part]:
+    """The ledger's writes never read: those settled so (`calls_never_read`), unless a call in
+    the spool read them, and those not settled yet, looked up (`calls_unsettled`)."""
+    key = KEYS[by][s.postgres] if by else "NULL"
+    spooled = s.read_later(s.staged, window) if s.staged is not None else None
+    settled = f"CASE WHEN {spooled} THEN 0 ELSE 1 END" if spooled else "1"
+    read = s.read_later("calls", window) + (f" OR {spooled}" if spooled else "")
+    out = []
+    for which, never in (
+        ("c.read_later = 0", settled),
+        ("c.read_later IS NULL", f"CASE WHEN {read} THEN 0 ELSE 1 END"),
+    ):
+        where, params = s.where(which, _WRITES)
+        for k, cause, n in s.ledger.query(
+            f"SELECT {key}, c.cause, SUM({never}) FROM calls c {where} GROUP BY 1, 2", params
+        ):
+            part = _empty(k, cause)
+            part.never_read = int(n)
+            out.append(part)
+    return out
+
+
+def _text_costs(s: Scope, by: str | None) -> list[Part]:
+    """The costs of the ledger's calls without their integers, summed from their text."""
+    key = KEYS[by][s.postgres] if by else "NULL"
+    where, params = s.where(_NO_INTEGERS)
+    out = []
+    for k, cause, cost, plain in s.ledger.query(
+        f"SELECT {key}, c.cause, c.cost_usd, c.cost_without_cache_usd FROM calls c {where}", params
+    ):
+        part = _empty(k, cause)
+        part.cost_usd, part.cost_without_cache_usd = Decimal(str(cost)), Decimal(str(plain))
+        out.append(part)
+    return out
+
+
+def _row_by_row(
+    s: Scope, by: str | None, window: float, keys: Sequence[Any] | None = None
+) -> list[Part]:
+    """The sums of `s`'s calls, read one by one."""
     key = KEYS[by][s.postgres] if by else "NULL"
     read = s.read_later("calls", window)
     # A settled write was not read by the ledger's calls; one of the spool's may have read it.
@@ -176,7 +355,7 @@ def parts(
         spooled = s.read_later(s.staged, window)
         read = f"{read} OR {spooled}"
         settled_never = f"CASE WHEN {spooled} THEN 0 ELSE 1 END"
-    plain = "(c.cost_e10 IS NOT NULL AND c.cost_without_cache_e10 IS NOT NULL)"
+    plain = _INTEGERS
     extra, named = [], [k for k in keys or () if k is not None]
     if keys is not None:
         among = f"{key} IN ({', '.join('?' * len(named))})" if named else "FALSE"
@@ -224,7 +403,7 @@ def parts(
     # The costs without their integers, summed here from their text: rare rows.
     sql = (
         f"SELECT {key}, c.cause, c.cost_usd, c.cost_without_cache_usd "
-        f"FROM {s.source()} {where} {'AND' if where else 'WHERE'} NOT {plain}"
+        f"FROM {s.source()} {where} {'AND' if where else 'WHERE'} {_NO_INTEGERS}"
     )
     for k, cause, cost_text, plain_text in s.ledger.query(sql, params):
         part = found[(k, cause)]
@@ -248,23 +427,50 @@ def top_keys(s: Scope, by: str, n: int) -> tuple[list[Any], int]:
 
 
 def gate_waits(s: Scope) -> dict[str, dict[str, Any]]:
-    """By the warm gate's verdict: calls, how many waited, and the total and median wait (s)."""
-    where, params = s.where("c.gate_role IS NOT NULL")
-    rows = s.ledger.query(
-        f"SELECT c.gate_role, COUNT(*), COUNT(c.gate_wait_s), SUM(c.gate_wait_s) "
-        f"FROM {s.source()} {where} GROUP BY 1 ORDER BY 1",
+    """By the warm gate's verdict: calls, how many waited, and the total and median wait (s).
+    The counts come as `parts` come (hourly sums, then the part hour and the spool row by row)."""
+    edge = _edge(s.start)
+    counts: dict[str, list[Any]] = {}
+
+    def count(sql: str, params: list[Any]) -> None:
+        for role, calls, waited, total in s.ledger.query(sql, params):
+            have = counts.setdefault(role, [0, 0, 0.0])
+            have[0], have[1], have[2] = have[0] + calls, have[1] + waited, have[2] + (total or 0)
+
+    clauses, params = ["h.gate_role <> ''"], []
+    if edge is not None:
+        clauses.append("h.hour >= ?")
+        params.append(edge // 3600)
+    if not s.include_emulated:
+        clauses.append("h.emulated = 0")
+    count(
+        f"SELECT {_decoded('h.gate_role')}, SUM(h.calls), SUM(h.waited), SUM(h.wait_s) "
+        f"FROM hourly h WHERE {' AND '.join(clauses)} GROUP BY 1",
         params,
     )
-    # The middle wait (the mean of the middle two) of every role, in one sorted pass.
-    middle = s.ledger.query(
-        "SELECT gate_role, AVG(gate_wait_s) FROM (SELECT c.gate_role, c.gate_wait_s, "
-        "ROW_NUMBER() OVER (PARTITION BY c.gate_role ORDER BY c.gate_wait_s) AS n, "
-        "COUNT(*) OVER (PARTITION BY c.gate_role) AS m "
-        f"FROM {s.source()} {where} AND c.gate_wait_s IS NOT NULL) AS waits "
-        "WHERE n IN ((m + 1) / 2, (m + 2) / 2) GROUP BY 1",
-        params,
-    )
-    medians = {role: float(median) for role, median in middle}
+    by_row = [replace(s, rows="spool")] if s.staged is not None else []
+    if edge != s.start:
+        by_row.append(replace(s, until=edge, rows="ledger"))
+    for part in by_row:
+        where, params = part.where("c.gate_role IS NOT NULL")
+        count(
+            f"SELECT c.gate_role, COUNT(*), COUNT(c.gate_wait_s), SUM(c.gate_wait_s) "
+            f"FROM {part.source()} {where} GROUP BY 1",
+            params,
+        )
+    rows = [(role, *counts[role]) for role in sorted(counts)]
+    # The middle wait (the mean of the middle two) of each role: the waits in order from
+    # `calls_gate`, skipping to the middle (no sort, no window over every wait).
+    medians = {}
+    for role, _, waited, _ in rows:
+        if waited:
+            role_where, role_params = s.where("c.gate_role = ?", "c.gate_wait_s IS NOT NULL")
+            two = s.ledger.query(
+                f"SELECT c.gate_wait_s FROM {s.source()} {role_where} ORDER BY c.gate_wait_s "
+                "LIMIT ? OFFSET ?",
+                [role, *role_params, 2 - waited % 2, (waited - 1) // 2],
+            )
+            medians[role] = sum(float(w) for (w,) in two) / len(two)
     return {
         role: {
             "calls": int(calls),
