@@ -8,7 +8,6 @@ emulator runs in its own process with a realistic latency: first byte after 200 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+import measure
 
 from cachewise.demo import workload
 from cachewise.distributed import CeleryEngine
@@ -47,35 +47,8 @@ def requests() -> list[dict[str, Any]]:
 
 
 def _emulator() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cachewise",
-            "emulate",
-            "--port",
-            str(port),
-            "--ttft-ms",
-            "200",
-            "--prefill-ms-per-1k",
-            "10",
-            "--output-tokens-per-s",
-            "200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx2.get(url + "/v1/models", headers={"x-api-key": "k"}, timeout=1)
-            break
-        except httpx2.TransportError:
-            time.sleep(0.1)
-    return server, url
+    port = measure.free_port()
+    return measure.emulator(port, **measure.REALISTIC), f"http://127.0.0.1:{port}"
 
 
 Workers = list[tuple[subprocess.Popen[bytes], Path]]

@@ -93,9 +93,23 @@ def wait_listening(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def emulator(port: int, **popen: object) -> subprocess.Popen[bytes]:
-    """`cachewise emulate` on `port` with no simulated latency, in its own process, listening."""
-    args = ["--ttft-ms", "0", "--prefill-ms-per-1k", "0", "--output-tokens-per-s", "0"]
+# The latency the runner's benchmarks give the emulator: a first byte after 200 ms + 10 ms per
+# 1,000 uncached tokens, output at 200 tokens/s.
+REALISTIC = {"ttft_ms": 200, "prefill_ms_per_1k": 10, "output_tokens_per_s": 200}
+
+
+def emulator(
+    port: int,
+    *,
+    ttft_ms: float = 0,
+    prefill_ms_per_1k: float = 0,
+    output_tokens_per_s: float = 0,
+    **popen: object,
+) -> subprocess.Popen[bytes]:
+    """`cachewise emulate` on `port` in its own process, listening; no simulated latency unless
+    asked (`REALISTIC`)."""
+    args = ["--ttft-ms", str(ttft_ms), "--prefill-ms-per-1k", str(prefill_ms_per_1k)]
+    args += ["--output-tokens-per-s", str(output_tokens_per_s)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "cachewise", "emulate", "--port", str(port), *args],
         stdout=subprocess.DEVNULL,

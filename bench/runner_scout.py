@@ -5,16 +5,13 @@ after 200 ms plus 10 ms per 1,000 uncached tokens, output at 200 tokens/s.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx2
+import measure
 
 from cachewise.demo import workload
 from cachewise.runner import RunOptions, run_requests
@@ -40,35 +37,10 @@ def requests() -> list[dict[str, Any]]:
 
 
 def run() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cachewise",
-            "emulate",
-            "--port",
-            str(port),
-            "--ttft-ms",
-            "200",
-            "--prefill-ms-per-1k",
-            "10",
-            "--output-tokens-per-s",
-            "200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = measure.free_port()
+    server = measure.emulator(port, **measure.REALISTIC)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                httpx2.get(url + "/v1/models", headers={"x-api-key": "k"}, timeout=1)
-                break
-            except httpx2.TransportError:
-                time.sleep(0.1)
         rows = []
         reqs = requests()
         with anthropic.Anthropic(api_key="bench", base_url=url) as client:
