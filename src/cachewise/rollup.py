@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -235,20 +235,13 @@ def _edge(start: float | None) -> int | None:
 
 
 def _add(found: dict[tuple[Any, Any], Part], part: Part) -> None:
-    have = found.get((part.key, part.cause))
-    if have is None:
-        found[(part.key, part.cause)] = part
-        return
-    have.calls += part.calls
-    have.errors += part.errors
-    have.usage = have.usage + part.usage
-    have.writes += part.writes
-    have.reads += part.reads
-    have.never_read += part.never_read
-    have.cost_usd += part.cost_usd
-    have.cost_without_cache_usd += part.cost_without_cache_usd
-    have.markers_lost += part.markers_lost
-    have.markers_changed += part.markers_changed
+    have = found.setdefault((part.key, part.cause), part)
+    if have is not part:
+        for f in _SUMMED:  # every field after the key and the cause is a sum
+            setattr(have, f, getattr(have, f) + getattr(part, f))
+
+
+_SUMMED = [f.name for f in fields(Part)][2:]
 
 
 def _empty(key: Any, cause: Any) -> Part:
