@@ -29,7 +29,9 @@ MODEL = "claude-sonnet-4-6"
 
 @contextmanager
 def proxies(n: int, *args: str, env: dict[str, str] | None = None) -> Iterator[list[Any]]:
-    """`n` `cachewise proxy` processes on free ports; their base URLs once each listens."""
+    """`n` `cachewise proxy` processes on free ports; their base URLs once each listens. Those
+    still running at the end are stopped with Ctrl-C, and must stop cleanly: no traceback, no
+    connection left unclosed."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "cachewise", "proxy", "--port", "0", *args],
@@ -51,15 +53,19 @@ def proxies(n: int, *args: str, env: dict[str, str] | None = None) -> Iterator[l
             urls.append(found.group(1))
         yield [(url, proc) for url, proc in zip(urls, procs, strict=True)]
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+        stopped = [proc for proc in procs if proc.poll() is None]
+        for proc in stopped:
+            proc.send_signal(signal.SIGINT)
+        said = []
         for proc in procs:
             try:
-                proc.communicate(timeout=20)
+                err = proc.communicate(timeout=20)[1]  # a killed one's too: its pipes close
+                said.append(err if proc in stopped else "")
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.communicate()
+                said.append(proc.communicate()[1] + "\n(did not stop on Ctrl-C)")
+    for err in said:
+        assert "Traceback" not in err and "Unclosed" not in err and "did not stop" not in err, err
 
 
 def test_a_fleet_of_four_proxies_writes_a_cold_prefix_once(

@@ -145,7 +145,7 @@ def proxy(
             err=True,
         )
     try:
-        server(app, log_level="warning").run(sockets=[sock])
+        server(app, log_level="warning", lifespan=True).run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # the server has stopped taking calls; what follows writes what is left
     finally:

@@ -45,8 +45,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server(app: ASGIApp, *, log_level: str) -> uvicorn.Server:
-    """A uvicorn server for `app`, to run on a socket from `listen`.
+def server(app: ASGIApp, *, log_level: str, lifespan: bool = False) -> uvicorn.Server:
+    """A uvicorn server for `app`, to run on a socket from `listen` (with `lifespan`, the app's
+    startup and shutdown run, on the server's loop).
 
     Proxy headers are off: with them uvicorn takes the client's address from X-Forwarded-For
     (from any peer under FORWARDED_ALLOW_IPS=*, which container images often set), and the
@@ -55,7 +56,11 @@ def server(app: ASGIApp, *, log_level: str) -> uvicorn.Server:
     import uvicorn  # here, not at the top: most commands never serve
 
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="off", proxy_headers=False
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on" if lifespan else "off",
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 

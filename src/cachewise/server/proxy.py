@@ -14,6 +14,7 @@ ledger and the metrics name a workspace by the key's one-way hash.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import time
@@ -391,6 +392,7 @@ def create_proxy_app(config: ProxyConfig | None = None) -> Starlette:
         ledger = proxy.writer.recorder.ledger.target
         dashboard = dashboard_app(ledger, include_emulated=proxy.config.include_emulated).routes
     app = Starlette(
+        lifespan=_closing,
         routes=[
             Route("/v1/messages", proxy.messages, methods=["POST"]),
             Route("/metrics", proxy.metrics_page, methods=["GET"]),
@@ -406,6 +408,13 @@ def create_proxy_app(config: ProxyConfig | None = None) -> Starlette:
     )
     app.state.proxy = proxy
     return app
+
+
+@contextlib.asynccontextmanager
+async def _closing(app: Starlette) -> AsyncIterator[None]:
+    """At the server's shutdown, the upstream's connections close on the loop that opened them."""
+    yield
+    await app.state.proxy.aclose()
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
