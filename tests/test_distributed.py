@@ -197,8 +197,9 @@ def workers(
         pool.stop()
 
 
-def bounded(seconds: float = 60) -> threading.Event:
-    """A stop event that a timer sets: a run that hangs ends (and its test fails) instead."""
+def bounded(seconds: float = 180) -> threading.Event:
+    """A stop event that a timer sets: a run that hangs ends (and its test fails) instead. Far
+    above a run's time here (seconds), so that a machine busy with other work does not fail it."""
     stop = threading.Event()
     timer = threading.Timer(seconds, stop.set)
     timer.daemon = True
