@@ -20,7 +20,8 @@ from pathlib import Path
 import click
 
 from cachewise.cli import main
-from cachewise.ledger import MIGRATIONS, Ledger
+from cachewise.ledger import Ledger
+from cachewise.schema import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

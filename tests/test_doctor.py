@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from cachewise import __version__
 from cachewise.catalog import catalog
 from cachewise.cli import main
-from cachewise.ledger import MIGRATIONS, CallRecord, Ledger
+from cachewise.ledger import CallRecord, Ledger
+from cachewise.schema import MIGRATIONS
 from conftest import REDIS_URL
 
 DEAD_REDIS = "redis://:hunter2@127.0.0.1:1/0"

@@ -15,13 +15,13 @@ import pytest
 
 from cachewise.errors import LedgerError
 from cachewise.ledger import (
-    MIGRATIONS,
     CallRecord,
     Ledger,
     default_path,
     is_emulated,
     key_workspace,
 )
+from cachewise.schema import MIGRATIONS
 from cachewise.usage import Usage
 
 EXPECTED_COLUMNS = [

@@ -19,7 +19,8 @@ from typing import Any
 
 from .__about__ import __version__
 from .catalog import catalog
-from .ledger import MIGRATIONS, default_path
+from .ledger import default_path
+from .schema import MIGRATIONS
 
 __all__ = ["Check", "Extra", "Report", "diagnose", "redact"]
 

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +35,7 @@ from typing import Any
 
 from .errors import LedgerError
 from .home import default_home
+from .schema import HOURLY_KEYS, HOURLY_SUMS, MIGRATIONS, hourly_row, sum_calls_into_hourly
 from .usage import Usage, normalize_usage
 
 __all__ = [
@@ -186,118 +187,6 @@ class CallRecord:
         )
 
 
-def _m001_initial(dialect: str) -> list[str]:
-    key = "BIGSERIAL PRIMARY KEY" if dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
-    money = "NUMERIC(24, 12)" if dialect == "postgres" else "TEXT"  # exact decimals either way
-    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
-    return [
-        f"""CREATE TABLE calls (
-            id {key},
-            started_at {real} NOT NULL,
-            started_utc TEXT NOT NULL,
-            first_byte_at {real},
-            ended_at {real},
-            workspace TEXT,
-            model TEXT NOT NULL,
-            request_id TEXT,
-            status TEXT NOT NULL,
-            http_status INTEGER,
-            error_type TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            ephemeral_5m_input_tokens INTEGER NOT NULL DEFAULT 0,
-            ephemeral_1h_input_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_usd {money} NOT NULL,
-            cost_without_cache_usd {money} NOT NULL,
-            prefix_hashes TEXT,
-            read_hash TEXT,
-            breakpoints TEXT,
-            cause TEXT,
-            source TEXT NOT NULL,
-            batch INTEGER NOT NULL DEFAULT 0,
-            tags TEXT,
-            usage_json TEXT
-        )""",
-        "CREATE INDEX calls_started_at ON calls (started_at)",
-        "CREATE TABLE prompts (call_id BIGINT PRIMARY KEY REFERENCES calls (id), "
-        "request_json TEXT NOT NULL)",
-    ]
-
-
-def _m002_uid_and_emulated(dialect: str) -> list[str]:
-    # uid: a row written twice (from the spool after a crash) is kept once. emulated: rehearsals
-    # against the emulator never pass for money spent.
-    return [
-        "ALTER TABLE calls ADD COLUMN uid TEXT",
-        "CREATE UNIQUE INDEX calls_uid ON calls (uid)",
-        "ALTER TABLE calls ADD COLUMN emulated INTEGER NOT NULL DEFAULT 0",
-    ]
-
-
-def _m003_wire_and_gate(dialect: str) -> list[str]:
-    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
-    return [
-        "ALTER TABLE calls ADD COLUMN intended_breakpoints TEXT",
-        "ALTER TABLE calls ADD COLUMN wire TEXT",
-        "ALTER TABLE calls ADD COLUMN gate_role TEXT",
-        f"ALTER TABLE calls ADD COLUMN gate_wait_s {real}",
-        "ALTER TABLE calls ADD COLUMN prefix_hash TEXT",
-        "CREATE INDEX calls_prefix_hash ON calls (prefix_hash)",
-    ]
-
-
-def _m004_report_indexes(dialect: str) -> list[str]:
-    # The report asks, for each call that wrote, whether a later call of the same model read one
-    # of its prefixes: one index seek per prefix, not a scan of every read. And it ranks prefixes
-    # by spend, and sums the warm gate's waits with their medians, each from an index that holds
-    # all it reads, in the order it wants: no sort, no row visited.
-    return [
-        "CREATE INDEX calls_read ON calls (read_hash, model, started_at)",
-        "CREATE INDEX calls_prefix_spend ON calls (prefix_hash, emulated, started_at, cost_usd)",
-        "CREATE INDEX calls_gate ON calls (gate_role, gate_wait_s, emulated, started_at)",
-    ]
-
-
-def _m005_report_sums(dialect: str) -> list[str]:
-    # A report of ten million calls sums columns: money as integers in units of 1e-10 dollars
-    # beside its decimal text (which stays the record), and, per writing call, whether a later
-    # call read it, remembered once that can no longer change (`rollup.settle`). Rows written
-    # before this have their integers made here, from their text, exactly or not at all.
-    big = "BIGINT" if dialect == "postgres" else "INTEGER"
-    made = []
-    for col in ("cost_usd", "cost_without_cache_usd"):
-        if dialect == "postgres":
-            made.append(
-                f"CASE WHEN {col} = round({col}, 10) AND {col} >= 0 AND {col} < 100000000 "
-                f"THEN CAST({col} * 10000000000 AS BIGINT) END"
-            )
-        else:
-            whole = f"CAST({col} AS INTEGER)"
-            made.append(
-                f"CASE WHEN {sqlite_plain_money(col)} THEN {whole} * 10000000000 + "
-                f"CAST(ROUND((CAST({col} AS REAL) - {whole}) * 1e10) AS INTEGER) END"
-            )
-    return [
-        f"ALTER TABLE calls ADD COLUMN cost_e10 {big}",
-        f"ALTER TABLE calls ADD COLUMN cost_without_cache_e10 {big}",
-        "ALTER TABLE calls ADD COLUMN read_later INTEGER",
-        f"UPDATE calls SET cost_e10 = {made[0]}, cost_without_cache_e10 = {made[1]}",
-        "CREATE INDEX calls_unsettled ON calls (started_at) WHERE read_later IS NULL "
-        "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",
-    ]
-
-
-def sqlite_plain_money(col: str) -> str:
-    """SQL true when SQLite's TEXT decimal in `col` is digits, with at most 10 decimal places,
-    under $10,000: a double holds it to within 1e-12, so its fraction rounds to the exact count
-    of 1e-10s."""
-    return (
-        f"({col} GLOB '[0-9]*' AND instr({col}, 'E') = 0 "
-        f"AND length({col}) - instr({col}, '.') <= 10 AND CAST({col} AS REAL) < 10000)"
-    )
-
-
 def _e10(amount: Decimal) -> int | None:
     """An amount in units of 1e-10 dollars, when it is exactly that (every price the catalog
     makes is) and under $100 million; None otherwise (the report then sums its text)."""
@@ -316,121 +205,9 @@ def read_window() -> float:
     return float(max(catalog().ttl_seconds.values()))
 
 
-def _m006_hourly(dialect: str) -> list[str]:
-    # The report's sums per hour (and model, workspace, cause, tags and emulated), kept with the
-    # calls in the same transaction that writes them: a report of ten million calls reads
-    # thousands of these instead. What a sum cannot hold is read from the calls, through
-    # indexes that hold only those rows: the writes never read (or not settled yet), and costs
-    # without their integers. Rows written before this are summed here once.
-    big = "BIGINT" if dialect == "postgres" else "INTEGER"
-    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
-    sums = ", ".join(f"{n} {real if n == 'wait_s' else big} NOT NULL" for n in HOURLY_SUMS)
-    return [
-        f"CREATE TABLE hourly (hour {big} NOT NULL, model TEXT NOT NULL, workspace TEXT NOT NULL, "
-        f"cause TEXT NOT NULL, tags TEXT NOT NULL, gate_role TEXT NOT NULL, "
-        f"emulated INTEGER NOT NULL, {sums}, PRIMARY KEY ({', '.join(HOURLY_KEYS)}))",
-        _sum_calls_into_hourly(dialect),
-        "CREATE INDEX calls_never_read ON calls (started_at) WHERE read_later = 0 "
-        "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",
-        "CREATE INDEX calls_text_costs ON calls (started_at) "
-        "WHERE cost_e10 IS NULL OR cost_without_cache_e10 IS NULL",
-    ]
-
-
-def _sum_calls_into_hourly(dialect: str) -> str:
-    """SQL that adds every call to the hourly sums (into an empty table)."""
-    hour = (
-        "CAST(floor(started_at) AS BIGINT) / 3600"
-        if dialect == "postgres"
-        else "CAST(started_at AS INTEGER) / 3600"
-    )
-    keyed = ", ".join(f"CASE WHEN {c} IS NULL THEN '' ELSE '=' || {c} END" for c in _KEYED)
-    g = "cost_e10 IS NOT NULL AND cost_without_cache_e10 IS NOT NULL"
-    writes = "ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0"
-    values = [
-        "COUNT(*)",
-        "SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END)",
-        "SUM(input_tokens)",
-        "SUM(cache_read_input_tokens)",
-        "SUM(ephemeral_5m_input_tokens)",
-        "SUM(ephemeral_1h_input_tokens)",
-        "SUM(output_tokens)",
-        f"SUM(CASE WHEN {writes} THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN cache_read_input_tokens > 0 THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN wire = 'lost' THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN wire = 'changed' THEN 1 ELSE 0 END)",
-    ]
-    for col in ("cost_e10", "cost_without_cache_e10"):
-        values += [
-            f"SUM(CASE WHEN {g} THEN {col} / 10000000000 ELSE 0 END)",
-            f"SUM(CASE WHEN {g} THEN {col} - {col} / 10000000000 * 10000000000 ELSE 0 END)",
-        ]
-    values += ["COUNT(gate_wait_s)", "COALESCE(SUM(gate_wait_s), 0)"]
-    return (
-        f"INSERT INTO hourly SELECT {hour}, model, {keyed}, emulated, {', '.join(values)} "
-        "FROM calls GROUP BY 1, 2, 3, 4, 5, 6, 7"
-    )
-
-
-# The hourly table's sums, in its column order (after its key).
-HOURLY_SUMS = (
-    "calls", "errors", "input_tokens", "cache_read_input_tokens", "ephemeral_5m_input_tokens",
-    "ephemeral_1h_input_tokens", "output_tokens", "writes", "reads", "markers_lost",
-    "markers_changed", "cost_whole", "cost_rest", "plain_whole", "plain_rest", "waited", "wait_s",
-)  # fmt: skip
-HOURLY_KEYS = ("hour", "model", "workspace", "cause", "tags", "gate_role", "emulated")
-# Key columns that may be NULL in a call, kept as '' (NULL) or '=' + the value: a primary key
-# has no NULLs, and an empty workspace is not no workspace.
-_KEYED = ("workspace", "cause", "tags", "gate_role")
-
-
-def _hourly_row(row: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]]:
-    """A call's key in the hourly table, and what it adds to the sums there."""
-    key = (
-        int(row["started_at"] // 1) // 3600,
-        row["model"],
-        *("" if row[c] is None else "=" + row[c] for c in _KEYED),
-        row["emulated"],
-    )
-    cu, cw = row["cost_e10"], row["cost_without_cache_e10"]
-    integers = cu is not None and cw is not None
-    w5, w1, rd = (
-        row["ephemeral_5m_input_tokens"],
-        row["ephemeral_1h_input_tokens"],
-        row["cache_read_input_tokens"],
-    )
-    add = [
-        1,
-        int(row["status"] != "ok"),
-        row["input_tokens"],
-        rd,
-        w5,
-        w1,
-        row["output_tokens"],
-        int(w5 + w1 > 0),
-        int(rd > 0),
-        int(row["wire"] == "lost"),
-        int(row["wire"] == "changed"),
-        *(divmod(cu, 10**10) if integers else (0, 0)),
-        *(divmod(cw, 10**10) if integers else (0, 0)),
-        int(row["gate_wait_s"] is not None),
-        row["gate_wait_s"] or 0.0,
-    ]
-    return key, add
-
-
 # A call's row is written when it ends, and a fleet's clocks differ: a row may arrive this long
 # after its start and still be on time. One arriving later is a late row (`Ledger.record_many`).
 SETTLE_GRACE = 3600.0
-
-MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
-    ("m001_initial", _m001_initial),
-    ("m002_uid_and_emulated", _m002_uid_and_emulated),
-    ("m003_wire_and_gate", _m003_wire_and_gate),
-    ("m004_report_indexes", _m004_report_indexes),
-    ("m005_report_sums", _m005_report_sums),
-    ("m006_hourly", _m006_hourly),
-]
 
 # Any constant: the lock every process opening a PostgreSQL ledger takes while it migrates.
 _MIGRATION_LOCK = 0x63616368
@@ -662,7 +439,7 @@ class Ledger:
                 found = self._execute(sql, list(row.values())).fetchone()
                 ids.append(None if found is None else int(found[0]))
                 if found is not None:  # a row kept once is summed once
-                    key, add = _hourly_row(row)
+                    key, add = hourly_row(row)
                     summed = hourly.setdefault(key, [0] * len(add))
                     summed[:] = [a + b for a, b in zip(summed, add, strict=True)]
                 if found is not None and prompt is not None:
@@ -703,7 +480,7 @@ class Ledger:
         other way than `record` (a bulk `COPY`, an import), which the sums do not see."""
         with self._lock, self._errors("write to"), self._transaction():
             self._execute("DELETE FROM hourly")
-            self._execute(_sum_calls_into_hourly(self.dialect))
+            self._execute(sum_calls_into_hourly(self.dialect))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One writing statement, committed (`?` marks its parameters); the rows it changed."""

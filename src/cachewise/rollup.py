@@ -29,7 +29,8 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import LedgerError
-from .ledger import HOURLY_SUMS, SETTLE_GRACE, CallRecord, Ledger
+from .ledger import SETTLE_GRACE, CallRecord, Ledger
+from .schema import HOURLY_SUMS
 from .usage import Usage
 
 __all__ = [
