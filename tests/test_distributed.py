@@ -236,6 +236,9 @@ def test_300_requests_in_3_groups_write_3_times(
     assert_exactly_once(out, ledger_path, 300)
 
 
+# With a worker killed, claims pause while its leases run out; on a machine busy with other work
+# the pause can pass the driver's 30 s "are workers running?" warning, which is then no news.
+@pytest.mark.filterwarnings("ignore:no worker has taken a call")
 def test_a_worker_killed_mid_run_loses_and_repeats_nothing(
     workers: Workers, redis_prefix: str, tmp_path: Path, emu: Emulator
 ) -> None:
