@@ -202,8 +202,11 @@ def copy_json(value: Any) -> Any:
     return _copy(value, MAX_DEPTH)
 
 
+_CONTAINERS = (dict, list)  # not a union: `isinstance` with one is twice as slow
+
+
 def _copy(value: Any, room: int) -> Any:
-    if isinstance(value, dict | list):
+    if isinstance(value, _CONTAINERS):
         if not room:
             raise InvalidRequest(TOO_DEEP, path="/")
         if isinstance(value, dict):

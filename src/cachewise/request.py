@@ -285,6 +285,10 @@ class _Parser(_Builder):
         self.seen = seen
         self.body = body
         self.tok = tokenizer
+        self._count_block: Callable[[Hashable, Callable[[], int]], int] | None = getattr(
+            tokenizer, "count_block", None
+        )
+        self.framing_name = model.framing.name
         self.version = model.framing.ctok_version
         self.betas = betas
         self.problems: list[MarkerProblem] = []
@@ -438,7 +442,7 @@ class _Parser(_Builder):
             if marker and not text:
                 self.problems.append(MarkerProblem("empty_text", path, api_path, kind))
                 marker = None
-            elif text and not text.strip():
+            elif text.isspace():  # not `strip()`: that copies the text, often a big one
                 self.whitespace.append(path)  # a JSON pointer, as every error's path is
         if kind in UNMARKABLE and block.get("cache_control") is not None:
             self.problems.append(MarkerProblem("thinking", path, f"{api_path}.{kind}", kind))
@@ -502,12 +506,9 @@ class _Parser(_Builder):
     def _counted(self, digest: str, count: Callable[[], int]) -> int:
         """A block's content tokens: from the tokenizer's block memo by its digest (which holds
         everything its count depends on but the framing), else counted part by part."""
-        count_block: Callable[[Hashable, Callable[[], int]], int] | None = getattr(
-            self.tok, "count_block", None
-        )
-        if count_block is None:
+        if self._count_block is None:
             return count()
-        return count_block((self.model.framing.name, digest), count)
+        return self._count_block((self.framing_name, digest), count)
 
     # -- markers ---------------------------------------------------------------------------------
 

@@ -465,6 +465,10 @@ def unpaired_surrogate(value: Any, pointer: str = "") -> str | None:
     return None
 
 
+# A tuple: `isinstance` with a union (`dict | list`) is twice as slow, and this runs on every node.
+_CONTAINERS = (dict, list)
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
     """Whether objects and arrays nest more than `limit` levels: one level at a time, without
     recursion (and without a look at the strings, which are most of a body's bytes)."""
@@ -474,7 +478,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
             item
             for node in level
             for item in (node if isinstance(node, list) else node.values())
-            if isinstance(item, dict | list)
+            if isinstance(item, _CONTAINERS)
         ]
         if not level:
             return False

@@ -74,6 +74,7 @@ def url(sock: socket.socket) -> str:
 
 
 @functools.lru_cache(maxsize=512)  # every request asks, mostly about the same few names
+@functools.lru_cache(maxsize=64)  # asked on every request, of the same few Host names
 def is_loopback(host: str) -> bool:
     """Whether an address (or name) is this machine: 127.0.0.0/8, ::1, an IPv4-mapped loopback
     (`::ffff:127.0.0.1`, how an IPv6 socket sees an IPv4 caller), or `localhost`."""

@@ -6,6 +6,7 @@ all read and change this one state, and import it from here rather than from eac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -165,8 +166,7 @@ class EmulatorState:
         if not key:
             raise ApiError(401, "authentication_error", "x-api-key header is required")
         mapped = (self.config.workspaces or {}).get(key)
-        # A one-way hash: the key itself is never kept, logged or echoed.
-        return mapped or "wrkspc_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+        return mapped or _workspace_id(key)
 
     def ttft(self, uncached_tokens: int, extra_ms: float = 0.0) -> float:
         c = self.config
@@ -180,3 +180,10 @@ class EmulatorState:
         u = account.usage
         reads = u.cache_read_input_tokens if prompt.model.itpm_counts_cache_reads else 0
         return u.input_tokens + u.cache_creation_input_tokens + reads
+
+
+@functools.lru_cache(maxsize=256)  # a hash per request, of the same few keys
+def _workspace_id(key: str) -> str:
+    """A key's workspace: a one-way hash, so the key itself is never logged or echoed (it is held
+    in memory only, as the request that carried it is)."""
+    return "wrkspc_" + hashlib.sha256(key.encode()).hexdigest()[:24]
