@@ -142,7 +142,10 @@ def test_auto_plan_makes_the_second_unmarked_call_read(emu: Emulator, ledger: Le
     client = wrap(emu.client(), ledger=ledger)
     first, second = ask(client, "one"), ask(client, "two")
     assert first.usage.cache_creation_input_tokens and second.usage.cache_read_input_tokens
-    assert [c.cause for c in ledger.calls()] == ["cold_start", "hit"]
+    write, read = ledger.calls()
+    assert [write.cause, read.cause] == ["cold_start", "hit"]
+    # The read names the prefix the first call wrote: what the report matches writes to reads by.
+    assert read.read_hash is not None and read.read_hash in write.prefix_hashes
 
 
 def test_an_agent_loop_sending_the_sdks_own_content_back_is_planned(

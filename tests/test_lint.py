@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from cachewise.lint import RULES, lint, to_sarif
+from cachewise.request import parse_request
 from conftest import CC, CC_1H, block, request, text, tool
 
 SYSTEM = text(1500, "system")
@@ -276,6 +277,23 @@ def test_select_and_ignore_by_prefix() -> None:
     assert set(rules(lint(body))) == {"CW101", "CW102"}
     assert rules(lint(body, select=["CW101"])) == ["CW101"]
     assert rules(lint(body, ignore=["CW10"])) == []
+
+
+def test_a_parsed_prompt_is_linted_once_and_as_its_body_is() -> None:
+    """A server lints the same Prompt call after call: its findings are kept with it, and
+    `select`, `ignore` and `model` still apply."""
+    body = request(
+        model="claude-haiku-4-5", system=[block("Now: 2026-11-22T05:00:00Z " + SYSTEM, CC)]
+    )
+    prompt = parse_request(body)
+    first = lint(prompt)
+    assert first == lint(body) and rules(first) == ["CW101", "CW102"]
+    assert lint(prompt) == first and lint(prompt) is not first  # a list the caller may change
+    assert rules(lint(prompt, select=["CW101"])) == ["CW101"]
+    assert rules(lint(prompt, ignore=["CW10"])) == []
+    assert rules(lint(prompt, model="claude-sonnet-4-6")) == rules(
+        lint(body, model="claude-sonnet-4-6")
+    )
 
 
 def test_model_override() -> None:

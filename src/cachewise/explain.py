@@ -29,7 +29,7 @@ from .diagnosis import (
     shared_end,
     ttl_advice,
 )
-from .engine import LOOKBACK, Engine, breakpoints, minimum_for
+from .engine import LOOKBACK, Account, Engine, breakpoints, minimum_for
 from .errors import InvalidRequest
 from .request import Prompt
 from .trace import Row, Step, replay, rows_from
@@ -109,24 +109,46 @@ class Explainer:
         workspace: str,
         usage: Mapping[str, Any] | None = None,
     ) -> Explanation:
+        with self._lock:
+            step = self._step(prompt, start, ready, workspace, usage)
+            explanation = _explain(step, list(self._steps), self.engine.lookback)
+            self._append(step)
+        return explanation
+
+    def follow(
+        self, prompt: Prompt, *, start: float, ready: float, workspace: str
+    ) -> Account | None:
+        """Follow a call without explaining it, and return what the engine accounted (None for a
+        request it refuses): a call the API says read is a hit, whatever the engine would say
+        of it, and the diagnosis of every breakpoint is most of an explanation's cost."""
+        with self._lock:
+            step = self._step(prompt, start, ready, workspace, None)
+            self._append(step)
+        return step.account
+
+    def _step(
+        self,
+        prompt: Prompt,
+        start: float,
+        ready: float,
+        workspace: str,
+        usage: Mapping[str, Any] | None,
+    ) -> Step:
         row = Row(
             dict(prompt.body),
             started_at=start,
             workspace=workspace,
             usage=dict(usage) if usage else None,
         )
-        with self._lock:
-            try:
-                account = self.engine.account(
-                    prompt, now=start, workspace=workspace, ready_at=ready
-                )
-                step = Step(self._count, row, prompt, start, ready, workspace, account)
-            except InvalidRequest as exc:
-                step = Step(self._count, row, prompt, start, ready, workspace, None, exc)
-            explanation = _explain(step, list(self._steps), self.engine.lookback)
-            self._steps.append(step)
-            self._count += 1
-        return explanation
+        try:
+            account = self.engine.account(prompt, now=start, workspace=workspace, ready_at=ready)
+        except InvalidRequest as exc:
+            return Step(self._count, row, prompt, start, ready, workspace, None, exc)
+        return Step(self._count, row, prompt, start, ready, workspace, account)
+
+    def _append(self, step: Step) -> None:
+        self._steps.append(step)
+        self._count += 1
 
 
 def _explain(step: Step, earlier: Sequence[Step], lookback: int = LOOKBACK) -> Explanation:

@@ -155,6 +155,13 @@ def lint(
     Raises:
         InputError: a request is malformed or names an unknown model.
     """
+    if isinstance(request_or_sequence, Prompt) and model is None:
+        # A prompt's findings follow from it alone: a server lints the same one call after call.
+        prompt = request_or_sequence
+        found = prompt.derived(
+            "lint", lambda: tuple(lint_rows(rows_from([prompt.body]), prompts=[prompt]))
+        )
+        return [f for f in found if _wanted(f.rule, select, ignore)]
     items: list[Mapping[str, Any] | Row | Prompt]
     if isinstance(request_or_sequence, Mapping | Prompt):
         items = [request_or_sequence]

@@ -353,16 +353,21 @@ class Pipeline:
 
     def _explain(self, call: Call, prompt: Prompt, rec: CallRecord) -> None:
         ready = call.first_byte or rec.ended_at or call.started
-        explanation = self.explainer.observe(
-            prompt, start=call.started, ready=ready, workspace=call.workspace or "default"
-        )
+        workspace = call.workspace or "default"
         read = rec.usage.cache_read_input_tokens
-        rec.cause = "hit" if read > 0 else explanation.cause
-        if rec.cause == "hit" and explanation.position is not None:
-            rec.read_hash = prompt.positions[explanation.position].prefix_hash
-        elif read > 0:  # the prefix an observed read covers: the one its count equals
-            rec.read_hash = next(
-                (p.prefix_hash for p in prompt.positions if p.cumulative == read), None
-            )
-        if read == 0 and explanation.cause == "hit":
-            rec.cause = "likely_server_side"
+        if read > 0:
+            # A hit, whatever the engine says: it follows the call, and nothing is diagnosed.
+            # The prefix read: the engine's, if the API read as much; else the one whose count
+            # the read equals.
+            rec.cause = "hit"
+            account = self.explainer.follow(prompt, start=call.started, ready=ready,
+                                            workspace=workspace)  # fmt: skip
+            at = account.read_position if account is not None else None
+            if at is None or prompt.positions[at].cumulative != read:
+                at = next((p.index for p in prompt.positions if p.cumulative == read), at)
+            rec.read_hash = prompt.positions[at].prefix_hash if at is not None else None
+            return
+        explanation = self.explainer.observe(
+            prompt, start=call.started, ready=ready, workspace=workspace
+        )
+        rec.cause = "likely_server_side" if explanation.cause == "hit" else explanation.cause
