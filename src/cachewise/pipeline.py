@@ -102,36 +102,46 @@ class OnlinePlanner:
 def markers_of(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (path, ttl) of every marker a body carries, read from the body alone: what a request
     as sent asks for, to compare with what was meant. The request-level marker's path is
-    `/cache_control`."""
+    `/cache_control`. The holders are `marker_holders`', in its order; a path is made only for a
+    marker, as this runs on every call."""
     found: list[tuple[str, str]] = []
-    top = dict(body)
-    for holder, path in _holders_with_paths(top):
-        marker = holder.get("cache_control")
-        if isinstance(marker, dict):
-            ttl = marker.get("ttl", "5m")
-            found.append((path, ttl if isinstance(ttl, str) else str(ttl)))
+    _marker_at(body, "/cache_control", found)
+    for key in ("tools", "system"):
+        blocks = body.get(key)
+        for i, block in enumerate(blocks if isinstance(blocks, list) else []):
+            _block_markers(block, f"/{key}/", i, found)
+    messages = body.get("messages")
+    for m, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            where = f"/messages/{m}/content/"
+            for b, block in enumerate(content):
+                _block_markers(block, where, b, found)
     return found
 
 
-def _holders_with_paths(body: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
-    # marker_holders yields in document order but without pointers; pair them by identity.
-    paths: dict[int, str] = {id(body): "/cache_control"}
-    for key in ("tools", "system", "messages"):
-        items = body.get(key)
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            _index(item, f"/{key}/{i}", paths)
-    return [(h, paths.get(id(h), "?")) for h in marker_holders(body)]
+def _block_markers(block: Any, where: str, i: int, found: list[tuple[str, str]]) -> None:
+    if not isinstance(block, dict):
+        return
+    if "cache_control" in block:
+        _marker_at(block, f"{where}{i}", found)
+    kind = block.get("type")
+    if kind == "tool_result":
+        inner, at = block.get("content"), "/content/"
+    elif kind == "document" and isinstance(block.get("source"), dict):
+        inner, at = block["source"].get("content"), "/source/content/"
+    else:
+        return
+    for k, sub in enumerate(inner if isinstance(inner, list) else []):
+        if isinstance(sub, dict) and "cache_control" in sub:
+            _marker_at(sub, f"{where}{i}{at}{k}", found)
 
 
-def _index(node: Any, path: str, paths: dict[int, str]) -> None:
-    if isinstance(node, dict):
-        paths.setdefault(id(node), path)
-        for key in ("content", "source"):
-            if key in node:
-                _index(node[key], f"{path}/{key}", paths)
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            _index(item, f"{path}/{i}", paths)
+def _marker_at(holder: Mapping[str, Any], path: str, found: list[tuple[str, str]]) -> None:
+    marker = holder.get("cache_control")
+    if isinstance(marker, dict):
+        ttl = marker.get("ttl", "5m")
+        found.append((path, ttl if isinstance(ttl, str) else str(ttl)))
 
 
 def _intended(bps: list[Breakpoint]) -> list[dict[str, Any]]:

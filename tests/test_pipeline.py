@@ -1,0 +1,88 @@
+"""The pipeline's pieces that every wrapped or proxied call runs: what markers a body carries as
+sent, and whether they are the breakpoints meant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cachewise.body import marker_holders
+from cachewise.pipeline import markers_of, wire_state
+
+CC: dict[str, Any] = {"type": "ephemeral"}
+CC_1H: dict[str, Any] = {"type": "ephemeral", "ttl": "1h"}
+
+
+def test_markers_of_names_every_holder_the_api_reads_in_document_order() -> None:
+    shared = {"type": "text", "text": "same object twice", "cache_control": CC}
+    body = {
+        "cache_control": CC,
+        "tools": [{"name": "t0"}, {"name": "t1", "cache_control": CC_1H}],
+        "system": [{"type": "text", "text": "s", "cache_control": CC}],
+        "messages": [
+            {"role": "user", "content": "a string holds no marker"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "x", "name": "t1", "input": {"cache_control": CC}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "x",
+                        "content": [{"type": "text", "text": "r", "cache_control": CC}],
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "content", "content": [shared]},
+                        "cache_control": "not an object: no marker",
+                    },
+                    shared,
+                ],
+            },
+        ],
+    }
+    assert markers_of(body) == [
+        ("/cache_control", "5m"),
+        ("/tools/1", "1h"),
+        ("/system/0", "5m"),
+        ("/messages/2/content/0/content/0", "5m"),
+        ("/messages/2/content/1/source/content/0", "5m"),
+        ("/messages/2/content/2", "5m"),  # its own place, though the same object came before
+    ]
+
+
+_blocks = st.lists(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["text", "tool_result", "image"]), "text": st.just("x")},
+        optional={"cache_control": st.sampled_from([CC, CC_1H, None, "5m"])},
+    ),
+    max_size=4,
+)
+
+
+@given(
+    system=_blocks,
+    messages=st.lists(_blocks.map(lambda c: {"role": "user", "content": c}), max_size=4),
+)
+def test_markers_of_finds_what_marker_holders_holds(
+    system: list[dict[str, Any]], messages: list[dict[str, Any]]
+) -> None:
+    body = {"model": "m", "system": system, "messages": messages}
+    holders = [h for h in marker_holders(body) if isinstance(h.get("cache_control"), dict)]
+    assert [ttl for _, ttl in markers_of(body)] == [
+        h["cache_control"].get("ttl", "5m") for h in holders
+    ]
+
+
+def test_wire_state_ok_lost_changed() -> None:
+    meant = [{"path": "/system/0", "ttl": "5m", "tokens": 2000}]
+    assert wire_state(meant, [("/system/0", "5m")]) == "ok"
+    assert wire_state(meant, []) == "lost"
+    assert wire_state(meant, [("/system/0", "1h")]) == "changed"
+    assert wire_state(None, []) is None
