@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from cachewise import __version__
 from cachewise.cli import cost_cmd, main
+from cachewise.cli.main import COMMANDS
 from conftest import request
 
 
@@ -23,6 +24,38 @@ def run(*args: str) -> tuple[int, str]:
 def test_version() -> None:
     code, out = run("--version")
     assert code == 0 and __version__ in out
+
+
+def test_every_command_is_listed_with_its_module() -> None:
+    """Commands load lazily, from `COMMANDS`: a command missing there would vanish from the CLI."""
+    import importlib
+    import pkgutil
+
+    import cachewise.cli as cli
+
+    for module in pkgutil.iter_modules(cli.__path__):
+        importlib.import_module(f"cachewise.cli.{module.name}")
+    registered = {n: c.callback.__module__.rsplit(".", 1)[1] for n, c in main.commands.items()}
+    assert registered == COMMANDS
+
+
+def test_a_lint_loads_no_server_and_no_http_client(tmp_path: Path) -> None:
+    """What a pre-commit hook pays for: the lint's own modules, not asyncio's or the servers'."""
+    import subprocess
+    import sys
+
+    body = tmp_path / "request.json"
+    body.write_text(json.dumps(request(system="Short.")))
+    script = (
+        "import sys\n"
+        "from cachewise.cli import main\n"
+        f"main(['lint', {str(body)!r}], standalone_mode=False)\n"
+        "loaded = [m for m in ('asyncio', 'starlette', 'anthropic', 'aiohttp', 'cachewise.client')"
+        " if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_models_json_shape() -> None:

@@ -48,6 +48,7 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value  # once: later lookups find it without this function
     return value
 
+
 __all__ = [
     "Account",
     "CachewiseError",

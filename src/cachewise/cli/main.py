@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -24,10 +25,40 @@ from ..errors import CachewiseError, CachewiseWarning, InputError, UnknownModel
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Each command's module, imported only when the command runs (or `--help` lists them all): a
+# lint in a pre-commit hook should not load the servers, the HTTP client and asyncio first.
+COMMANDS = {
+    "cost": "cost_cmd",
+    "dashboard": "dashboard_cmd",
+    "demo": "run_cmds",
+    "doctor": "doctor_cmd",
+    "emulate": "emulate_cmd",
+    "explain": "analyze_cmds",
+    "lint": "analyze_cmds",
+    "models": "models_cmd",
+    "plan": "analyze_cmds",
+    "proxy": "proxy_cmd",
+    "report": "report_cmd",
+    "run": "run_cmds",
+    "simulate": "simulate_cmd",
+    "trace": "simulate_cmd",
+    "worker": "worker_cmd",
+}
+
+
 class CachewiseGroup(click.Group):
     """Turns every cachewise error into a one-line message: no traceback for things users did.
     Bad input (a malformed file or option, a model the catalog does not know) exits 2, as
-    click's own usage errors do; any other cachewise error exits 1."""
+    click's own usage errors do; any other cachewise error exits 1. Commands load lazily
+    (`COMMANDS`); each module registers its commands on `main` when imported."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"{__package__}.{COMMANDS[cmd_name]}")
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
