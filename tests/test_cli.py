@@ -259,7 +259,10 @@ def test_every_option_and_argument_has_help() -> None:
         for param in command.get_params(click.Context(command)):
             yield name, param
         if isinstance(command, click.Group):
-            for sub_name, sub in command.commands.items():
+            ctx = click.Context(command)
+            for sub_name in command.list_commands(ctx):
+                sub = command.get_command(ctx, sub_name)
+                assert sub is not None, sub_name
                 yield from walk(sub, f"{name} {sub_name}")
 
     missing = [

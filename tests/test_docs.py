@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
+
 from cachewise.cli import main
 from cachewise.explain import CAUSES
 from cachewise.lint import RULES
@@ -26,6 +28,9 @@ def test_every_explain_cause_is_documented() -> None:
 
 def test_every_command_has_help_and_a_page_or_a_readme_section() -> None:
     everything = README.read_text() + "".join(p.read_text() for p in DOCS.glob("*.md"))
-    for name, command in main.commands.items():
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):
+        command = main.get_command(ctx, name)
+        assert command is not None, name
         assert command.help, name
         assert f"cachewise {name}" in everything, name
