@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from cachewise.catalog import catalog
 from cachewise.ledger import CallRecord, Ledger
 from cachewise.report import selected_calls, summarize
+from cachewise.rollup import settled_through
 from cachewise.spool import Spool
 from cachewise.usage import Tally, Usage
 from conftest import POSTGRES_URL, examples, require_or_skip
@@ -265,8 +266,11 @@ def test_a_write_settled_as_never_read_is_opened_again_by_a_late_read(tmp_path: 
             CallRecord(T0 + 60, "m", usage=Usage(cache_read_input_tokens=3000), read_hash="h")
         )
         assert ledger.query("SELECT read_later FROM calls WHERE id = 1") == [(None,)]
+        assert settled_through(ledger) <= T0  # the horizon moved back before the write
         assert summarize(ledger).total.writes_never_read == 0
-        assert ledger.query("SELECT read_later FROM calls WHERE id = 1") == [(1,)]
+        # Settled again: read (still NULL, before the horizon, which is past it once more).
+        assert ledger.query("SELECT read_later FROM calls WHERE id = 1") == [(None,)]
+        assert settled_through(ledger) > T0 + 3600
 
 
 def test_a_ledger_from_before_the_integers_gets_them_from_its_text(
