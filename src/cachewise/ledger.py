@@ -298,7 +298,11 @@ class Ledger:
                     "pip install 'cachewise[postgres]'"
                 ) from None
             try:
-                return psycopg.connect(self.target, autocommit=True)
+                pg = psycopg.connect(self.target, autocommit=True)
+                # A report's statements are index seeks the planner prices high (a lookup per
+                # write it will not run): compiled, each took half a second more than it ran.
+                pg.execute("SET jit = off")
+                return pg
             except psycopg.Error as exc:
                 raise LedgerError(f"cannot connect to the ledger database: {exc}") from None
         path = Path(self.target)
@@ -487,13 +491,21 @@ class Ledger:
         """Make the hourly sums again from the calls, and unsettle every write: after loading
         rows into `calls` some other way than `record` (a bulk `COPY`, an import), which the
         sums and the settled horizon do not see. `rollup.settle` settles them again (in
-        batches; `cachewise report` does it when it next runs)."""
+        batches; `cachewise report` does it when it next runs). On PostgreSQL, vacuums and
+        analyzes the calls too."""
         with self._lock, self._errors("write to"), self._transaction():
             for table in HOURLY:
                 self._execute(f"DELETE FROM {table}")
             for statement in sum_calls_into_hourly(self.dialect):
                 self._execute(statement)
             self._execute("UPDATE settled SET through = 0")
+            self._execute("UPDATE calls SET read_later = NULL WHERE read_later = 0")
+        if self.dialect == "postgres":
+            # What autovacuum does some time after a bulk load, now: the planner's statistics,
+            # and the visibility map, without which every index-only read (the gate's medians,
+            # the prefix ranking, settling) visits the table too.
+            with self._lock, self._errors("write to"):
+                self._execute("VACUUM (ANALYZE) calls")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One writing statement, committed (`?` marks its parameters); the rows it changed."""

@@ -15,7 +15,7 @@ Once the window and a grace have passed that cannot change, so `settle` remember
 settled horizon (`settled.through`, m007) a write is never read when its `read_later` is 0, and
 read otherwise (only the few never read are written, in batches of writes), and a report looks
 it up only for writes after the horizon: a correlated `EXISTS` per such write, one index seek
-(`calls_read`, m004) per prefix hash. A call written late, before the horizon, moves it back and
+(`calls_read_in`, m007) per prefix hash. A call written late, before the horizon, moves it back and
 opens again the writes it may have read (`Ledger.record_many`).
 """
 
@@ -139,7 +139,7 @@ class Scope:
         )
         if self.postgres:
             # An array, not a joined function: PostgreSQL guesses a function yields 100 rows and
-            # then walks the time index over the whole window instead of seeking `calls_read`.
+            # then walks the time index over the whole window instead of seeking `calls_read_in`.
             hashes = "ARRAY(SELECT json_array_elements_text(CAST(c.prefix_hashes AS json)))"
             return (
                 f"EXISTS (SELECT 1 FROM {table} r WHERE r.read_hash = ANY({hashes}) AND {later} "
@@ -183,16 +183,22 @@ def settle(
     (read-only, locked) is left as it is, and reports look the answers up as before."""
     horizon = (time.time() if now is None else now) - window - SETTLE_GRACE
     read = Scope(ledger, None, True).read_later("calls", window)
-    never = 0
+    never, fill = 0, False
     with contextlib.suppress(LedgerError):
         while (through := settled_through(ledger)) < horizon:
-            # The horizon moves to the write `batch` on (or to the end), whole instants at once.
+            # The horizon moves past `batch` writes (or to the end), whole instants at once: past
+            # more, when more than that started at the same instant.
+            after = ">" if fill else ">="
             nth = ledger.query(
                 f"SELECT c.started_at FROM calls c WHERE c.read_later IS NULL AND {_WRITES} "
-                "AND c.started_at > ? ORDER BY c.started_at LIMIT 1 OFFSET ?",
-                [through, batch - 1],
+                f"AND c.started_at {after} ? ORDER BY c.started_at LIMIT 1 OFFSET ?",
+                [through, 0 if fill else batch],
             )
             upto = min(float(nth[0][0]), horizon) if nth else horizon
+            if upto <= through and not fill:
+                fill = True
+                continue
+            fill = False
             # Only if the horizon is where it was read: a late call may have moved it back (and
             # then this waits for it), or another report settled these first.
             _, found = ledger.execute_many(
