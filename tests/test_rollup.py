@@ -511,9 +511,14 @@ def test_a_write_recorded_late_is_not_taken_for_settled(tmp_path: Path) -> None:
         assert summarize(ledger).total.writes_never_read == 2
 
 
-def test_resum_after_a_bulk_load_unsettles_and_reports_stay_equal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_resum_after_a_bulk_load_settles_again_and_reports_stay_equal(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "postgres":
+        request.getfixturevalue("postgres")
     drawn = some_calls(150, seed=11)
-    with Ledger(tmp_path / "l.db") as ledger:
+    with ledger_target(dialect, tmp_path) as target, Ledger(target) as ledger:
         for call in drawn[:50]:
             ledger.record(call)
         summarize(ledger)  # settled through the first calls
@@ -523,6 +528,9 @@ def test_resum_after_a_bulk_load_unsettles_and_reports_stay_equal(tmp_path: Path
                 f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()),
             )
-        ledger.resum()
-        assert settled_through(ledger) == 0
+        ledger.resum(settle=False)
+        assert settled_through(ledger) == 0  # every write unsettled: the next report settles
+        equal_to_the_oracle(ledger)
+        ledger.resum()  # and settled here
+        assert settled_through(ledger) > T0 + 6 * 3600
         equal_to_the_oracle(ledger)

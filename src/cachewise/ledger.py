@@ -487,25 +487,33 @@ class Ledger:
             (call.model, call.workspace, call.started_at, call.started_at - read_window()),
         )
 
-    def resum(self) -> None:
-        """Make the hourly sums again from the calls, and unsettle every write: after loading
-        rows into `calls` some other way than `record` (a bulk `COPY`, an import), which the
-        sums and the settled horizon do not see. `rollup.settle` settles them again (in
-        batches; `cachewise report` does it when it next runs). On PostgreSQL, vacuums and
-        analyzes the calls too."""
+    def resum(self, *, settle: bool = True) -> None:
+        """Make the hourly sums again from the calls after loading rows into `calls` some other
+        way than `record` (a bulk `COPY`, an import), which the sums and the settled horizon do
+        not see; then settle every write again (`rollup.settle`, in batches), so that the next
+        report does not. On PostgreSQL, vacuum and analyze the calls first. Without `settle`,
+        the next report settles them."""
         with self._lock, self._errors("write to"), self._transaction():
             for table in HOURLY:
                 self._execute(f"DELETE FROM {table}")
             for statement in sum_calls_into_hourly(self.dialect):
                 self._execute(statement)
+            # Every write unsettled: the rows loaded may read those settled as never read.
             self._execute("UPDATE settled SET through = 0")
-            self._execute("UPDATE calls SET read_later = NULL WHERE read_later = 0")
+            self._execute(
+                "UPDATE calls SET read_later = NULL WHERE read_later = 0 "
+                "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0"
+            )
         if self.dialect == "postgres":
             # What autovacuum does some time after a bulk load, now: the planner's statistics,
             # and the visibility map, without which every index-only read (the gate's medians,
             # the prefix ranking, settling) visits the table too.
             with self._lock, self._errors("write to"):
                 self._execute("VACUUM (ANALYZE) calls")
+        if settle:
+            from .rollup import settle as settle_writes
+
+            settle_writes(self, read_window())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One writing statement, committed (`?` marks its parameters); the rows it changed."""
