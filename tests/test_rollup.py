@@ -534,3 +534,16 @@ def test_resum_after_a_bulk_load_settles_again_and_reports_stay_equal(
         ledger.resum()  # and settled here
         assert settled_through(ledger) > T0 + 6 * 3600
         equal_to_the_oracle(ledger)
+
+
+def test_a_read_arriving_after_the_grace_opens_a_write_settled_since(tmp_path: Path) -> None:
+    # Settled: its hour and the grace have passed. The read came within that hour, but its row
+    # arrives now, more than the grace after it started (and less than an hour and the grace).
+    w = time.time() - 2 * 3600 - 100
+    write = CallRecord(w, "m", usage=Usage(ephemeral_5m_input_tokens=3000), prefix_hashes=["h"])
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.record(write)
+        assert summarize(ledger).total.writes_never_read == 1
+        read = Usage(cache_read_input_tokens=3000)
+        ledger.record(CallRecord(w + 3500, "m", usage=read, read_hash="h"))
+        assert summarize(ledger).total.writes_never_read == 0

@@ -429,7 +429,9 @@ class Ledger:
         """
         ids: list[int | None] = []
         window = read_window()
-        late = time.time() - window - SETTLE_GRACE
+        # A write is settled once its window and the grace have passed, so a read that arrives
+        # later than the grace after its start may have read one settled as never read.
+        late = time.time() - SETTLE_GRACE
         hourly: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
         # A write, or a read of writes, before the settled horizon makes those writes unsettled
         # again: the horizon goes back to the earliest write the batch may change.
@@ -483,7 +485,8 @@ class Ledger:
         same = "IS NOT DISTINCT FROM" if self.dialect == "postgres" else "IS"
         self._execute(
             f"UPDATE calls SET read_later = NULL WHERE read_later = 0 AND model = ? "
-            f"AND workspace {same} ? AND started_at < ? AND started_at >= ?",
+            f"AND workspace {same} ? AND started_at < ? AND started_at >= ? "
+            "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",  # calls_never_read
             (call.model, call.workspace, call.started_at, call.started_at - read_window()),
         )
 
