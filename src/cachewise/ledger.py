@@ -469,7 +469,8 @@ class Ledger:
 
     def _sum_hourly(self, hourly: dict[tuple[str, tuple[Any, ...]], list[Any]]) -> None:
         """Add the calls just written to their hours' sums (in their transaction)."""
-        for (table, key), add in sorted(hourly.items(), key=lambda item: item[0][0]):
+        # In one order in every transaction: two writers of the same hours wait, not deadlock.
+        for (table, key), add in sorted(hourly.items(), key=lambda item: item[0]):
             keys, sums = HOURLY[table]
             added = ", ".join(f"{n} = {table}.{n} + excluded.{n}" for n in sums)
             self._execute(
