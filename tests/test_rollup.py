@@ -3,6 +3,7 @@ on PostgreSQL: the Python computation the report used before is kept here as the
 
 from __future__ import annotations
 
+import random
 import statistics
 import tempfile
 import time
@@ -21,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachewise.catalog import catalog
-from cachewise.ledger import CallRecord, Ledger
+from cachewise.ledger import SETTLE_GRACE, CallRecord, Ledger
 from cachewise.report import selected_calls, summarize
+from cachewise.rollup import Scope, settle, settled_through
+from cachewise.schema import HOURLY
 from cachewise.spool import Spool
 from cachewise.usage import Tally, Usage
 from conftest import POSTGRES_URL, examples, require_or_skip
@@ -265,8 +268,11 @@ def test_a_write_settled_as_never_read_is_opened_again_by_a_late_read(tmp_path: 
             CallRecord(T0 + 60, "m", usage=Usage(cache_read_input_tokens=3000), read_hash="h")
         )
         assert ledger.query("SELECT read_later FROM calls WHERE id = 1") == [(None,)]
+        assert settled_through(ledger) <= T0  # the horizon moved back before the write
         assert summarize(ledger).total.writes_never_read == 0
-        assert ledger.query("SELECT read_later FROM calls WHERE id = 1") == [(1,)]
+        # Settled again: read (still NULL, before the horizon, which is past it once more).
+        assert ledger.query("SELECT read_later FROM calls WHERE id = 1") == [(None,)]
+        assert settled_through(ledger) > T0 + 3600
 
 
 def test_a_ledger_from_before_the_integers_gets_them_from_its_text(
@@ -315,3 +321,229 @@ def test_a_call_recorded_twice_is_summed_once(tmp_path: Path) -> None:
         total = summarize(ledger).total
         assert ledger.query("SELECT SUM(calls) FROM hourly") == [(1,)]
     assert (total.calls, total.usage.input_tokens, total.cost_usd) == (1, 10, Decimal("0.5"))
+
+
+# -- m007 and the settled horizon ----------------------------------------------------------
+
+
+def some_calls(n: int, seed: int) -> list[CallRecord]:
+    """`n` calls over six hours, with writes read later (and not), tags, roles and spend."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        writes = rng.random() < 0.4
+        prefix = rng.choice(HASHES)
+        out.append(
+            CallRecord(
+                started_at=T0 + rng.randrange(6 * 3600 * 1000) / 1000,
+                model=rng.choice(["m-a", "m-b"]),
+                status=rng.choice(["ok", "ok", "error"]),
+                workspace=rng.choice([None, "key_a", ""]),
+                usage=Usage(
+                    rng.randint(1, 500),
+                    0 if writes else rng.choice([0, 3000]),
+                    3000 if writes else 0,
+                    0,
+                    rng.randint(1, 500),
+                ),
+                cost_usd=Decimal(rng.randint(0, 10**8)).scaleb(-rng.randint(0, 12)),
+                cost_without_cache_usd=Decimal(rng.randint(0, 10**8)).scaleb(-10),
+                prefix_hashes=[prefix] if writes else [],
+                read_hash=None if writes else rng.choice([None, prefix]),
+                cause=rng.choice([None, "hit", "cold_start"]),
+                tags=rng.choice([None, {"a": 1}, ["x"], {"run": f"r{rng.randrange(5)}"}]),
+                emulated=rng.random() < 0.2,
+                wire=rng.choice([None, "ok", "lost", "changed"]),
+                gate_role=rng.choice([None, "scout", "follower", "timeout"]),
+                gate_wait_s=rng.choice([None, rng.random() * 5]),
+                prefix_hash=rng.choice([None, "p1", "p2"]),
+            )
+        )
+    return out
+
+
+def equal_to_the_oracle(ledger: Ledger, since: float | None = None) -> None:
+    for include_emulated in (False, True):
+        chosen, _ = selected_calls(ledger, since, include_emulated)
+        for by in (None, "model", "day", "hour", "tag", "workspace", "cause", "prefix"):
+            new = summarize(ledger, start=since, by=by, include_emulated=include_emulated, top=9)
+            old_total, old_groups = old_report(chosen, by)
+            same(new.total, old_total)
+            assert sorted(new.groups) == sorted(old_groups), by
+            for name, group in new.groups.items():
+                same(group, old_groups[name])
+        for role in ("scout", "follower", "timeout"):
+            gated = [c for c in chosen if c.gate_role == role]
+            waits = [c.gate_wait_s for c in gated if c.gate_wait_s is not None]
+            got = new.gate_waits[role]
+            assert (got["calls"], got["waited"]) == (len(gated), len(waits))
+            assert got["total_wait_s"] == pytest.approx(sum(waits), abs=1e-5)
+
+
+@contextmanager
+def ledger_target(dialect: str, tmp_path: Path) -> Iterator[str]:
+    if dialect == "sqlite":
+        yield str(tmp_path / "l.db")
+        return
+    import psycopg
+
+    schema = f"cw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_m007_makes_its_sums_from_an_m006_ledger_and_reports_stay_equal(
+    dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    import cachewise.ledger as ledger_module
+
+    if dialect == "postgres":
+        request.getfixturevalue("postgres")
+    every = ledger_module.MIGRATIONS
+    names = [name for name, _ in every]
+    drawn = some_calls(300, seed=7)
+    with ledger_target(dialect, tmp_path) as target:
+        # A ledger of m006 as it ran: rows summed into its hourly table by m006 itself, and the
+        # older writes settled as m006's reports settled them (each marked read or not).
+        monkeypatch.setattr(ledger_module, "MIGRATIONS", every[: names.index("m006_hourly")])
+        with Ledger(target) as old:
+            for call in drawn:
+                row = call.to_row()
+                old.execute(
+                    f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    list(row.values()),
+                )
+        monkeypatch.setattr(ledger_module, "MIGRATIONS", every[: names.index("m006_hourly") + 1])
+        window = float(max(catalog().ttl_seconds.values()))
+        with Ledger(target) as old:
+            read = Scope(old, None, True).read_later("calls", window)
+            old.execute(
+                f"UPDATE calls AS c SET read_later = CASE WHEN {read} THEN 1 ELSE 0 END "
+                "WHERE c.ephemeral_5m_input_tokens + c.ephemeral_1h_input_tokens > 0 "
+                "AND c.started_at < ?",
+                [T0 + 3 * 3600],
+            )
+            before = old.query("SELECT COUNT(*), SUM(calls) FROM hourly")[0]
+        monkeypatch.setattr(ledger_module, "MIGRATIONS", every)
+        with Ledger(target) as ledger:
+            assert ledger.query("SELECT SUM(calls) FROM hourly") == [(before[1],)]
+            assert ledger.query("SELECT SUM(calls) FROM hourly_tags") == [(before[1],)]
+            gated = sum(c.gate_role is not None for c in drawn)
+            assert ledger.query("SELECT SUM(calls) FROM hourly_gate") == [(gated,)]
+            assert ledger.query("SELECT COUNT(*) FROM hourly")[0][0] < before[0]
+            assert settled_through(ledger) == 0  # every write unsettled, the marked ones too
+            equal_to_the_oracle(ledger)
+            equal_to_the_oracle(ledger, since=T0 + 5400.5)
+            # And a ledger made new, the same calls recorded one by one, has the same sums.
+            fresh = Ledger(tmp_path / "fresh.db")
+            for call in drawn:
+                fresh.record(replace(call, id=None))
+            for table, (keys, sums) in HOURLY.items():
+                cols, order = ", ".join((*keys, *sums)), ", ".join(keys)
+                got = ledger.query(f"SELECT {cols} FROM {table} ORDER BY {order}")
+                made = fresh.query(f"SELECT {cols} FROM {table} ORDER BY {order}")
+                floats = [n == "wait_s" for n in (*keys, *sums)]  # summed in any order
+                (exact, rough), (made_exact, made_rough) = apart(got, floats), apart(made, floats)
+                assert exact == made_exact and rough == pytest.approx(made_rough)
+            fresh.close()
+
+
+def apart(rows: list[tuple[Any, ...]], floats: list[bool]) -> tuple[list[str], list[float]]:
+    """The rows' exact values as text, and their float sums, to compare roughly."""
+    exact = [str(v) for row in rows for v, f in zip(row, floats, strict=True) if not f]
+    return exact, [float(v) for row in rows for v, f in zip(row, floats, strict=True) if f]
+
+
+@pytest.mark.parametrize("batch", [1, 7, 50_000])
+def test_settling_in_batches_settles_every_write_as_settling_at_once(
+    batch: int, tmp_path: Path
+) -> None:
+    drawn = some_calls(200, seed=3)
+    window = float(max(catalog().ttl_seconds.values()))
+    never = old_never_read(sorted(drawn, key=lambda c: c.started_at))
+    with Ledger(tmp_path / "l.db") as ledger:
+        for call in drawn:
+            ledger.record(call)
+        # Half the hours first (a horizon in the middle of the calls), then the rest.
+        half = T0 + 3 * 3600 + window + SETTLE_GRACE
+        first = settle(ledger, window, now=half, batch=batch)
+        assert settled_through(ledger) == half - window - SETTLE_GRACE
+        assert first + settle(ledger, window, batch=batch) == len(never)
+        assert settled_through(ledger) > T0 + 6 * 3600
+        marked = ledger.query(
+            "SELECT COUNT(*) FROM calls WHERE read_later = 0 AND ephemeral_5m_input_tokens > 0"
+        )
+        assert marked == [(len(never),)]
+        equal_to_the_oracle(ledger)
+
+
+def test_settling_goes_in_steps_of_its_batch(tmp_path: Path) -> None:
+    write = CallRecord(T0, "m", usage=Usage(ephemeral_5m_input_tokens=3000), prefix_hashes=["h"])
+    with Ledger(tmp_path / "l.db") as ledger:
+        for n in range(10):
+            ledger.record(replace(write, started_at=T0 + n, uid=f"w{n}"))
+        steps = []
+        real = ledger.execute_many
+
+        def spy(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+            steps.append(statements[0][1][0])  # where the horizon moves to
+            return real(statements)
+
+        ledger.execute_many = spy  # type: ignore[method-assign]
+        assert settle(ledger, 3600.0, batch=4) == 10
+    assert steps[:3] == [T0 + 4, T0 + 8, steps[2]] and len(steps) == 3
+
+
+def test_a_write_recorded_late_is_not_taken_for_settled(tmp_path: Path) -> None:
+    write = CallRecord(T0, "m", usage=Usage(ephemeral_5m_input_tokens=3000), prefix_hashes=["h"])
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.record(write)
+        assert summarize(ledger).total.writes_never_read == 1
+        assert settled_through(ledger) > T0 + 3600
+        # Another write of that day, from a spool, after the horizon passed it: never read too.
+        ledger.record(replace(write, started_at=T0 + 30, uid="late"))
+        assert settled_through(ledger) <= T0
+        assert summarize(ledger).total.writes_never_read == 2
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_resum_after_a_bulk_load_settles_again_and_reports_stay_equal(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "postgres":
+        request.getfixturevalue("postgres")
+    drawn = some_calls(150, seed=11)
+    with ledger_target(dialect, tmp_path) as target, Ledger(target) as ledger:
+        for call in drawn[:50]:
+            ledger.record(call)
+        summarize(ledger)  # settled through the first calls
+        for call in drawn[50:]:  # loaded around `record`: no sums, no horizon moved
+            row = call.to_row()
+            ledger.execute(
+                f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+        ledger.resum(settle=False)
+        assert settled_through(ledger) == 0  # every write unsettled: the next report settles
+        equal_to_the_oracle(ledger)
+        ledger.resum()  # and settled here
+        assert settled_through(ledger) > T0 + 6 * 3600
+        equal_to_the_oracle(ledger)
+
+
+def test_a_read_arriving_after_the_grace_opens_a_write_settled_since(tmp_path: Path) -> None:
+    # Settled: its hour and the grace have passed. The read came within that hour, but its row
+    # arrives now, more than the grace after it started (and less than an hour and the grace).
+    w = time.time() - 2 * 3600 - 100
+    write = CallRecord(w, "m", usage=Usage(ephemeral_5m_input_tokens=3000), prefix_hashes=["h"])
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.record(write)
+        assert summarize(ledger).total.writes_never_read == 1
+        read = Usage(cache_read_input_tokens=3000)
+        ledger.record(CallRecord(w + 3500, "m", usage=read, read_hash="h"))
+        assert summarize(ledger).total.writes_never_read == 0

@@ -35,7 +35,7 @@ from typing import Any
 
 from .errors import LedgerError
 from .home import default_home
-from .schema import HOURLY_KEYS, HOURLY_SUMS, MIGRATIONS, hourly_row, sum_calls_into_hourly
+from .schema import HOURLY, MIGRATIONS, hourly_rows, sum_calls_into_hourly
 from .usage import Usage, normalize_usage
 
 __all__ = [
@@ -298,7 +298,11 @@ class Ledger:
                     "pip install 'cachewise[postgres]'"
                 ) from None
             try:
-                return psycopg.connect(self.target, autocommit=True)
+                pg = psycopg.connect(self.target, autocommit=True)
+                # A report's statements are index seeks the planner prices high (a lookup per
+                # write it will not run): compiled, each took half a second more than it ran.
+                pg.execute("SET jit = off")
+                return pg
             except psycopg.Error as exc:
                 raise LedgerError(f"cannot connect to the ledger database: {exc}") from None
         path = Path(self.target)
@@ -424,9 +428,19 @@ class Ledger:
             LedgerError: the database refused the rows (none of them is written).
         """
         ids: list[int | None] = []
-        late = time.time() - read_window() - SETTLE_GRACE
-        hourly: dict[tuple[Any, ...], list[Any]] = {}
+        window = read_window()
+        # A write is settled once its window and the grace have passed, so a read that arrives
+        # later than the grace after its start may have read one settled as never read.
+        late = time.time() - SETTLE_GRACE
+        hourly: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
+        # A write, or a read of writes, before the settled horizon makes those writes unsettled
+        # again: the horizon goes back to the earliest write the batch may change.
+        cached = [c.started_at - window for c, _ in items if c.read_hash or _writes(c)]
         with self._lock, self._errors("write to"), self._transaction():
+            if cached:
+                # First, and alone, so that a settling under way finishes before the reopening.
+                back = min(cached)
+                self._execute("UPDATE settled SET through = ? WHERE through > ?", (back, back))
             for call, _ in items:
                 if call.read_hash is not None and call.started_at < late:
                     self._reopen(call)
@@ -439,9 +453,9 @@ class Ledger:
                 found = self._execute(sql, list(row.values())).fetchone()
                 ids.append(None if found is None else int(found[0]))
                 if found is not None:  # a row kept once is summed once
-                    key, add = hourly_row(row)
-                    summed = hourly.setdefault(key, [0] * len(add))
-                    summed[:] = [a + b for a, b in zip(summed, add, strict=True)]
+                    for table, key, add in hourly_rows(row):
+                        summed = hourly.setdefault((table, key), [0] * len(add))
+                        summed[:] = [a + b for a, b in zip(summed, add, strict=True)]
                 if found is not None and prompt is not None:
                     self._execute(
                         "INSERT INTO prompts (call_id, request_json) VALUES (?, ?)",
@@ -453,17 +467,18 @@ class Ledger:
                 call.id = call_id
         return ids
 
-    def _sum_hourly(self, hourly: dict[tuple[Any, ...], list[Any]]) -> None:
+    def _sum_hourly(self, hourly: dict[tuple[str, tuple[Any, ...]], list[Any]]) -> None:
         """Add the calls just written to their hours' sums (in their transaction)."""
-        keys = ", ".join(HOURLY_KEYS)
-        added = ", ".join(f"{n} = hourly.{n} + excluded.{n}" for n in HOURLY_SUMS)
-        sql = (
-            f"INSERT INTO hourly ({keys}, {', '.join(HOURLY_SUMS)}) "
-            f"VALUES ({', '.join('?' * (len(HOURLY_KEYS) + len(HOURLY_SUMS)))}) "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {added}"
-        )
-        for key, add in hourly.items():
-            self._execute(sql, [*key, *add])
+        # In one order in every transaction: two writers of the same hours wait, not deadlock.
+        for (table, key), add in sorted(hourly.items(), key=lambda item: item[0]):
+            keys, sums = HOURLY[table]
+            added = ", ".join(f"{n} = {table}.{n} + excluded.{n}" for n in sums)
+            self._execute(
+                f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(sums)}) "
+                f"VALUES ({', '.join('?' * (len(keys) + len(sums)))}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}",
+                [*key, *add],
+            )
 
     def _reopen(self, call: CallRecord) -> None:
         """A late call that read the cache may have read a write already settled as never read:
@@ -471,21 +486,48 @@ class Ledger:
         same = "IS NOT DISTINCT FROM" if self.dialect == "postgres" else "IS"
         self._execute(
             f"UPDATE calls SET read_later = NULL WHERE read_later = 0 AND model = ? "
-            f"AND workspace {same} ? AND started_at < ? AND started_at >= ?",
+            f"AND workspace {same} ? AND started_at < ? AND started_at >= ? "
+            "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",  # calls_never_read
             (call.model, call.workspace, call.started_at, call.started_at - read_window()),
         )
 
-    def resum(self) -> None:
-        """Make the hourly sums again from the calls: after loading rows into `calls` some
-        other way than `record` (a bulk `COPY`, an import), which the sums do not see."""
+    def resum(self, *, settle: bool = True) -> None:
+        """Make the hourly sums again from the calls after loading rows into `calls` some other
+        way than `record` (a bulk `COPY`, an import), which the sums and the settled horizon do
+        not see; then settle every write again (`rollup.settle`, in batches), so that the next
+        report does not. On PostgreSQL, vacuum and analyze the calls first. Without `settle`,
+        the next report settles them."""
         with self._lock, self._errors("write to"), self._transaction():
-            self._execute("DELETE FROM hourly")
-            self._execute(sum_calls_into_hourly(self.dialect))
+            for table in HOURLY:
+                self._execute(f"DELETE FROM {table}")
+            for statement in sum_calls_into_hourly(self.dialect):
+                self._execute(statement)
+            # Every write unsettled: the rows loaded may read those settled as never read.
+            self._execute("UPDATE settled SET through = 0")
+            self._execute(
+                "UPDATE calls SET read_later = NULL WHERE read_later = 0 "
+                "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0"
+            )
+        if self.dialect == "postgres":
+            # What autovacuum does some time after a bulk load, now: the planner's statistics,
+            # and the visibility map, without which every index-only read (the gate's medians,
+            # the prefix ranking, settling) visits the table too.
+            with self._lock, self._errors("write to"):
+                self._execute("VACUUM (ANALYZE) calls")
+        if settle:
+            from .rollup import settle as settle_writes
+
+            settle_writes(self, read_window())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One writing statement, committed (`?` marks its parameters); the rows it changed."""
         with self._lock, self._errors("write to"), self._transaction():
             return int(self._execute(sql, params).rowcount)
+
+    def execute_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Writing statements in one transaction, committed together; the rows each changed."""
+        with self._lock, self._errors("write to"), self._transaction():
+            return [int(self._execute(sql, params).rowcount) for sql, params in statements]
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -599,6 +641,10 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _writes(call: CallRecord) -> bool:
+    return call.usage.ephemeral_5m_input_tokens + call.usage.ephemeral_1h_input_tokens > 0
 
 
 def open_ledger(target: str | Path | Ledger | None = None, *, create: bool = True) -> Ledger:

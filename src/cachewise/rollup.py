@@ -11,10 +11,12 @@ can overflow, and put them together again as a Decimal. A cost that is not a who
 own, from its text.
 
 A write never read is one no later call of the same workspace and model read within the window.
-Once the window and a grace have passed that cannot change, so `settle` remembers it in the row
-(`read_later`, m005) and a report looks it up only for writes too recent to settle: a correlated
-`EXISTS` per such write, one index seek (`calls_read`, m004) per prefix hash. A call written
-late, after its writes were settled, opens them again (`Ledger.record_many`).
+Once the window and a grace have passed that cannot change, so `settle` remembers it: up to the
+settled horizon (`settled.through`, m007) a write is never read when its `read_later` is 0, and
+read otherwise (only the few never read are written, in batches of writes), and a report looks
+it up only for writes after the horizon: a correlated `EXISTS` per such write, one index seek
+(`calls_read_in`, m007) per prefix hash. A call written late, before the horizon, moves it back and
+opens again the writes it may have read (`Ledger.record_many`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 
 from .errors import LedgerError
 from .ledger import SETTLE_GRACE, CallRecord, Ledger
-from .schema import HOURLY_SUMS
+from .schema import HOURLY
 from .usage import Usage
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "parts",
     "scope",
     "settle",
+    "settled_through",
     "top_keys",
 ]
 
@@ -64,6 +67,8 @@ _COLS = (
     "cost_without_cache_usd, cost_e10, cost_without_cache_e10, read_later, prefix_hashes, "
     "read_hash, cause, tags, emulated, wire, gate_role, gate_wait_s, prefix_hash"
 )
+# The staged spool's rows as the calls: never settled, whatever their time (-1 is neither answer).
+_STAGED_COLS = _COLS.replace("read_later", "-1 AS read_later")
 # As the partial indexes of m005 and m006 say them, so that the database can use them.
 _WRITES = "c.ephemeral_5m_input_tokens + c.ephemeral_1h_input_tokens > 0"
 _INTEGERS = "(c.cost_e10 IS NOT NULL AND c.cost_without_cache_e10 IS NOT NULL)"
@@ -99,6 +104,7 @@ class Scope:
     staged: str | None = None
     until: float | None = None  # and before this
     rows: str = "all"  # whose rows are summed: "all", the "ledger"'s or the "spool"'s
+    through: float = 0.0  # the settled horizon: the ledger's writes before it are settled
 
     @property
     def postgres(self) -> bool:
@@ -108,8 +114,8 @@ class Scope:
         if self.staged is None or self.rows == "ledger":
             return "calls c"
         if self.rows == "spool":
-            return f"{self.staged} c"
-        return f"(SELECT {_COLS} FROM calls UNION ALL SELECT {_COLS} FROM {self.staged}) c"
+            return f"(SELECT {_STAGED_COLS} FROM {self.staged}) c"
+        return f"(SELECT {_COLS} FROM calls UNION ALL SELECT {_STAGED_COLS} FROM {self.staged}) c"
 
     def where(self, *more: str) -> tuple[str, list[Any]]:
         clauses, params = list(more), []
@@ -133,7 +139,7 @@ class Scope:
         )
         if self.postgres:
             # An array, not a joined function: PostgreSQL guesses a function yields 100 rows and
-            # then walks the time index over the whole window instead of seeking `calls_read`.
+            # then walks the time index over the whole window instead of seeking `calls_read_in`.
             hashes = "ARRAY(SELECT json_array_elements_text(CAST(c.prefix_hashes AS json)))"
             return (
                 f"EXISTS (SELECT 1 FROM {table} r WHERE r.read_hash = ANY({hashes}) AND {later} "
@@ -150,26 +156,64 @@ def scope(
     ledger: Ledger, start: float | None, include_emulated: bool, spooled: Sequence[CallRecord]
 ) -> Iterator[Scope]:
     """A `Scope`, with the spooled calls staged beside the ledger's while it lasts."""
+    through = settled_through(ledger)
     if not spooled:
-        yield Scope(ledger, start, include_emulated)
+        yield Scope(ledger, start, include_emulated, through=through)
         return
     with ledger.staged(spooled) as table:
-        yield Scope(ledger, start, include_emulated, table)
+        yield Scope(ledger, start, include_emulated, table, through=through)
 
 
-def settle(ledger: Ledger, window: float, now: float | None = None) -> int:
-    """Remember, in each writing call whose window and grace have passed, whether a later call
-    read it; the number settled. Best effort: a ledger this process may not write (read-only,
-    locked) is left as it is, and reports look the answers up as before."""
+def settled_through(ledger: Ledger) -> float:
+    """The settled horizon: every write of the ledger before it is settled (`settle`)."""
+    return float(ledger.query("SELECT through FROM settled")[0][0])
+
+
+# Writes settled in one transaction: a first report after a bulk load of millions of calls
+# settles them in steps that each hold their locks briefly and that another report may continue.
+SETTLE_BATCH = 50_000
+
+
+def settle(
+    ledger: Ledger, window: float, now: float | None = None, *, batch: int = SETTLE_BATCH
+) -> int:
+    """Settle every writing call whose window and grace have passed: mark those no later call
+    read (`read_later` = 0) and move the settled horizon past them all, `batch` writes a
+    transaction; the number found never read. Best effort: a ledger this process may not write
+    (read-only, locked) is left as it is, and reports look the answers up as before."""
     horizon = (time.time() if now is None else now) - window - SETTLE_GRACE
     read = Scope(ledger, None, True).read_later("calls", window)
+    never, fill = 0, False
     with contextlib.suppress(LedgerError):
-        return ledger.execute(
-            f"UPDATE calls AS c SET read_later = CASE WHEN {read} THEN 1 ELSE 0 END "
-            f"WHERE c.read_later IS NULL AND {_WRITES} AND c.started_at < ?",
-            [horizon],
-        )
-    return 0
+        while (through := settled_through(ledger)) < horizon:
+            # The horizon moves past `batch` writes (or to the end), whole instants at once: past
+            # more, when more than that started at the same instant.
+            after = ">" if fill else ">="
+            nth = ledger.query(
+                f"SELECT c.started_at FROM calls c WHERE c.read_later IS NULL AND {_WRITES} "
+                f"AND c.started_at {after} ? ORDER BY c.started_at LIMIT 1 OFFSET ?",
+                [through, 0 if fill else batch],
+            )
+            upto = min(float(nth[0][0]), horizon) if nth else horizon
+            if upto <= through and not fill:
+                fill = True
+                continue
+            fill = False
+            # Only if the horizon is where it was read: a late call may have moved it back (and
+            # then this waits for it), or another report settled these first.
+            _, found = ledger.execute_many(
+                [
+                    ("UPDATE settled SET through = ? WHERE through = ?", [upto, through]),
+                    (
+                        f"UPDATE calls AS c SET read_later = 0 WHERE c.read_later IS NULL "
+                        f"AND {_WRITES} AND c.started_at >= ? AND c.started_at < ? "
+                        f"AND (SELECT through FROM settled) = ? AND NOT ({read})",
+                        [through, upto, upto],
+                    ),
+                ]
+            )
+            never += found
+    return never
 
 
 def _pieces(col: str) -> list[str]:
@@ -274,11 +318,12 @@ def _hourly(s: Scope, by: str | None) -> list[Part]:
     if not s.include_emulated:
         clauses.append("h.emulated = 0")
     where = "WHERE " + " AND ".join(clauses) if clauses else ""
-    sums = ", ".join(f"SUM(h.{n})" for n in HOURLY_SUMS)
+    table = "hourly_tags" if by == "tag" else "hourly"  # the only one keyed by tags
+    sums = ", ".join(f"SUM(h.{n})" for n in HOURLY[table][1])
     out = []
     for k, cause, *n in s.ledger.query(
         f"SELECT {_HOURLY_KEYS[by] if by else 'NULL'}, {_decoded('h.cause')}, {sums} "
-        f"FROM hourly h {where} GROUP BY 1, 2",
+        f"FROM {table} h {where} GROUP BY 1, 2",
         params,
     ):
         calls, errors, i, rd, w5, w1, o, writes, reads, lost, changed = (int(x) for x in n[:11])
@@ -303,19 +348,20 @@ def _hourly(s: Scope, by: str | None) -> list[Part]:
 
 def _never_read(s: Scope, by: str | None, window: float) -> list[Part]:
     """The ledger's writes never read: those settled so (`calls_never_read`), unless a call in
-    the spool read them, and those not settled yet, looked up (`calls_unsettled`)."""
+    the spool read them, and those after the settled horizon, looked up (`calls_unsettled`)."""
     key = KEYS[by][s.postgres] if by else "NULL"
     spooled = s.read_later(s.staged, window) if s.staged is not None else None
     settled = f"CASE WHEN {spooled} THEN 0 ELSE 1 END" if spooled else "1"
     read = s.read_later("calls", window) + (f" OR {spooled}" if spooled else "")
     out = []
-    for which, never in (
-        ("c.read_later = 0", settled),
-        ("c.read_later IS NULL", f"CASE WHEN {read} THEN 0 ELSE 1 END"),
+    for which, after, never in (
+        ("c.read_later = 0", [], settled),
+        ("c.read_later IS NULL", [s.through], f"CASE WHEN {read} THEN 0 ELSE 1 END"),
     ):
-        where, params = s.where(which, _WRITES)
+        where, params = s.where(which, _WRITES, *("c.started_at >= ?" for _ in after))
         for k, cause, n in s.ledger.query(
-            f"SELECT {key}, c.cause, SUM({never}) FROM calls c {where} GROUP BY 1, 2", params
+            f"SELECT {key}, c.cause, SUM({never}) FROM calls c {where} GROUP BY 1, 2",
+            [*after, *params],
         ):
             part = _empty(k, cause)
             part.never_read = int(n)
@@ -369,7 +415,9 @@ def _row_by_row(
         "c.input_tokens AS i, c.cache_read_input_tokens AS rd, c.ephemeral_5m_input_tokens AS w5, "
         "c.ephemeral_1h_input_tokens AS w1, c.output_tokens AS o, "
         f"CASE WHEN NOT ({_WRITES}) THEN 0 WHEN c.read_later = 1 THEN 0 "
-        f"WHEN c.read_later = 0 THEN {settled_never} WHEN {read} THEN 0 ELSE 1 END AS never, "
+        f"WHEN c.read_later = 0 THEN {settled_never} "
+        f"WHEN c.read_later IS NULL AND c.started_at < {s.through!r} THEN 0 "
+        f"WHEN {read} THEN 0 ELSE 1 END AS never, "
         f"{plain} AS g, "
         f"c.cost_e10 AS cu, c.cost_without_cache_e10 AS cw FROM {s.source()} {where} "
         f"{'' if s.postgres else 'LIMIT -1'}) AS rows GROUP BY 1, 2"
@@ -431,7 +479,7 @@ def gate_waits(s: Scope) -> dict[str, dict[str, Any]]:
             have = counts.setdefault(role, [0, 0, 0.0])
             have[0], have[1], have[2] = have[0] + calls, have[1] + waited, have[2] + (total or 0)
 
-    clauses, params = ["h.gate_role <> ''"], []
+    clauses, params = [], []
     if edge is not None:
         clauses.append("h.hour >= ?")
         params.append(edge // 3600)
@@ -439,7 +487,7 @@ def gate_waits(s: Scope) -> dict[str, dict[str, Any]]:
         clauses.append("h.emulated = 0")
     count(
         f"SELECT {_decoded('h.gate_role')}, SUM(h.calls), SUM(h.waited), SUM(h.wait_s) "
-        f"FROM hourly h WHERE {' AND '.join(clauses)} GROUP BY 1",
+        f"FROM hourly_gate h {'WHERE ' + ' AND '.join(clauses) if clauses else ''} GROUP BY 1",
         params,
     )
     by_row = [replace(s, rows="spool")] if s.staged is not None else []

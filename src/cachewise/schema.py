@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HOURLY_KEYS", "HOURLY_SUMS", "MIGRATIONS", "hourly_row", "sum_calls_into_hourly"]
+__all__ = ["HOURLY", "MIGRATIONS", "hourly_rows", "sum_calls_into_hourly"]
 
 
 def _m001_initial(dialect: str) -> list[str]:
@@ -132,12 +132,12 @@ def _m006_hourly(dialect: str) -> list[str]:
     # without their integers. Rows written before this are summed here once.
     big = "BIGINT" if dialect == "postgres" else "INTEGER"
     real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
-    sums = ", ".join(f"{n} {real if n == 'wait_s' else big} NOT NULL" for n in HOURLY_SUMS)
+    sums = ", ".join(f"{n} {real if n == 'wait_s' else big} NOT NULL" for n in _M006_SUMS)
     return [
         f"CREATE TABLE hourly (hour {big} NOT NULL, model TEXT NOT NULL, workspace TEXT NOT NULL, "
         f"cause TEXT NOT NULL, tags TEXT NOT NULL, gate_role TEXT NOT NULL, "
-        f"emulated INTEGER NOT NULL, {sums}, PRIMARY KEY ({', '.join(HOURLY_KEYS)}))",
-        sum_calls_into_hourly(dialect),
+        f"emulated INTEGER NOT NULL, {sums}, PRIMARY KEY ({', '.join(_M006_KEYS)}))",
+        _m006_sum_calls(dialect),
         "CREATE INDEX calls_never_read ON calls (started_at) WHERE read_later = 0 "
         "AND ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0",
         "CREATE INDEX calls_text_costs ON calls (started_at) "
@@ -145,14 +145,14 @@ def _m006_hourly(dialect: str) -> list[str]:
     ]
 
 
-def sum_calls_into_hourly(dialect: str) -> str:
-    """SQL that adds every call to the hourly sums (into an empty table)."""
+def _m006_sum_calls(dialect: str) -> str:
+    """m006's SQL that adds every call to its hourly sums (into an empty table)."""
     hour = (
         "CAST(floor(started_at) AS BIGINT) / 3600"
         if dialect == "postgres"
         else "CAST(started_at AS INTEGER) / 3600"
     )
-    keyed = ", ".join(f"CASE WHEN {c} IS NULL THEN '' ELSE '=' || {c} END" for c in _KEYED)
+    keyed = ", ".join(f"CASE WHEN {c} IS NULL THEN '' ELSE '=' || {c} END" for c in _M006_KEYED)
     g = "cost_e10 IS NOT NULL AND cost_without_cache_e10 IS NOT NULL"
     writes = "ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0"
     values = [
@@ -180,51 +180,153 @@ def sum_calls_into_hourly(dialect: str) -> str:
     )
 
 
-# The hourly table's sums, in its column order (after its key).
-HOURLY_SUMS = (
+# m006's hourly table: its sums, in its column order (after its key), and its key.
+_M006_SUMS = (
     "calls", "errors", "input_tokens", "cache_read_input_tokens", "ephemeral_5m_input_tokens",
     "ephemeral_1h_input_tokens", "output_tokens", "writes", "reads", "markers_lost",
     "markers_changed", "cost_whole", "cost_rest", "plain_whole", "plain_rest", "waited", "wait_s",
 )  # fmt: skip
-HOURLY_KEYS = ("hour", "model", "workspace", "cause", "tags", "gate_role", "emulated")
+_M006_KEYS = ("hour", "model", "workspace", "cause", "tags", "gate_role", "emulated")
+_M006_KEYED = ("workspace", "cause", "tags", "gate_role")
+
+
+def _m007_smaller_hourly(dialect: str) -> list[str]:
+    # m006 keyed its sums by tags and the gate's role too: a ledger of many tags (a run id) or
+    # many roles had nearly as many hourly rows as calls. Now the report's sums are keyed by
+    # hour, model, workspace and cause; the sums by tag are a table of their own (a group by tag
+    # reads only it), and the gate's counts another, keyed by its role. All three are made from
+    # m006's sums (a sum of sums), not from the calls. And settling no longer marks each write
+    # read: `settled.through` says up to when every write is settled, and a write before it
+    # still NULL was read (`rollup.settle`); 0 from the start makes every write unsettled.
+    # Whether a write was read is answered from one index alone (`calls_read` sent each match
+    # to the table for its workspace and emulated: a random read of the table per write).
+    statements = []
+    for table, (keys, sums) in HOURLY.items():
+        made = f"{table}_m007" if table == "hourly" else table
+        statements.append(_create_hourly(dialect, made, keys, sums))
+        keyed = ", ".join(keys)
+        gated = " WHERE gate_role <> ''" if "gate_role" in keys else ""
+        statements.append(
+            f"INSERT INTO {made} ({keyed}, {', '.join(sums)}) SELECT {keyed}, "
+            f"{', '.join(f'SUM({n})' for n in sums)} FROM hourly{gated} GROUP BY {keyed}"
+        )
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    return [
+        *statements,
+        "DROP TABLE hourly",
+        "ALTER TABLE hourly_m007 RENAME TO hourly",
+        f"CREATE TABLE settled (through {real} NOT NULL)",
+        "INSERT INTO settled (through) VALUES (0)",
+        "CREATE INDEX calls_read_in ON calls (read_hash, model, emulated, started_at, workspace)",
+        "DROP INDEX calls_read",
+    ]
+
+
+def _create_hourly(dialect: str, table: str, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
+    big = "BIGINT" if dialect == "postgres" else "INTEGER"
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    types = {"hour": big, "emulated": "INTEGER"}
+    cols = [f"{k} {types.get(k, 'TEXT')} NOT NULL" for k in keys]
+    cols += [f"{n} {real if n == 'wait_s' else big} NOT NULL" for n in sums]
+    return f"CREATE TABLE {table} ({', '.join(cols)}, PRIMARY KEY ({', '.join(keys)}))"
+
+
+def sum_calls_into_hourly(dialect: str) -> list[str]:
+    """SQL that adds every call to the hourly sums (into empty tables)."""
+    hour = (
+        "CAST(floor(started_at) AS BIGINT) / 3600"
+        if dialect == "postgres"
+        else "CAST(started_at AS INTEGER) / 3600"
+    )
+    g = "cost_e10 IS NOT NULL AND cost_without_cache_e10 IS NOT NULL"
+    writes = "ephemeral_5m_input_tokens + ephemeral_1h_input_tokens > 0"
+    summed = {
+        "calls": "COUNT(*)",
+        "errors": "SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END)",
+        **{n: f"SUM({n})" for n in _TOKENS},
+        "writes": f"SUM(CASE WHEN {writes} THEN 1 ELSE 0 END)",
+        "reads": "SUM(CASE WHEN cache_read_input_tokens > 0 THEN 1 ELSE 0 END)",
+        "markers_lost": "SUM(CASE WHEN wire = 'lost' THEN 1 ELSE 0 END)",
+        "markers_changed": "SUM(CASE WHEN wire = 'changed' THEN 1 ELSE 0 END)",
+        "waited": "COUNT(gate_wait_s)",
+        "wait_s": "COALESCE(SUM(gate_wait_s), 0)",
+    }
+    for name, col in (("cost", "cost_e10"), ("plain", "cost_without_cache_e10")):
+        summed[f"{name}_whole"] = f"SUM(CASE WHEN {g} THEN {col} / 10000000000 ELSE 0 END)"
+        summed[f"{name}_rest"] = (
+            f"SUM(CASE WHEN {g} THEN {col} - {col} / 10000000000 * 10000000000 ELSE 0 END)"
+        )
+    out = []
+    for table, (keys, sums) in HOURLY.items():
+        key = [
+            hour
+            if k == "hour"
+            else f"CASE WHEN {k} IS NULL THEN '' ELSE '=' || {k} END"
+            if k in _KEYED
+            else k
+            for k in keys
+        ]
+        gated = " WHERE gate_role IS NOT NULL" if "gate_role" in keys else ""
+        out.append(
+            f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(sums)}) "
+            f"SELECT {', '.join(key)}, {', '.join(summed[n] for n in sums)} FROM calls{gated} "
+            f"GROUP BY {', '.join(str(n + 1) for n in range(len(keys)))}"
+        )
+    return out
+
+
+_TOKENS = (
+    "input_tokens", "cache_read_input_tokens", "ephemeral_5m_input_tokens",
+    "ephemeral_1h_input_tokens", "output_tokens",
+)  # fmt: skip
+_CALL_SUMS = (
+    "calls", "errors", *_TOKENS, "writes", "reads", "markers_lost", "markers_changed",
+    "cost_whole", "cost_rest", "plain_whole", "plain_rest",
+)  # fmt: skip
+# The hourly sums (m007), by table: its key and its sums, in column order. A call is in one row
+# of each (of `hourly_gate` only when the gate gave it a role). Few keys each: an hour holds
+# models x workspaces x causes rows, tags x causes, and roles.
+HOURLY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hourly": (("hour", "model", "workspace", "cause", "emulated"), _CALL_SUMS),
+    "hourly_tags": (("hour", "tags", "cause", "emulated"), _CALL_SUMS),
+    "hourly_gate": (("hour", "gate_role", "emulated"), ("calls", "waited", "wait_s")),
+}
 # Key columns that may be NULL in a call, kept as '' (NULL) or '=' + the value: a primary key
 # has no NULLs, and an empty workspace is not no workspace.
 _KEYED = ("workspace", "cause", "tags", "gate_role")
 
 
-def hourly_row(row: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]]:
-    """A call's key in the hourly table, and what it adds to the sums there."""
-    key = (
-        int(row["started_at"] // 1) // 3600,
-        row["model"],
-        *("" if row[c] is None else "=" + row[c] for c in _KEYED),
-        row["emulated"],
-    )
+def hourly_rows(row: dict[str, Any]) -> list[tuple[str, tuple[Any, ...], list[Any]]]:
+    """A call's rows in the hourly sums: each table, the call's key there, and what it adds."""
     cu, cw = row["cost_e10"], row["cost_without_cache_e10"]
     integers = cu is not None and cw is not None
-    w5, w1, rd = (
-        row["ephemeral_5m_input_tokens"],
-        row["ephemeral_1h_input_tokens"],
-        row["cache_read_input_tokens"],
-    )
-    add = [
-        1,
-        int(row["status"] != "ok"),
-        row["input_tokens"],
-        rd,
-        w5,
-        w1,
-        row["output_tokens"],
-        int(w5 + w1 > 0),
-        int(rd > 0),
-        int(row["wire"] == "lost"),
-        int(row["wire"] == "changed"),
-        *(divmod(cu, 10**10) if integers else (0, 0)),
-        *(divmod(cw, 10**10) if integers else (0, 0)),
-        int(row["gate_wait_s"] is not None),
-        row["gate_wait_s"] or 0.0,
+    w5, w1 = row["ephemeral_5m_input_tokens"], row["ephemeral_1h_input_tokens"]
+    cost, plain = (divmod(cu, 10**10), divmod(cw, 10**10)) if integers else ((0, 0), (0, 0))
+    adds = {
+        "calls": 1,
+        "errors": int(row["status"] != "ok"),
+        **{n: row[n] for n in _TOKENS},
+        "writes": int(w5 + w1 > 0),
+        "reads": int(row["cache_read_input_tokens"] > 0),
+        "markers_lost": int(row["wire"] == "lost"),
+        "markers_changed": int(row["wire"] == "changed"),
+        "cost_whole": cost[0],
+        "cost_rest": cost[1],
+        "plain_whole": plain[0],
+        "plain_rest": plain[1],
+        "waited": int(row["gate_wait_s"] is not None),
+        "wait_s": row["gate_wait_s"] or 0.0,
+    }
+    keyed = {
+        "hour": int(row["started_at"] // 1) // 3600,
+        **{k: row[k] for k in ("model", "emulated")},
+        **{k: "" if row[k] is None else "=" + row[k] for k in _KEYED},
+    }
+    return [
+        (table, tuple(keyed[k] for k in keys), [adds[n] for n in sums])
+        for table, (keys, sums) in HOURLY.items()
+        if row["gate_role"] is not None or "gate_role" not in keys
     ]
-    return key, add
 
 
 MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
@@ -234,4 +336,5 @@ MIGRATIONS: list[tuple[str, Callable[[str], list[str]]]] = [
     ("m004_report_indexes", _m004_report_indexes),
     ("m005_report_sums", _m005_report_sums),
     ("m006_hourly", _m006_hourly),
+    ("m007_smaller_hourly", _m007_smaller_hourly),
 ]
