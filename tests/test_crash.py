@@ -59,3 +59,57 @@ def test_sigkill_mid_flight_loses_no_returned_call(tmp_path: Path) -> None:
     with Ledger(path) as ledger:
         recorded = {c.request_id for c in ledger.calls()}
     assert set(returned) <= recorded
+
+
+PROXY_WORKER = textwrap.dedent("""
+    import sys, threading
+    from cachewise.testing import Emulator, Proxy
+
+    system = "You are a ledger clerk. " * 400
+    lock = threading.Lock()
+    with Emulator() as emu, Proxy(emu.base_url, ledger=sys.argv[1]) as proxy:
+        def work(n):
+            client = proxy.client()
+            i = 0
+            while True:
+                i += 1
+                m = client.messages.create(
+                    model="claude-sonnet-4-6", max_tokens=20, system=system,
+                    messages=[{"role": "user", "content": f"client {n} call {i}"}])
+                with lock:   # only after the proxy has answered
+                    print(m._request_id, flush=True)
+
+        for n in range(3):
+            threading.Thread(target=work, args=(n,), daemon=True).start()
+        threading.Event().wait()
+""")
+
+
+def test_sigkill_of_the_proxy_loses_no_answered_call(tmp_path: Path) -> None:
+    """A kill at any moment of the proxy's ledger writer, a commit or one of SQLite's checkpoints
+    (about one commit in 90 carries one) included, leaves every answered call in the ledger,
+    from the database file or from the log SQLite recovers."""
+    path = tmp_path / "ledger.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROXY_WORKER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    returned: list[str] = []
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    # Past the log's first ~1,000 pages (~10 a call): checkpoints have run, and the log has
+    # started over at least once.
+    while len(returned) < 400 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        returned.append(line.strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    proc.stdout.close()
+    assert len(returned) >= 400, "the proxy did not get going"
+    with Ledger(path) as ledger:
+        recorded = {c.request_id for c in ledger.calls()}
+    assert set(returned) <= recorded
