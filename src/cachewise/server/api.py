@@ -107,17 +107,21 @@ async def read_json(request: Request, limit: int) -> Any:
     return parse_json(await read_body(request, limit))
 
 
-async def read_body(request: Request, limit: int) -> bytearray:
+async def read_body(request: Request, limit: int) -> bytes:
     """The request's body bytes: 413 past `limit` bytes, said or streamed."""
     length = request.headers.get("content-length")
     if length and length.isascii() and length.isdigit() and int(length) > limit:
         raise _too_large(limit)
-    raw = bytearray()  # grows in place: `bytes +=` would copy the whole body for every chunk
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
+        size += len(chunk)
+        if size > limit:
             raise _too_large(limit)
-    return raw
+        chunks.append(chunk)
+    # Joined once (a body in one chunk is that chunk): `bytes +=` would copy the body so far
+    # for every chunk; and bytes, unlike a bytearray, can be a dict key (`RequestReader`).
+    return b"".join(chunks)
 
 
 def parse_json(raw: bytes | bytearray) -> Any:

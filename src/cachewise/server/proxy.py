@@ -152,7 +152,7 @@ class Proxy:
     # -- /v1/messages ------------------------------------------------------------------------
 
     async def messages(self, request: Request) -> Response:
-        raw = bytes(await read_body(request, self.config.max_body_bytes))
+        raw = await read_body(request, self.config.max_body_bytes)
         workspace = _workspace(request.headers)
         try:
             body, prompt = await self.reader.parse(raw, tuple(betas_of(request)))
