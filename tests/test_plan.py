@@ -244,6 +244,11 @@ def test_a_plan_always_lints_without_errors(body: dict[str, Any]) -> None:
     p = plan(body)
     assert [f.message for f in lint(p.request) if f.severity == "error"] == []
     assert len(p.breakpoints) <= 4
+    # The plan's own parse of its request (what the proxy and wrap send) is a parse of it.
+    fresh = parse_request(p.request)
+    assert p.prompt is not None and p.prompt.body is p.request
+    for field in ("positions", "total_tokens", "automatic", "problems", "whitespace_text"):
+        assert getattr(p.prompt, field) == getattr(fresh, field), field
 
 
 def test_a_large_block_before_a_short_question_is_taken_as_the_shared_document() -> None:

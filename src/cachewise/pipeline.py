@@ -259,6 +259,8 @@ class Pipeline:
             for holder in marker_holders(planned):
                 if isinstance(holder.get("cache_control"), dict):
                     holder["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+        elif result.prompt is not None:
+            return result.prompt, True  # the planner's own parse of what it planned
         return prompt.remarked(planned), True
 
     # -- after -------------------------------------------------------------------------------

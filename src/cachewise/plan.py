@@ -57,6 +57,9 @@ class Plan:
     request: dict[str, Any]
     breakpoints: list[PlannedBreakpoint]
     notes: list[str] = field(default_factory=list)
+    # `request` parsed: the planner re-marks its own parse (markers are no part of a position's
+    # identity), so a caller that sends the plan needs no parse of its own.
+    prompt: Prompt | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -166,7 +169,7 @@ def plan(
     ]
     if not out:
         notes.append("no breakpoint: nothing in this request reaches the minimum or repeats")
-    return Plan(planned, out, notes)
+    return Plan(planned, out, notes, prompt=replace(result, body=planned))
 
 
 # -- where ---------------------------------------------------------------------------------------
