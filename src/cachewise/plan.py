@@ -52,7 +52,8 @@ class PlannedBreakpoint:
 
 @dataclass(frozen=True)
 class Plan:
-    """The request with breakpoints placed, the breakpoints, and what the planner decided."""
+    """The request with breakpoints placed, the breakpoints, and what the planner decided;
+    `prompt` is the planned request already parsed (pass it on to `lint` or the engine)."""
 
     request: dict[str, Any]
     breakpoints: list[PlannedBreakpoint]
