@@ -38,8 +38,16 @@ WORKER = textwrap.dedent("""
 
 def test_sigkill_mid_flight_loses_no_returned_call(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
+    returned = killed_after(WORKER, path, 12)  # calls of the other threads are in flight then
+    assert len(returned) >= 12, "the worker did not get going"
+    assert set(returned) <= recorded(path)
+
+
+def killed_after(script: str, path: Path, n: int) -> list[str]:
+    """Run `script` (it prints each call's request id once answered) until it has printed `n`
+    ids, then SIGKILL it: the ids it printed."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(path)],
+        [sys.executable, "-c", script, str(path)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -47,18 +55,20 @@ def test_sigkill_mid_flight_loses_no_returned_call(tmp_path: Path) -> None:
     returned: list[str] = []
     deadline = time.monotonic() + 60
     assert proc.stdout is not None
-    while len(returned) < 12 and time.monotonic() < deadline:
+    while len(returned) < n and time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         returned.append(line.strip())
-    os.kill(proc.pid, signal.SIGKILL)  # calls of the other threads are in flight now
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     proc.stdout.close()
-    assert len(returned) >= 12, "the worker did not get going"
+    return returned
+
+
+def recorded(path: Path) -> set[str | None]:
     with Ledger(path) as ledger:
-        recorded = {c.request_id for c in ledger.calls()}
-    assert set(returned) <= recorded
+        return {c.request_id for c in ledger.calls()}
 
 
 PROXY_WORKER = textwrap.dedent("""
@@ -90,26 +100,8 @@ def test_sigkill_of_the_proxy_loses_no_answered_call(tmp_path: Path) -> None:
     (about one commit in 90 carries one) included, leaves every answered call in the ledger,
     from the database file or from the log SQLite recovers."""
     path = tmp_path / "ledger.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PROXY_WORKER, str(path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    returned: list[str] = []
-    deadline = time.monotonic() + 60
-    assert proc.stdout is not None
     # Past the log's first ~1,000 pages (~10 a call): checkpoints have run, and the log has
     # started over at least once.
-    while len(returned) < 400 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        returned.append(line.strip())
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    proc.stdout.close()
+    returned = killed_after(PROXY_WORKER, path, 400)
     assert len(returned) >= 400, "the proxy did not get going"
-    with Ledger(path) as ledger:
-        recorded = {c.request_id for c in ledger.calls()}
-    assert set(returned) <= recorded
+    assert set(returned) <= recorded(path)
