@@ -45,3 +45,38 @@ def test_a_home_that_cannot_be_written_only_costs_the_snapshot(tmp_path: Path) -
     home = tmp_path / "home"
     home.write_text("a file where the folder should be")
     assert _count(home) == _count(tmp_path)
+
+
+def test_the_fast_parse_reads_every_piece_of_every_family_as_ctok_does() -> None:
+    import ctok.main as ctok_main
+    from ctok.notation import parse_marked
+
+    from cachewise.vocab import fast_parse
+
+    pieces = {
+        piece
+        for family in ctok_main.FAMILIES.values()
+        if family.pieces
+        for group in ctok_main._document(family.pieces)["tokens"].values()
+        for piece in group
+    }
+    assert len(pieces) > 40_000  # v3 and v4.7, which share most of theirs
+    assert [fast_parse(p, parse_marked) for p in pieces] == [parse_marked(p) for p in pieces]
+
+
+def test_a_piece_with_more_than_named_markers_is_read_by_ctok() -> None:
+    from ctok.notation import parse_marked
+
+    from cachewise.vocab import fast_parse
+
+    read_by_ctok = []
+
+    def parse(public: str) -> str:
+        read_by_ctok.append(public)
+        return parse_marked(public)
+
+    escaped = "⟨bow⟩⟨0xE2⟩⟨0x9F⟩⟨0xA8⟩x⟨eow⟩"  # a literal bracket, byte-escaped
+    unnamed = "⟨pad⟩⟨bow⟩a"  # an atom with no glyph
+    for piece in (escaped, unnamed, "⟨shift⟩⟨bow⟩the⟨eow⟩", "plain"):
+        assert fast_parse(piece, parse) == parse_marked(piece)
+    assert read_by_ctok == [escaped, unnamed]
