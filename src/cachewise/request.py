@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from .body import TTL, UNMARKABLE, block_holders, copy_json, markable, text_blocks
+from .body import TTL, UNMARKABLE, markable, text_blocks
 from .catalog import Catalog, Framing, Model, catalog
 from .errors import InvalidRequest
+from .identity import canon as _canon
+from .identity import digest as _digest
+from .identity import envelope as _envelope
+from .identity import plain, plain_digest
 from .tokens import (
     PDF_PAGE_TOKENS,
     UNKNOWN_IMAGE_TOKENS,
@@ -461,21 +465,27 @@ class _Parser(_Builder):
 
             def count() -> int:
                 return self._tool_use_tokens(block, name, args)
+
+            digest = _digest(level, canon)
         else:
-            canon = _fast_identity(block, role) or _canon(
-                [role, _envelope(block)] if role else _envelope(block)
-            )
 
             def count() -> int:
                 return self._block_tokens(block, slot)
 
-            if (
-                kind == "tool_result"
+            # A tool result's content blocks render apart from the same text given as a string.
+            suffix = (
+                "\x00blocks"
+                if kind == "tool_result"
                 and self.model.framing.tool_result_block_extra
                 and isinstance(block.get("content"), list)
-            ):
-                canon += "\x00blocks"  # renders apart from the same text given as a string
-        digest = _digest(level, canon)
+                else ""
+            )
+            parts = plain(block, role)
+            if parts is not None:
+                digest = plain_digest(level, parts, suffix)
+            else:
+                whole = [role, _envelope(block)] if role else _envelope(block)
+                digest = _digest(level, _canon(whole) + suffix)
         # An image is counted from its header by formula: nothing a memo would save.
         tokens = count() if kind == "image" else self._counted(digest, count)
         self.add(level, path, kind, digest, tokens, marker, eligible, message)
@@ -763,78 +773,9 @@ def _all_tool_results(message: dict[str, Any]) -> bool:
     )
 
 
-def _deferred(tool: Any) -> bool:
-    # Deferred tools are appended later as tool_reference blocks, leaving the prefix intact.
-    return isinstance(tool, dict) and tool.get("defer_loading") is True
-
-
-def _strip(block: Any) -> Any:
-    """A block or tool as its identity sees it: without its markers (see `marker_holders`),
-    keeping key order; string tool_result content becomes one text block, and a text content
-    block (the block itself, or an inner block of a tool result or document) keeps only what is
-    rendered, because the prompt does not tell those forms apart. Anything else nested (a
-    schema, an input, a document's source data) is content and stays as given."""
-    out = copy_json(block)
-    if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
-        out["content"] = [{"type": "text", "text": out["content"]}]
-    for holder in block_holders(out):
-        holder.pop("cache_control", None)
-        if holder.get("type") == "text":  # in a fixed order: it is not rendered
-            kept: dict[str, Any] = {
-                k: holder[k] for k in ("type", "text", "citations") if k in holder
-            }
-            holder.clear()
-            holder.update(kept)
-    return out
-
-
-_PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
-_PLAIN_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})
 _PLAIN_TOOL_USE_KEYS = frozenset({"type", "id", "name", "input", "cache_control"})
 
 
-def _fast_identity(block: dict[str, Any], role: str | None) -> str | None:
-    """The identity of the two commonest blocks, plain text and plain-text tool results, without
-    JSON-encoding them (most of a big prompt's bytes). Equivalent forms (a string or a list of
-    text blocks) get the same identity, as they render the same. None: use the general form."""
-    head = f"\x01{role or ''}\x00"
-    kind = block.get("type")
-    if kind == "text" and block.keys() <= _PLAIN_TEXT_KEYS:
-        return f"{head}text\x00{block['text']}"
-    if kind == "tool_result" and block.keys() <= _PLAIN_RESULT_KEYS:
-        content = block.get("content")
-        if content is None:
-            texts: list[str] = []
-        elif isinstance(content, str):
-            texts = [content]
-        elif isinstance(content, list) and all(
-            isinstance(b, dict)
-            and b.get("type") == "text"
-            and isinstance(b.get("text"), str)
-            and b.keys() <= _PLAIN_TEXT_KEYS
-            for b in content
-        ):
-            texts = [b["text"] for b in content]
-        else:
-            return None
-        body = "".join(f"{len(t)}:{t}" for t in texts)
-        error = bool(block.get("is_error"))
-        return f"{head}tool_result\x00{block.get('tool_use_id')}\x00{error}\x00{body}"
-    return None
-
-
-def _envelope(block: dict[str, Any]) -> dict[str, Any]:
-    """A block or tool as rendered: its own keys in a fixed order (JSON field order at the top of a
-    block is not rendered), nested values in the order given (inside a schema or input it is)."""
-    stripped = _strip(block)
-    return {k: stripped[k] for k in sorted(stripped)}
-
-
-def _digest(level: str, canon: str) -> str:
-    """A position's identity: its level and its rendered content. Strict UTF-8: an unpaired
-    surrogate is not text, and the API rejects it too."""
-    return hashlib.sha256(f"{level}\x00{canon}".encode()).hexdigest()
-
-
-# One encoder for every identity: `json.dumps` with arguments builds a new one per call.
-_canon = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _deferred(tool: Any) -> bool:
+    # Deferred tools are appended later as tool_reference blocks, leaving the prefix intact.
+    return isinstance(tool, dict) and tool.get("defer_loading") is True

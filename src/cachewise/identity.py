@@ -1,0 +1,154 @@
+"""A position's identity: the sha256 of its level and of the block as the prompt renders it.
+
+Two requests share a prefix exactly when their positions' identities (and counts) agree, so an
+identity must hold everything that is rendered and nothing that is not: the block without its
+markers, its top-level keys in a fixed order (their order is not rendered), nested values in the
+order given (inside a schema or an input it is), and equivalent forms (a tool result's string
+content, or one text block holding it) made the same.
+
+Hashing is most of what parsing a big prompt costs, and an agent sends the same blocks call after
+call. The commonest blocks, plain text and plain-text tool results, are therefore identified from
+their strings themselves through a bounded memo: a block met before costs a dictionary lookup
+(Python keeps a string's hash on the string, and the same string object compares by identity), not
+a sha256 of its text. The digests are the same either way; only the work differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from .body import block_holders, copy_json
+
+__all__ = ["DigestMemo", "Plain", "canon", "digest", "envelope", "plain", "plain_digest"]
+
+# One encoder for every identity: `json.dumps` with arguments builds a new one per call.
+canon = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
+PLAIN_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})
+
+# ("text", role, text) or ("tool_result", role, tool_use_id, is_error, texts)
+Plain = tuple[Any, ...]
+
+
+def digest(level: str, canonical: str) -> str:
+    """A position's identity: its level and its rendered content. Strict UTF-8: an unpaired
+    surrogate is not text, and the API rejects it too."""
+    return hashlib.sha256(f"{level}\x00{canonical}".encode()).hexdigest()
+
+
+def strip(block: Any) -> Any:
+    """A block or tool as its identity sees it: without its markers (see `marker_holders`),
+    keeping key order; string tool_result content becomes one text block, and a text content
+    block (the block itself, or an inner block of a tool result or document) keeps only what is
+    rendered, because the prompt does not tell those forms apart. Anything else nested (a
+    schema, an input, a document's source data) is content and stays as given."""
+    out = copy_json(block)
+    if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
+        out["content"] = [{"type": "text", "text": out["content"]}]
+    for holder in block_holders(out):
+        holder.pop("cache_control", None)
+        if holder.get("type") == "text":  # in a fixed order: it is not rendered
+            kept: dict[str, Any] = {
+                k: holder[k] for k in ("type", "text", "citations") if k in holder
+            }
+            holder.clear()
+            holder.update(kept)
+    return out
+
+
+def envelope(block: dict[str, Any]) -> dict[str, Any]:
+    """A block or tool as rendered: its own keys in a fixed order, nested values as given."""
+    stripped = strip(block)
+    return {k: stripped[k] for k in sorted(stripped)}
+
+
+def plain(block: dict[str, Any], role: str | None) -> Plain | None:
+    """What the identity of a plain text block or plain-text tool result is made of (the strings
+    as given, nothing copied), or None for any other block: it takes the general form."""
+    kind = block.get("type")
+    if kind == "text" and block.keys() <= PLAIN_TEXT_KEYS:
+        return ("text", role or "", block["text"])
+    if kind != "tool_result" or not block.keys() <= PLAIN_RESULT_KEYS:
+        return None
+    use_id = block.get("tool_use_id")
+    content = block.get("content")
+    if not isinstance(use_id, str):
+        return None
+    if content is None:
+        texts: tuple[str, ...] = ()
+    elif isinstance(content, str):
+        texts = (content,)
+    elif isinstance(content, list) and all(
+        isinstance(b, dict)
+        and b.get("type") == "text"
+        and isinstance(b.get("text"), str)
+        and b.keys() <= PLAIN_TEXT_KEYS
+        for b in content
+    ):
+        texts = tuple(b["text"] for b in content)
+    else:
+        return None
+    return ("tool_result", role or "", use_id, bool(block.get("is_error")), texts)
+
+
+def render(parts: Plain) -> str:
+    """A plain block's canonical form, without JSON-encoding its text (most of a big prompt's
+    bytes). A string and a list of text blocks holding it render alike, so they match."""
+    kind, role = parts[0], parts[1]
+    if kind == "text":
+        return f"\x01{role}\x00text\x00{parts[2]}"
+    body = "".join(f"{len(t)}:{t}" for t in parts[4])
+    return f"\x01{role}\x00tool_result\x00{parts[2]}\x00{parts[3]}\x00{body}"
+
+
+class DigestMemo:
+    """Plain blocks' digests by their parts; thread-safe. It holds references to the texts (no
+    copies), at most `max_chars` of them: past that, the least recently used goes first."""
+
+    ENTRY_OVERHEAD = 400  # the key's tuples, the digest and the ordered dict's slot, in chars
+
+    def __init__(self, max_chars: int = 32 * 1024 * 1024) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self._digests: OrderedDict[tuple[str, str, Plain], tuple[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def digest(self, level: str, parts: Plain, suffix: str = "") -> str:
+        key = (level, suffix, parts)
+        found = self._digests.get(key)
+        if found is not None:
+            try:  # noqa: SIM105 - each call is atomic; an entry evicted meanwhile is still right
+                self._digests.move_to_end(key)
+            except KeyError:
+                pass
+            return found[0]
+        value = digest(level, render(parts) + suffix)
+        size = self.ENTRY_OVERHEAD + (len(parts[2]) if parts[0] == "text" else _chars(parts[4]))
+        with self._lock:
+            if key not in self._digests:
+                self._digests[key] = (value, size)
+                self.chars += size
+                while self.chars > self.max_chars and self._digests:
+                    _, (_, evicted) = self._digests.popitem(last=False)
+                    self.chars -= evicted
+        return value
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+
+def _chars(texts: tuple[str, ...]) -> int:
+    return sum(len(t) for t in texts)
+
+
+_MEMO = DigestMemo()
+
+
+def plain_digest(level: str, parts: Plain, suffix: str = "") -> str:
+    """`digest(level, render(parts) + suffix)`, from the process's memo when it has it."""
+    return _MEMO.digest(level, parts, suffix)
