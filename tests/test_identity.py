@@ -119,6 +119,14 @@ def test_the_memo_gives_the_digest_it_would_compute(
     assert memo.digest("system", parts, suffix) == digest("system", render(parts) + suffix)
 
 
+@given(st.text(max_size=64), st.text(max_size=64), st.integers(0, 10**6))
+def test_the_memo_chains_prefix_hashes_as_sha256_does(prefix: str, d: str, tokens: int) -> None:
+    memo = DigestMemo()
+    expected = hashlib.sha256(f"{prefix}{d}\x00{tokens}".encode()).hexdigest()
+    assert memo.chain(prefix, d, tokens) == expected
+    assert memo.chain(prefix, d, tokens) == expected
+
+
 def test_a_text_and_a_result_of_the_same_string_are_different_blocks() -> None:
     memo = DigestMemo()
     as_text = plain({"type": "text", "text": "x"}, "user")

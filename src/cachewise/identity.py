@@ -19,11 +19,22 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
 from .body import block_holders, copy_json
 
-__all__ = ["DigestMemo", "Plain", "canon", "digest", "envelope", "plain", "plain_digest"]
+__all__ = [
+    "DigestMemo",
+    "Plain",
+    "canon",
+    "chain",
+    "digest",
+    "envelope",
+    "plain",
+    "plain_digest",
+    "render",
+]
 
 # One encoder for every identity: `json.dumps` with arguments builds a new one per call.
 canon = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -107,36 +118,56 @@ def render(parts: Plain) -> str:
 
 
 class DigestMemo:
-    """Plain blocks' digests by their parts; thread-safe. It holds references to the texts (no
-    copies), at most `max_chars` of them: past that, the least recently used goes first."""
+    """Digests by what they digest; thread-safe. Each entry is charged its size in characters
+    (a plain block's texts are held by reference, not copied); past `max_chars` the least
+    recently used entry goes first."""
 
     ENTRY_OVERHEAD = 400  # the key's tuples, the digest and the ordered dict's slot, in chars
 
     def __init__(self, max_chars: int = 32 * 1024 * 1024) -> None:
         self.max_chars = max_chars
         self.chars = 0
-        self._digests: OrderedDict[tuple[str, str, Plain], tuple[str, int]] = OrderedDict()
+        self._digests: OrderedDict[Hashable, tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def digest(self, level: str, parts: Plain, suffix: str = "") -> str:
-        key = (level, suffix, parts)
+    def get(self, key: Hashable) -> str | None:
         found = self._digests.get(key)
-        if found is not None:
-            try:  # noqa: SIM105 - each call is atomic; an entry evicted meanwhile is still right
-                self._digests.move_to_end(key)
-            except KeyError:
-                pass
-            return found[0]
-        value = digest(level, render(parts) + suffix)
-        size = self.ENTRY_OVERHEAD + (len(parts[2]) if parts[0] == "text" else _chars(parts[4]))
+        if found is None:
+            return None
+        try:  # noqa: SIM105 - each call is atomic; an entry evicted meanwhile is still right
+            self._digests.move_to_end(key)
+        except KeyError:
+            pass
+        return found[0]
+
+    def put(self, key: Hashable, value: str, chars: int = 0) -> None:
+        size = self.ENTRY_OVERHEAD + chars
         with self._lock:
-            if key not in self._digests:
-                self._digests[key] = (value, size)
-                self.chars += size
-                while self.chars > self.max_chars and self._digests:
-                    _, (_, evicted) = self._digests.popitem(last=False)
-                    self.chars -= evicted
-        return value
+            if key in self._digests:
+                return
+            self._digests[key] = (value, size)
+            self.chars += size
+            while self.chars > self.max_chars and self._digests:
+                _, (_, evicted) = self._digests.popitem(last=False)
+                self.chars -= evicted
+
+    def digest(self, level: str, parts: Plain, suffix: str = "") -> str:
+        """`digest(level, render(parts) + suffix)`, computed once."""
+        key = (level, suffix, parts)
+        found = self.get(key)
+        if found is None:
+            found = digest(level, render(parts) + suffix)
+            self.put(key, found, len(parts[2]) if parts[0] == "text" else _chars(parts[4]))
+        return found
+
+    def chain(self, prefix: str, digest: str, tokens: int) -> str:
+        """The prefix hash after `prefix` of a position with this identity and count."""
+        key = (prefix, digest, tokens)
+        found = self.get(key)
+        if found is None:
+            found = hashlib.sha256(f"{prefix}{digest}\x00{tokens}".encode()).hexdigest()
+            self.put(key, found)
+        return found
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -152,3 +183,9 @@ _MEMO = DigestMemo()
 def plain_digest(level: str, parts: Plain, suffix: str = "") -> str:
     """`digest(level, render(parts) + suffix)`, from the process's memo when it has it."""
     return _MEMO.digest(level, parts, suffix)
+
+
+def chain(prefix: str, digest: str, tokens: int) -> str:
+    """The prefix hash that follows `prefix` with a position of this digest and count (the count
+    is part of it: equal prefix hashes mean equal token counts), from the process's memo."""
+    return _MEMO.chain(prefix, digest, tokens)

@@ -24,9 +24,9 @@ from .body import TTL, UNMARKABLE, markable, text_blocks
 from .catalog import Catalog, Framing, Model, catalog
 from .errors import InvalidRequest
 from .identity import canon as _canon
+from .identity import chain, plain, plain_digest
 from .identity import digest as _digest
 from .identity import envelope as _envelope
-from .identity import plain, plain_digest
 from .tokens import (
     PDF_PAGE_TOKENS,
     UNKNOWN_IMAGE_TOKENS,
@@ -243,7 +243,7 @@ class _Builder:
         # The count is part of the identity, so equal prefix hashes mean equal token counts by
         # construction, whatever the frames before a block (a turn whose blocks were all dropped
         # still leaves its separator).
-        self.hash = hashlib.sha256(f"{self.hash}{digest}\x00{tokens}".encode()).hexdigest()
+        self.hash = chain(self.hash, digest, tokens)
         self.cumulative += tokens
         self.positions.append(  # positional: a big prompt makes thousands, and keywords cost
             Position(
