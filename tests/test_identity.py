@@ -150,3 +150,20 @@ def test_a_block_with_more_than_plain_text_takes_the_general_form() -> None:
     assert plain({"type": "text", "text": "x", "citations": []}, None) is None
     image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
     assert plain({"type": "tool_result", "tool_use_id": "t", "content": [image]}, None) is None
+
+
+def test_an_entry_costs_no_more_memory_than_it_is_charged() -> None:
+    import tracemalloc
+
+    memo = DigestMemo(max_chars=10**12)
+    texts = [f"Invoice INV-{i} " * 8 for i in range(2_000)]
+    parts = [plain({"type": "text", "text": t}, "user") for t in texts]
+    tracemalloc.start()
+    try:
+        for p in parts:
+            assert p is not None
+            memo.digest("messages", p)
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert used / len(parts) <= DigestMemo.ENTRY_OVERHEAD  # the texts were there already

@@ -177,15 +177,18 @@ def _chars(texts: tuple[str, ...]) -> int:
     return sum(len(t) for t in texts)
 
 
-_MEMO = DigestMemo()
+_PLAIN = DigestMemo()
+# A prefix hash is small, and its entry is charged its overhead alone: this keeps the last 4,096,
+# a few agent conversations' worth, and stays flat under traffic that is all new.
+_CHAINS = DigestMemo(max_chars=4096 * DigestMemo.ENTRY_OVERHEAD)
 
 
 def plain_digest(level: str, parts: Plain, suffix: str = "") -> str:
     """`digest(level, render(parts) + suffix)`, from the process's memo when it has it."""
-    return _MEMO.digest(level, parts, suffix)
+    return _PLAIN.digest(level, parts, suffix)
 
 
 def chain(prefix: str, digest: str, tokens: int) -> str:
     """The prefix hash that follows `prefix` with a position of this digest and count (the count
     is part of it: equal prefix hashes mean equal token counts), from the process's memo."""
-    return _MEMO.chain(prefix, digest, tokens)
+    return _CHAINS.chain(prefix, digest, tokens)
