@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cachewise import parse_request
 from cachewise.catalog import catalog
-from cachewise.identity import DigestMemo, digest, plain, render
+from cachewise.identity import DigestMemo, canon, digest, plain, render
 from conftest import CC, block, request, text, tool
 
 ROOT = Path(__file__).parent.parent
@@ -167,3 +168,20 @@ def test_an_entry_costs_no_more_memory_than_it_is_charged() -> None:
     finally:
         tracemalloc.stop()
     assert used / len(parts) <= DigestMemo.ENTRY_OVERHEAD  # the texts were there already
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_the_canonical_encoder_is_json_dumps(value: Any) -> None:
+    assert canon(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_the_canonical_encoder_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        canon({"when": object()})

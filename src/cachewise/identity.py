@@ -19,7 +19,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from .body import block_holders, copy_json
@@ -36,8 +36,26 @@ __all__ = [
     "render",
 ]
 
-# One encoder for every identity: `json.dumps` with arguments builds a new one per call.
-canon = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+def _encoder() -> Callable[[Any], str]:
+    """`json.dumps(value, ensure_ascii=False, separators=(",", ":"))`, with one C encoder made
+    once: `JSONEncoder.encode` makes a new one per call, most of what a small value (a tool call's
+    input) costs. It keeps no record of the containers it is inside, so a value that contains
+    itself recurses until Python stops it; a request's depth is checked before anything is
+    encoded (`validate`), and a parse turns a RecursionError into that error anyway."""
+    from json import encoder
+
+    plain = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    make = getattr(encoder, "c_make_encoder", None)  # CPython's, not in the stubs
+    if make is None:  # a Python without the json accelerator
+        return plain.encode
+    chunks = make(
+        None, plain.default, encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+canon = _encoder()
 
 PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
 PLAIN_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})
