@@ -13,7 +13,7 @@ take a block list or a fresh copy (`mark_last`, `fit_markers`, `block_list`) edi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 from .errors import InvalidRequest
@@ -26,6 +26,7 @@ __all__ = [
     "block_holders",
     "block_list",
     "cache_control",
+    "compact_encoder",
     "content_blocks",
     "copy_json",
     "fit_markers",
@@ -189,6 +190,22 @@ def cache_control(ttl: TTL = "5m") -> dict[str, Any]:
 
 
 # -- edits ---------------------------------------------------------------------------------------
+
+
+def compact_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
+    """`json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)`, by one
+    C encoder made once: `JSONEncoder.encode` makes a new one per call, most of what a small
+    value costs. It keeps no record of the containers it is inside, so a value that contains
+    itself recurses until Python stops it (a RecursionError): give it JSON-shaped data."""
+    from json import encoder
+
+    plain = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
+    make = getattr(encoder, "c_make_encoder", None)  # CPython's, not in the stubs
+    if make is None:  # a Python without the json accelerator
+        return plain.encode
+    chunks = make(None, plain.default, encoder.encode_basestring, None, ":", ",", False, False,
+                  allow_nan)  # fmt: skip
+    return lambda value: "".join(chunks(value, 0))
 
 
 def copy_json(value: Any) -> Any:

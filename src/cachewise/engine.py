@@ -404,11 +404,16 @@ class Engine:
             if look.found is not None:
                 read_at, read_key = look.found, look.key
                 break
-        a = prompt.positions[read_at].cumulative if read_at is not None else 0
-        cacheable = [bp for bp in bps if bp.tokens >= minimum]
-        after = [bp for bp in cacheable if read_at is None or bp.position > read_at]
-        b = max((bp.tokens for bp in after if bp.ttl == "1h"), default=a)
-        c = max([a, *(bp.tokens for bp in cacheable)])
+        # Read up to a; written up to b for an hour and up to c in all (a <= b <= c): a later
+        # breakpoint's prefix holds an earlier one's, so the furthest of each kind decides.
+        a = b = c = prompt.positions[read_at].cumulative if read_at is not None else 0
+        cacheable = []
+        for bp in bps:
+            if bp.tokens >= minimum:
+                cacheable.append(bp)
+                c = max(c, bp.tokens)
+                if bp.ttl == "1h" and (read_at is None or bp.position > read_at):
+                    b = max(b, bp.tokens)
 
         accounts = []
         for bp, look in zip(bps, looks, strict=True):

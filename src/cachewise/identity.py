@@ -16,13 +16,12 @@ a sha256 of its text. The digests are the same either way; only the work differs
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any
 
-from .body import block_holders, copy_json
+from .body import block_holders, compact_encoder, copy_json
 
 __all__ = [
     "DigestMemo",
@@ -37,25 +36,9 @@ __all__ = [
 ]
 
 
-def _encoder() -> Callable[[Any], str]:
-    """`json.dumps(value, ensure_ascii=False, separators=(",", ":"))`, with one C encoder made
-    once: `JSONEncoder.encode` makes a new one per call, most of what a small value (a tool call's
-    input) costs. It keeps no record of the containers it is inside, so a value that contains
-    itself recurses until Python stops it; a request's depth is checked before anything is
-    encoded (`validate`), and a parse turns a RecursionError into that error anyway."""
-    from json import encoder
-
-    plain = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-    make = getattr(encoder, "c_make_encoder", None)  # CPython's, not in the stubs
-    if make is None:  # a Python without the json accelerator
-        return plain.encode
-    chunks = make(
-        None, plain.default, encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-    return lambda value: "".join(chunks(value, 0))
-
-
-canon = _encoder()
+# Every identity's JSON: compact, Unicode as is. A value that contains itself is refused as too
+# deep before anything is encoded (`validate`), and a parse turns a RecursionError into that.
+canon = compact_encoder(allow_nan=True)
 
 PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
 PLAIN_RESULT_KEYS = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})

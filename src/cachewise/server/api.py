@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..body import compact_encoder
 from ..validate import NOT_JSON, TOO_DEEP, UNPAIRED_SURROGATE
 
 __all__ = [
@@ -62,7 +63,7 @@ def headers(
 
 # One encoder for every answer: `json.dumps` with arguments (as JSONResponse calls it) builds a
 # new encoder per call, a few microseconds of the emulator's hot path.
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_encode = compact_encoder(allow_nan=False)
 
 
 class JsonAnswer(JSONResponse):
