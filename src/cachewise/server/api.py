@@ -180,4 +180,6 @@ def check_body(body: Any, version: str, *, need_max_tokens: bool = True) -> None
 
 
 def betas_of(request: Request) -> list[str]:
-    return [b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip()]
+    if "anthropic-beta" not in request.headers:  # the usual case, without `get`'s KeyError
+        return []
+    return [b.strip() for b in request.headers["anthropic-beta"].split(",") if b.strip()]

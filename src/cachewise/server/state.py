@@ -102,13 +102,25 @@ class Stats:
 
     requests: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
+    # Summed field by field as they come: a new frozen Usage per request was a hot-path cost.
+    _sums: list[int] = field(default_factory=lambda: [0] * _SUMMED)
 
     def record(self, status: int, usage: Usage | None = None) -> None:
         self.requests += 1
         self.by_status[str(status)] = self.by_status.get(str(status), 0) + 1
         if usage is not None:
-            self.usage = self.usage + usage
+            s = self._sums
+            s[0] += usage.input_tokens
+            s[1] += usage.cache_read_input_tokens
+            s[2] += usage.ephemeral_5m_input_tokens
+            s[3] += usage.ephemeral_1h_input_tokens
+            s[4] += usage.output_tokens
+            s[5] += usage.web_search_requests
+
+    @property
+    def usage(self) -> Usage:
+        s = self._sums
+        return Usage(s[0], s[1], s[2], s[3], s[4], s[5])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +128,9 @@ class Stats:
             "by_status": dict(self.by_status),
             "usage": self.usage.to_api(),
         }
+
+
+_SUMMED = 6  # Usage's token fields, in its order: input, read, 5m, 1h, output, web searches
 
 
 class EmulatorState:
@@ -160,9 +175,10 @@ class EmulatorState:
     def workspace(self, request: Request) -> str:
         """The caller's workspace, from its key; 401 without one."""
         key = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        if not key and auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
+        if not key:  # (only then: a header that is absent costs a KeyError inside `get`)
+            auth = request.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                key = auth[7:].strip()
         if not key:
             raise ApiError(401, "authentication_error", "x-api-key header is required")
         mapped = (self.config.workspaces or {}).get(key)
