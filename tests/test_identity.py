@@ -185,3 +185,23 @@ def test_the_canonical_encoder_is_json_dumps(value: Any) -> None:
 def test_the_canonical_encoder_refuses_what_json_refuses() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         canon({"when": object()})
+
+
+def test_a_tools_digest_from_the_memo_is_its_envelopes_whatever_its_markers_and_key_order() -> None:
+    from cachewise.identity import envelope, tool_digest
+
+    t = tool("orders")
+    reordered = dict(reversed(list(t.items())))
+    marked = {**t, "cache_control": CC}
+    expected = digest("tools", canon(envelope(t)))
+    assert tool_digest(t) == tool_digest(reordered) == tool_digest(marked) == expected
+    assert tool_digest(t) == expected  # again, from the memo
+
+
+def test_a_tool_calls_identity_is_its_id_name_and_input() -> None:
+    from cachewise.identity import tool_use
+
+    call = tool_use("assistant", "toolu_01", "lookup", '{"q":"INV-7"}')
+    assert render(call) == '\x01assistant\x00tool_use\x00toolu_01\x00lookup\x00{"q":"INV-7"}'
+    memo = DigestMemo()
+    assert memo.digest("messages", call) == digest("messages", render(call))

@@ -33,6 +33,8 @@ __all__ = [
     "plain",
     "plain_digest",
     "render",
+    "tool_digest",
+    "tool_use",
 ]
 
 
@@ -108,14 +110,27 @@ def plain(block: dict[str, Any], role: str | None) -> Plain | None:
     return ("tool_result", role or "", use_id, bool(block.get("is_error")), texts)
 
 
+def tool_use(role: str | None, use_id: Any, name: str, args: str) -> Plain:
+    """What a plain tool call's identity is made of: its id, name and input's canonical JSON."""
+    return ("tool_use", role or "", str(use_id), name, args)
+
+
 def render(parts: Plain) -> str:
     """A plain block's canonical form, without JSON-encoding its text (most of a big prompt's
     bytes). A string and a list of text blocks holding it render alike, so they match."""
     kind, role = parts[0], parts[1]
     if kind == "text":
         return f"\x01{role}\x00text\x00{parts[2]}"
+    if kind == "tool_use":
+        return f"\x01{role}\x00tool_use\x00{parts[2]}\x00{parts[3]}\x00{parts[4]}"
     body = "".join(f"{len(t)}:{t}" for t in parts[4])
     return f"\x01{role}\x00tool_result\x00{parts[2]}\x00{parts[3]}\x00{body}"
+
+
+def _chars(parts: Plain) -> int:
+    """The characters an entry keeps alive: its strings, and the texts of a tool result."""
+    return sum(len(p) if isinstance(p, str) else _chars(p) if isinstance(p, tuple) else 0
+               for p in parts)  # fmt: skip
 
 
 class DigestMemo:
@@ -158,7 +173,7 @@ class DigestMemo:
         found = self.get(key)
         if found is None:
             found = digest(level, render(parts) + suffix)
-            self.put(key, found, len(parts[2]) if parts[0] == "text" else _chars(parts[4]))
+            self.put(key, found, _chars(parts[2:]))  # the kind and role are shared
         return found
 
     def chain(self, prefix: str, digest: str, tokens: int) -> str:
@@ -174,10 +189,6 @@ class DigestMemo:
         return len(self._digests)
 
 
-def _chars(texts: tuple[str, ...]) -> int:
-    return sum(len(t) for t in texts)
-
-
 _PLAIN = DigestMemo()
 # A prefix hash is small, and its entry is charged its overhead alone: this keeps the last 4,096,
 # a few agent conversations' worth, and stays flat under traffic that is all new.
@@ -187,6 +198,18 @@ _CHAINS = DigestMemo(max_chars=4096 * DigestMemo.ENTRY_OVERHEAD)
 def plain_digest(level: str, parts: Plain, suffix: str = "") -> str:
     """`digest(level, render(parts) + suffix)`, from the process's memo when it has it."""
     return _PLAIN.digest(level, parts, suffix)
+
+
+def tool_digest(tool: dict[str, Any]) -> str:
+    """A tool definition's digest, `digest("tools", canon(envelope(tool)))`, from the process's
+    memo by the tool's own JSON (which decides its envelope) when it has it."""
+    raw = canon(tool)
+    key = ("tools", raw)
+    found = _PLAIN.get(key)
+    if found is None:
+        found = digest("tools", canon(envelope(tool)))
+        _PLAIN.put(key, found, len(raw))
+    return found
 
 
 def chain(prefix: str, digest: str, tokens: int) -> str:

@@ -24,7 +24,7 @@ from .body import TTL, UNMARKABLE, markable, text_blocks
 from .catalog import Catalog, Framing, Model, catalog
 from .errors import InvalidRequest
 from .identity import canon as _canon
-from .identity import chain, plain, plain_digest
+from .identity import chain, plain, plain_digest, tool_digest, tool_use
 from .identity import digest as _digest
 from .identity import envelope as _envelope
 from .tokens import (
@@ -345,7 +345,7 @@ class _Parser(_Builder):
             if self.base is not None:
                 self._as_base("tools", f"/tools/{i}", "tool", marker, True, None)
                 continue
-            digest = _digest("tools", _canon(_envelope(tool)))
+            digest = tool_digest(tool)
             tokens = self._counted(digest, partial(self._tool_tokens, tool))
             self.add("tools", f"/tools/{i}", "tool", digest, tokens, marker, eligible=True)
         system = self.body.get("system")
@@ -461,12 +461,11 @@ class _Parser(_Builder):
         if kind == "tool_use" and block.keys() <= _PLAIN_TOOL_USE_KEYS:
             # The input's JSON is both its identity and what is counted: encode it once.
             name, args = str(block.get("name", "")), _canon(block.get("input", {}))
-            canon = f"\x01{role or ''}\x00tool_use\x00{block.get('id')}\x00{name}\x00{args}"
 
             def count() -> int:
                 return self._tool_use_tokens(block, name, args)
 
-            digest = _digest(level, canon)
+            digest = plain_digest(level, tool_use(role, block.get("id"), name, args))
         else:
 
             def count() -> int:
