@@ -116,8 +116,16 @@ def markers_of(body: Mapping[str, Any]) -> list[tuple[str, str]]:
         if isinstance(content, list):
             where = f"/messages/{m}/content/"
             for b, block in enumerate(content):
+                # Most blocks hold no marker and no inner blocks: skipped without a call.
+                if isinstance(block, dict) and not (
+                    "cache_control" in block or block.get("type") in _NESTING
+                ):
+                    continue
                 _block_markers(block, where, b, found)
     return found
+
+
+_NESTING = frozenset({"tool_result", "document"})
 
 
 def _block_markers(block: Any, where: str, i: int, found: list[tuple[str, str]]) -> None:
