@@ -167,23 +167,35 @@ class DigestMemo:
                 _, (_, evicted) = self._digests.popitem(last=False)
                 self.chars -= evicted
 
+    # `digest` and `chain` run once per block of every parse: `get` is written out in each.
+
     def digest(self, level: str, parts: Plain, suffix: str = "") -> str:
         """`digest(level, render(parts) + suffix)`, computed once."""
         key = (level, suffix, parts)
-        found = self.get(key)
-        if found is None:
-            found = digest(level, render(parts) + suffix)
-            self.put(key, found, _chars(parts[2:]))  # the kind and role are shared
-        return found
+        found = self._digests.get(key)
+        if found is not None:
+            try:  # noqa: SIM105
+                self._digests.move_to_end(key)
+            except KeyError:
+                pass
+            return found[0]
+        value = digest(level, render(parts) + suffix)
+        self.put(key, value, _chars(parts[2:]))  # the kind and role are shared
+        return value
 
     def chain(self, prefix: str, digest: str, tokens: int) -> str:
         """The prefix hash after `prefix` of a position with this identity and count."""
         key = (prefix, digest, tokens)
-        found = self.get(key)
-        if found is None:
-            found = hashlib.sha256(f"{prefix}{digest}\x00{tokens}".encode()).hexdigest()
-            self.put(key, found)
-        return found
+        found = self._digests.get(key)
+        if found is not None:
+            try:  # noqa: SIM105
+                self._digests.move_to_end(key)
+            except KeyError:
+                pass
+            return found[0]
+        value = hashlib.sha256(f"{prefix}{digest}\x00{tokens}".encode()).hexdigest()
+        self.put(key, value)
+        return value
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -195,9 +207,8 @@ _PLAIN = DigestMemo()
 _CHAINS = DigestMemo(max_chars=4096 * DigestMemo.ENTRY_OVERHEAD)
 
 
-def plain_digest(level: str, parts: Plain, suffix: str = "") -> str:
-    """`digest(level, render(parts) + suffix)`, from the process's memo when it has it."""
-    return _PLAIN.digest(level, parts, suffix)
+# `digest(level, render(parts) + suffix)`, from the process's memo when it has it.
+plain_digest = _PLAIN.digest
 
 
 def tool_digest(tool: dict[str, Any]) -> str:
@@ -212,7 +223,6 @@ def tool_digest(tool: dict[str, Any]) -> str:
     return found
 
 
-def chain(prefix: str, digest: str, tokens: int) -> str:
-    """The prefix hash that follows `prefix` with a position of this digest and count (the count
-    is part of it: equal prefix hashes mean equal token counts), from the process's memo."""
-    return _CHAINS.chain(prefix, digest, tokens)
+# The prefix hash that follows a prefix with a position of this digest and count (the count is
+# part of it: equal prefix hashes mean equal token counts), from the process's memo.
+chain = _CHAINS.chain

@@ -440,7 +440,8 @@ class _Parser(_Builder):
         message: int | None,
     ) -> None:
         kind = block["type"]
-        marker = self._marker(block, path, api_path)
+        # (Checked here first: most blocks hold no marker, and this runs for every block.)
+        marker = self._marker(block, path, api_path) if "cache_control" in block else None
         if kind == "text":
             text = block["text"]
             if marker and not text:
@@ -451,7 +452,8 @@ class _Parser(_Builder):
         if kind in UNMARKABLE and block.get("cache_control") is not None:
             self.problems.append(MarkerProblem("thinking", path, f"{api_path}.{kind}", kind))
             marker = None
-        marker = self._inner_markers(block, path, api_path) or marker
+        if kind in _NESTING:
+            marker = self._inner_markers(block, path, api_path) or marker
         eligible = markable(block)
         if self.base is not None:
             self._as_base(level, path, kind, marker, eligible, message)
@@ -486,7 +488,10 @@ class _Parser(_Builder):
                 whole = [role, _envelope(block)] if role else _envelope(block)
                 digest = _digest(level, _canon(whole) + suffix)
         # An image is counted from its header by formula: nothing a memo would save.
-        tokens = count() if kind == "image" else self._counted(digest, count)
+        if kind == "image" or self._count_block is None:
+            tokens = count()
+        else:
+            tokens = self._count_block((self.framing_name, digest), count)
         self.add(level, path, kind, digest, tokens, marker, eligible, message)
 
     def _as_base(
@@ -773,6 +778,7 @@ def _all_tool_results(message: dict[str, Any]) -> bool:
 
 
 _PLAIN_TOOL_USE_KEYS = frozenset({"type", "id", "name", "input", "cache_control"})
+_NESTING = frozenset({"tool_result", "document"})  # blocks whose inner blocks may hold markers
 
 
 def _deferred(tool: Any) -> bool:

@@ -163,8 +163,13 @@ class CountMemo:
     def get_key(self, key: Hashable, compute: Callable[[], int]) -> int:
         """The count stored under `key`, or `compute()`'s, then stored: for callers that already
         hold a digest of what is counted (the parser's block digests)."""
-        found = self.peek(key)
+        found = self._counts.get(key)  # `peek`, written out: this runs once per parsed block
         if found is not None:
+            try:  # noqa: SIM105
+                self._counts.move_to_end(key)
+            except KeyError:
+                pass
+            self.hits += 1
             return found
         with self._lock:
             found = self._counts.get(key)
