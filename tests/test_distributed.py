@@ -267,6 +267,30 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(
     assert_exactly_once(out, ledger_path, 150)
 
 
+@pytest.mark.parametrize("broker", ["redis", "amqp"])
+def test_a_queue_with_no_message_waiting_reads_as_empty_on_either_broker(broker: str) -> None:
+    """The driver hands a call out again when its message went with a dead worker only if the
+    queue is empty; a Redis broker says 404 for a drained queue (Redis deletes an empty list),
+    which once read as "cannot say" and left the call waiting for the visibility timeout."""
+    from cachewise.distributed import queue_empty
+    from cachewise.worker import TASK, make_app
+
+    url = REDIS_URL if broker == "redis" else AMQP_URL
+    _services(url)
+    queue = f"cw-test-{uuid.uuid4().hex[:10]}"
+    app = make_app(url, queue)
+    try:
+        assert queue_empty(app, queue)  # never declared
+        app.send_task(TASK, args=[{}], queue=queue)
+        assert not queue_empty(app, queue)
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(queue)
+        assert queue_empty(app, queue)  # drained
+    finally:
+        _purge(url, queue)
+        app.close()
+
+
 def _driver(workers: Workers, req: Path, out: Path, ledger: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [

@@ -228,9 +228,18 @@ class _Driver:
             self._hand_out([self.outstanding[c] for c in lost])
 
     def _queue_empty(self) -> bool:
-        try:
-            with self.app.connection_for_read() as conn:
-                declared = conn.default_channel.queue_declare(queue=self.engine.queue, passive=True)
-                return int(declared.message_count) == 0
-        except Exception:  # a broker that cannot say: the call waits for its claim to show
-            return False
+        return queue_empty(self.app, self.engine.queue)
+
+
+def queue_empty(app: Any, queue: str) -> bool:
+    """Whether the broker holds no message waiting in `queue`. A queue it does not have holds
+    none: a Redis broker keeps a queue as a list, and Redis deletes an empty list, so its
+    transport answers 404 for every drained queue (which read as "cannot say" left a call lost
+    with a dead worker's prefetched message waiting for the broker's visibility timeout)."""
+    try:
+        with app.connection_for_read() as conn:
+            declared = conn.default_channel.queue_declare(queue=queue, passive=True)
+            return int(declared.message_count) == 0
+    except Exception as exc:
+        # Anything else is a broker that cannot say: the call waits for its claim to show.
+        return str(getattr(exc, "reply_code", "")) == "404"
