@@ -57,6 +57,15 @@ def test_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
     ("content", "where"),
     [
         ('{"model": "m", "messages": []}\n{not json', ":2:"),
+        # A body over several lines breaks where the document does; JSON Lines where its line does.
+        (
+            '{"model": "m",\n "max_tokens": 5,\n "messages": [}\n',
+            ":3: not JSON: Expecting value (column 15)",
+        ),
+        (
+            '{"model": "m", "messages": [}\n{"model": "m"}\n',
+            ":1: not JSON: Expecting value (column 29)",
+        ),
         ("[1, 2]\n", ":1:"),
         ('{"request": {"model": "m", "messages": []}, "started_at": "soon"}', "field started_at"),
         ('{"request": {"model": "m"}}', "field request.messages"),

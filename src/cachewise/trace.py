@@ -108,10 +108,8 @@ def read_rows(path: str | Path) -> list[Row]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            if not rows:
-                whole = _document(line + "".join(text for _, text in lines))
-                if whole is not None:
-                    return [_row(whole, name, 1)]
+            if not rows:  # perhaps one document over several lines
+                return [_row(_document(line, lines, exc, name), name, 1)]
             raise InputError(
                 f"not JSON: {exc.msg} (column {exc.colno})", file=name, line=number
             ) from None
@@ -125,12 +123,27 @@ def read_rows(path: str | Path) -> list[Row]:
     return rows
 
 
-def _document(text: str) -> dict[str, Any] | None:
+def _document(
+    first: str, rest: Iterable[tuple[int, str]], error: json.JSONDecodeError, name: str
+) -> Any:
+    """The file read whole, as one JSON document, when its first line is not JSON on its own.
+
+    Raises:
+        InputError: neither reading is JSON; the error is the one of the reading that got
+            further (a body written over several lines breaks where the document does, a broken
+            first line of JSON Lines where that line does).
+    """
+    text = first + "".join(t for _, t in rest)
     try:
-        whole = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    return whole if isinstance(whole, dict) else None
+        return json.loads(text)
+    except RecursionError:
+        raise InputError("not JSON we read: nested too deeply", file=name, line=1) from None
+    except json.JSONDecodeError as whole:
+        if whole.pos > len(first.rstrip()):
+            error = whole
+        raise InputError(
+            f"not JSON: {error.msg} (column {error.colno})", file=name, line=error.lineno
+        ) from None
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
