@@ -135,8 +135,9 @@ def _chars(parts: Plain) -> int:
 
 class DigestMemo:
     """Digests by what they digest; thread-safe. Each entry is charged its size in characters
-    (a plain block's texts are held by reference, not copied); past `max_chars` the least
-    recently used entry goes first."""
+    (a plain block's texts are held by reference, not copied); past `max_chars` the oldest entry
+    goes first. Oldest, not least recently used: a hit then costs one dict lookup, and a block
+    that is still in use when it goes is digested once more and kept again."""
 
     ENTRY_OVERHEAD = 400  # the key's tuples, the digest and the ordered dict's slot, in chars
 
@@ -148,13 +149,7 @@ class DigestMemo:
 
     def get(self, key: Hashable) -> str | None:
         found = self._digests.get(key)
-        if found is None:
-            return None
-        try:  # noqa: SIM105 - each call is atomic; an entry evicted meanwhile is still right
-            self._digests.move_to_end(key)
-        except KeyError:
-            pass
-        return found[0]
+        return None if found is None else found[0]
 
     def put(self, key: Hashable, value: str, chars: int = 0) -> None:
         size = self.ENTRY_OVERHEAD + chars
@@ -167,17 +162,11 @@ class DigestMemo:
                 _, (_, evicted) = self._digests.popitem(last=False)
                 self.chars -= evicted
 
-    # `digest` and `chain` run once per block of every parse: `get` is written out in each.
-
     def digest(self, level: str, parts: Plain, suffix: str = "") -> str:
         """`digest(level, render(parts) + suffix)`, computed once."""
         key = (level, suffix, parts)
-        found = self._digests.get(key)
+        found = self._digests.get(key)  # (`get`, written out: this runs for every block)
         if found is not None:
-            try:  # noqa: SIM105
-                self._digests.move_to_end(key)
-            except KeyError:
-                pass
             return found[0]
         value = digest(level, render(parts) + suffix)
         self.put(key, value, _chars(parts[2:]))  # the kind and role are shared
@@ -188,10 +177,6 @@ class DigestMemo:
         key = (prefix, digest, tokens)
         found = self._digests.get(key)
         if found is not None:
-            try:  # noqa: SIM105
-                self._digests.move_to_end(key)
-            except KeyError:
-                pass
             return found[0]
         value = hashlib.sha256(f"{prefix}{digest}\x00{tokens}".encode()).hexdigest()
         self.put(key, value)
@@ -202,8 +187,8 @@ class DigestMemo:
 
 
 _PLAIN = DigestMemo()
-# A prefix hash is small, and its entry is charged its overhead alone: this keeps the last 4,096,
-# a few agent conversations' worth, and stays flat under traffic that is all new.
+# A prefix hash is small, and its entry is charged its overhead alone: this keeps the newest
+# 4,096, a few agent conversations' worth, and stays flat under traffic that is all new.
 _CHAINS = DigestMemo(max_chars=4096 * DigestMemo.ENTRY_OVERHEAD)
 
 
