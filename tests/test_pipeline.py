@@ -86,3 +86,41 @@ def test_wire_state_ok_lost_changed() -> None:
     assert wire_state(meant, []) == "lost"
     assert wire_state(meant, [("/system/0", "1h")]) == "changed"
     assert wire_state(None, []) is None
+
+
+def test_a_marker_on_an_inner_block_is_its_blocks_breakpoint_on_the_wire() -> None:
+    """The parser places a marker on a tool result's (or document's) last inner block at the
+    block itself; what was sent holds it on the inner block, and that is not a lost marker."""
+    from cachewise.pipeline import Pipeline
+
+    result = [{"type": "text", "text": "Order 7731 shipped. " * 300, "cache_control": CC_1H}]
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 16,
+        "messages": [
+            {"role": "user", "content": "Where is order 7731?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "orders", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": result},
+                    {"type": "document", "source": {"type": "content", "content": result}},
+                ],
+            },
+        ],
+    }
+    pipeline = Pipeline(plan="off")
+    call = pipeline.prepare(body)
+    assert [b["path"] for b in call.intended or []] == [
+        "/messages/2/content/0",
+        "/messages/2/content/1",
+    ]
+    row = pipeline.row(call, usage={"input_tokens": 10, "output_tokens": 2}, sent=body)
+    assert row is not None and row.wire == "ok"
+    meant = [{"path": "/messages/2/content/0", "ttl": "1h", "tokens": 900}]
+    assert wire_state(meant, [("/messages/2/content/0", "5m"), *markers_of(body)[:1]]) == "ok"
+    assert wire_state(meant, [("/messages/2/content/0", "1h")]) == "ok"
+    assert wire_state(meant, [("/messages/2/content/0/content/0", "5m")]) == "changed"

@@ -15,6 +15,7 @@ must not change that (a row the ledger refuses waits in the spool).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -161,14 +162,33 @@ def _intended(bps: list[Breakpoint]) -> list[dict[str, Any]]:
 
 def wire_state(intended: list[dict[str, Any]] | None, sent: list[tuple[str, str]]) -> str | None:
     """`ok` when what was sent asks for exactly the breakpoints meant, `lost` when a meant one
-    is missing, `changed` when as many are there but a path or a TTL differs."""
+    is missing, `changed` when as many are there but a path or a TTL differs. `sent` is
+    `markers_of` a body: a marker on an inner block of a tool result or document is its
+    block's breakpoint (as the parser places it), and one beside its block's own wins."""
     if intended is None:
         return None
     meant = [(b["path"], b["ttl"]) for b in intended]
+    sent = list(_as_breakpoints(sent).items())
     if sorted(meant) == sorted(sent):
         return "ok"
     sent_paths = {p for p, _ in sent}
     return "lost" if any(p not in sent_paths for p, _ in meant) else "changed"
+
+
+_INNER = re.compile(r"(/messages/\d+/content/\d+)(?:/source)?/content/\d+")
+
+
+def _as_breakpoints(markers: list[tuple[str, str]]) -> dict[str, str]:
+    """Markers by the path of the breakpoint each makes: an inner block's is its block's. (One
+    on an inner block that is not the last is refused by the API: it fails the call anyway.)"""
+    out: dict[str, str] = {}
+    for path, ttl in markers:
+        inner = _INNER.fullmatch(path)
+        if inner is None:
+            out.setdefault(path, ttl)
+        else:
+            out[inner[1]] = ttl
+    return out
 
 
 def _wire(call: Call, sent: Mapping[str, Any] | bytes | None) -> str | None:
