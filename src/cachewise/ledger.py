@@ -92,9 +92,9 @@ class CallRecord:
         reads); a model the catalog cannot price costs $0 here, as `priced` says."""
         from .cost import priced
 
-        self.usage = normalize_usage(usage)
-        self.batch = self.usage.service_tier == "batch" if batch is None else batch
         raw = usage.model_dump(mode="json") if hasattr(usage, "model_dump") else usage
+        self.usage = normalize_usage(raw)  # the SDK's object dumped once, for both
+        self.batch = self.usage.service_tier == "batch" if batch is None else batch
         self.raw_usage = dict(raw) if isinstance(raw, dict) else None
         costs = priced(self.usage, model=self.model, batch=self.batch)
         self.cost_usd, self.cost_without_cache_usd = costs or (Decimal(0), Decimal(0))
