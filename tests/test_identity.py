@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,23 @@ def test_a_tool_calls_identity_is_its_id_name_and_input() -> None:
     assert render(call) == '\x01assistant\x00tool_use\x00toolu_01\x00lookup\x00{"q":"INV-7"}'
     memo = DigestMemo()
     assert memo.digest("messages", call) == digest("messages", render(call))
+
+
+def test_a_str_enum_is_identified_by_its_value_whichever_came_first() -> None:
+    """JSON sends a str subclass by its value, so its identity is the plain string's; its
+    `format` ("Said.HELLO") must not reach the memo's key or the rendering."""
+    from enum import Enum
+
+    said = f"Hello from account 88213, invoice INV-7 ({uuid.uuid4()})"  # new to the memo
+    # Not StrEnum: a (str, Enum) formats as its name, which is what must not leak.
+    role = Enum("Role", {"USER": "user"}, type=str).USER
+    text = Enum("Said", {"HELLO": said}, type=str).HELLO
+    assert f"{text}" != said
+
+    def positions(role: Any, text: Any) -> list[tuple[str, str]]:
+        body = request(messages=[{"role": role, "content": [{"type": "text", "text": text}]}])
+        return [(p.digest, p.prefix_hash) for p in parse_request(body).positions]
+
+    enum_first = positions(role, text)
+    assert enum_first[0][0] == digest("messages", f"\x01user\x00text\x00{said}")
+    assert positions("user", said) == enum_first

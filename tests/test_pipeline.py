@@ -124,3 +124,23 @@ def test_a_marker_on_an_inner_block_is_its_blocks_breakpoint_on_the_wire() -> No
     assert wire_state(meant, [("/messages/2/content/0", "5m"), *markers_of(body)[:1]]) == "ok"
     assert wire_state(meant, [("/messages/2/content/0", "1h")]) == "ok"
     assert wire_state(meant, [("/messages/2/content/0/content/0", "5m")]) == "changed"
+
+
+def test_a_sent_body_whose_block_type_is_not_hashable_is_still_recorded() -> None:
+    """What was sent (a body with `extra_body` merged over it) is not validated: reading its
+    markers must not fail on a "type" that is an object, or the call's row would be lost."""
+    from cachewise.pipeline import Pipeline
+
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    pipeline = Pipeline(plan="off")
+    call = pipeline.prepare(body)
+    odd = {
+        **body,
+        "messages": [{"role": "user", "content": [{"type": {"custom": 1}, "text": "hi"}]}],
+    }
+    row = pipeline.row(call, error="invalid_request_error", http_status=400, sent=odd)
+    assert row is not None and row.wire == "ok"

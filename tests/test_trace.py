@@ -66,6 +66,15 @@ def test_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
             '{"model": "m", "messages": [}\n{"model": "m"}\n',
             ":1: not JSON: Expecting value (column 29)",
         ),
+        # ... counted from the file's first line, blank ones included.
+        (
+            '\n\n{\n "model": "m",\n "messages": [ ,]\n}\n',
+            ":5: not JSON: Expecting value (column 16)",
+        ),
+        (
+            '\n{"model": "m", "messages": [}\n{"model": "m"}\n',
+            ":2: not JSON: Expecting value (column 29)",
+        ),
         ("[1, 2]\n", ":1:"),
         ('{"request": {"model": "m", "messages": []}, "started_at": "soon"}', "field started_at"),
         ('{"request": {"model": "m"}}', "field request.messages"),

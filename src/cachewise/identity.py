@@ -86,7 +86,7 @@ def plain(block: dict[str, Any], role: str | None) -> Plain | None:
     as given, nothing copied), or None for any other block: it takes the general form."""
     kind = block.get("type")
     if kind == "text" and block.keys() <= PLAIN_TEXT_KEYS:
-        return ("text", role or "", block["text"])
+        return ("text", _value(role or ""), _value(block["text"]))
     if kind != "tool_result" or not block.keys() <= PLAIN_RESULT_KEYS:
         return None
     use_id = block.get("tool_use_id")
@@ -96,7 +96,7 @@ def plain(block: dict[str, Any], role: str | None) -> Plain | None:
     if content is None:
         texts: tuple[str, ...] = ()
     elif isinstance(content, str):
-        texts = (content,)
+        texts = (_value(content),)
     elif isinstance(content, list) and all(
         isinstance(b, dict)
         and b.get("type") == "text"
@@ -104,15 +104,23 @@ def plain(block: dict[str, Any], role: str | None) -> Plain | None:
         and b.keys() <= PLAIN_TEXT_KEYS
         for b in content
     ):
-        texts = tuple(b["text"] for b in content)
+        texts = tuple(_value(b["text"]) for b in content)
     else:
         return None
-    return ("tool_result", role or "", use_id, bool(block.get("is_error")), texts)
+    error = bool(block.get("is_error"))
+    return ("tool_result", _value(role or ""), _value(use_id), error, texts)
+
+
+def _value(text: str) -> str:
+    """A string as JSON sends it: a `str` subclass (a str-valued Enum) by its value, as the key
+    and the rendering must both hold it (its `format` may say something else: `E.A`)."""
+    return text if type(text) is str else str.__str__(text)
 
 
 def tool_use(role: str | None, use_id: Any, name: str, args: str) -> Plain:
     """What a plain tool call's identity is made of: its id, name and input's canonical JSON."""
-    return ("tool_use", role or "", str(use_id), name, args)
+    use_id = _value(use_id) if isinstance(use_id, str) else str(use_id)
+    return ("tool_use", _value(role or ""), use_id, _value(name), args)
 
 
 def render(parts: Plain) -> str:

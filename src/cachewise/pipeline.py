@@ -126,7 +126,7 @@ def markers_of(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-_NESTING = frozenset({"tool_result", "document"})
+_NESTING = ("tool_result", "document")  # a tuple: a sent body's "type" may be unhashable
 
 
 def _block_markers(block: Any, where: str, i: int, found: list[tuple[str, str]]) -> None:

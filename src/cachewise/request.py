@@ -375,6 +375,8 @@ class _Parser(_Builder):
         stripped = self._stripped_thinking(messages)
         for m, message in enumerate(messages):
             role = message["role"]
+            if type(role) is not str:  # a str-valued Enum: by its value, as JSON sends it
+                role = str.__str__(role)
             # The first block that stays carries the turn's start in its identity: its role, and
             # whether it follows a turn of the same role (a different separator).
             tag: str | None = role
@@ -778,7 +780,7 @@ def _all_tool_results(message: dict[str, Any]) -> bool:
 
 
 _PLAIN_TOOL_USE_KEYS = frozenset({"type", "id", "name", "input", "cache_control"})
-_NESTING = frozenset({"tool_result", "document"})  # blocks whose inner blocks may hold markers
+_NESTING = ("tool_result", "document")  # blocks whose inner blocks may hold markers
 
 
 def _deferred(tool: Any) -> bool:

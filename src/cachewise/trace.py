@@ -109,7 +109,7 @@ def read_rows(path: str | Path) -> list[Row]:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             if not rows:  # perhaps one document over several lines
-                return [_row(_document(line, lines, exc, name), name, 1)]
+                return [_row(_document(number, line, lines, exc, name), name, number)]
             raise InputError(
                 f"not JSON: {exc.msg} (column {exc.colno})", file=name, line=number
             ) from None
@@ -124,25 +124,28 @@ def read_rows(path: str | Path) -> list[Row]:
 
 
 def _document(
-    first: str, rest: Iterable[tuple[int, str]], error: json.JSONDecodeError, name: str
+    number: int, first: str, rest: Iterable[tuple[int, str]], error: json.JSONDecodeError, name: str
 ) -> Any:
-    """The file read whole, as one JSON document, when its first line is not JSON on its own.
+    """The file read whole from its line `number` (its first that is not blank), as one JSON
+    document, when that line is not JSON on its own.
 
     Raises:
         InputError: neither reading is JSON; the error is the one of the reading that got
             further (a body written over several lines breaks where the document does, a broken
-            first line of JSON Lines where that line does).
+            first line of JSON Lines where that line does), on the file's own line number.
     """
     text = first + "".join(t for _, t in rest)
     try:
         return json.loads(text)
     except RecursionError:
-        raise InputError("not JSON we read: nested too deeply", file=name, line=1) from None
+        raise InputError("not JSON we read: nested too deeply", file=name, line=number) from None
     except json.JSONDecodeError as whole:
         if whole.pos > len(first.rstrip()):
             error = whole
         raise InputError(
-            f"not JSON: {error.msg} (column {error.colno})", file=name, line=error.lineno
+            f"not JSON: {error.msg} (column {error.colno})",
+            file=name,
+            line=number + error.lineno - 1,
         ) from None
 
 
